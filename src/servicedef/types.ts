@@ -1,0 +1,55 @@
+/**
+ * A service definition as the operator writes it in TOML (see DESIGN.md,
+ * "Service definitions"). Optional fields stay absent when the file omits
+ * them, so a definition converts to a ServiceSpec and back unchanged.
+ */
+export type RouteMode = "l4" | "l7";
+export type RouteProtocol = "tcp" | "udp";
+
+export interface RouteDef {
+  /** Absent for the single unnamed route ($PORT); named routes get $PORT_<NAME>. */
+  name?: string;
+  /** The proxy listener port (1-65535), not a container port. */
+  port: number;
+  /** Absent means l4. */
+  mode?: RouteMode;
+  hostname?: string;
+  /** Absent means tcp. */
+  protocol?: RouteProtocol;
+}
+
+export interface ComponentDef {
+  name: string;
+  image: string;
+  network?: string;
+  user?: string;
+  restart?: string;
+  /** Old-style explicit podman -p mappings, kept verbatim. */
+  ports?: string[];
+  volumes?: string[];
+  cmd?: string[];
+  /** KEY=VALUE */
+  env?: string[];
+  routes?: RouteDef[];
+}
+
+export interface BuildDef {
+  images?: Record<string, string>;
+  uses_mcdsl?: boolean;
+}
+
+export interface ServiceDef {
+  name: string;
+  node: string;
+  /** Absent means true. */
+  active?: boolean;
+  comment?: string;
+  /** Source directory relative to the build workspace (CLI-side only). */
+  path?: string;
+  /** Build configuration (CLI-side only; not sent to the agent). */
+  build?: BuildDef;
+  components: ComponentDef[];
+}
+
+/** Desired state of a component, as the agent records it. */
+export type DesiredState = "running" | "stopped" | "ignore";
