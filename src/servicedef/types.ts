@@ -53,3 +53,9 @@ export interface ServiceDef {
 
 /** Desired state of a component, as the agent records it. */
 export type DesiredState = "running" | "stopped" | "ignore";
+
+/** Options for validating a definition. */
+export interface ServiceDefOptions {
+  /** Accept images tagged `:latest` (off by default: the agent's config decides). */
+  allowLatest?: boolean;
+}

@@ -1,0 +1,7 @@
+export * from "./types.js";
+export * from "./image.js";
+export { parseServiceDef, loadServiceDefFile, validateServiceDef } from "./parse.js";
+export { toServiceSpec, fromServiceSpec, validateServiceSpec } from "./spec.js";
+export { routeEnvName, portEnv } from "./env.js";
+export { parsePortMapping, formatRouteMapping, type PortMapping } from "./ports.js";
+export { setActiveInText } from "./active.js";

@@ -1,0 +1,94 @@
+/**
+ * ServiceDef ⇄ ServiceSpec (the wire form sent to the agent).
+ *
+ * The conversion is exact for valid definitions: absent optional fields
+ * become "" / [] / undefined `active` in the spec, and those map back to
+ * absent. `path` and `build` are CLI-side only (where the source is and how
+ * to build it); ServiceSpec does not carry them, so toServiceSpec drops them.
+ */
+import type { ComponentSpec, RouteSpec, ServiceSpec } from "../gen/mcp/v1/mcp.js";
+import type { Problem } from "../util/errors.js";
+import type {
+  ComponentDef,
+  RouteDef,
+  RouteMode,
+  RouteProtocol,
+  ServiceDef,
+  ServiceDefOptions,
+} from "./types.js";
+import { compact, validateServiceDef } from "./validate.js";
+
+export function toServiceSpec(def: ServiceDef): ServiceSpec {
+  return {
+    name: def.name,
+    node: def.node,
+    active: def.active,
+    comment: def.comment ?? "",
+    components: def.components.map(componentSpec),
+  };
+}
+
+function componentSpec(c: ComponentDef): ComponentSpec {
+  return {
+    name: c.name,
+    image: c.image,
+    network: c.network ?? "",
+    user: c.user ?? "",
+    restart: c.restart ?? "",
+    ports: [...(c.ports ?? [])],
+    volumes: [...(c.volumes ?? [])],
+    cmd: [...(c.cmd ?? [])],
+    env: [...(c.env ?? [])],
+    routes: (c.routes ?? []).map(routeSpec),
+  };
+}
+
+function routeSpec(r: RouteDef): RouteSpec {
+  return {
+    name: r.name ?? "",
+    port: r.port,
+    mode: r.mode ?? "",
+    hostname: r.hostname ?? "",
+    protocol: r.protocol ?? "",
+  };
+}
+
+/**
+ * The definition a spec describes. It does not validate: check the spec with
+ * validateServiceSpec first (an invalid spec gives an invalid definition).
+ */
+export function fromServiceSpec(spec: ServiceSpec): ServiceDef {
+  return compact({
+    name: spec.name,
+    node: spec.node,
+    active: spec.active,
+    comment: spec.comment,
+    components: spec.components.map((c) =>
+      compact({
+        name: c.name,
+        image: c.image,
+        network: c.network,
+        user: c.user,
+        restart: c.restart,
+        ports: [...c.ports],
+        volumes: [...c.volumes],
+        cmd: [...c.cmd],
+        env: [...c.env],
+        routes: c.routes.map((r) =>
+          compact({
+            name: r.name,
+            port: r.port,
+            mode: r.mode as RouteMode,
+            hostname: r.hostname,
+            protocol: r.protocol as RouteProtocol,
+          }),
+        ),
+      }),
+    ),
+  });
+}
+
+/** The same rules as for a file, on a spec received by the agent. */
+export function validateServiceSpec(spec: ServiceSpec, opts?: ServiceDefOptions): Problem[] {
+  return validateServiceDef(fromServiceSpec(spec), opts).problems;
+}

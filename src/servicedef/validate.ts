@@ -1,0 +1,387 @@
+/**
+ * Validation of a service definition (DESIGN.md "Service definitions").
+ *
+ * Every rule reports a Problem with the field path and what was expected,
+ * and checking goes on, so one run lists every problem in the file. The
+ * strings checked here end up in container names and podman argv, so the
+ * rules are allow-lists, not deny-lists.
+ */
+import type { Problem } from "../util/errors.js";
+import { routeEnvName } from "./env.js";
+import { imageName, parseImageRef } from "./image.js";
+import { parsePortMapping } from "./ports.js";
+import type {
+  BuildDef,
+  ComponentDef,
+  RouteDef,
+  RouteMode,
+  RouteProtocol,
+  ServiceDef,
+  ServiceDefOptions,
+} from "./types.js";
+
+export const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const ROUTE_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
+const NETWORK_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const USER_RE = /^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/;
+const RESTART_RE = /^(no|always|on-failure(:[0-9]+)?|unless-stopped)$/;
+const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const DNS_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+const HOSTNAME_RE = new RegExp(`^(?=.{1,253}$)${DNS_LABEL}(\\.${DNS_LABEL})*$`);
+// Image grammar, a little looser than the distribution spec's: an optional
+// registry host[:port] then lowercase path segments; tag; algorithm:hex digest.
+const IMAGE_REPO_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*(:[0-9]+)?(\/[a-z0-9][a-z0-9._-]*)*$/;
+const IMAGE_TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const IMAGE_DIGEST_RE = /^[a-z0-9]+([+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$/;
+
+const SERVICE_KEYS = ["name", "node", "active", "comment", "path", "build", "components"];
+const BUILD_KEYS = ["images", "uses_mcdsl"];
+const COMPONENT_KEYS = [
+  ...["name", "image", "network", "user", "restart"],
+  ...["ports", "volumes", "cmd", "env", "routes"],
+];
+const ROUTE_KEYS = ["name", "port", "mode", "hostname", "protocol"];
+
+const EXPECT = {
+  name: 'a name of lowercase letters, digits and "-" (1-63 chars, no "-" at either end)',
+  routeName:
+    'a route name of lowercase letters, digits, "_" and "-" (not starting with "_" or "-")',
+  network: 'a network name of letters, digits, "_", "." and "-"',
+  user: '"user" or "user:group" (letters, digits, "_", "." and "-")',
+  restart: '"no", "always", "on-failure[:N]" or "unless-stopped"',
+  port: '"[ip:]hostPort:containerPort[/tcp|/udp]"',
+  volume: '"/host/path:/container/path[:options]"',
+  env: '"KEY=VALUE" with KEY of letters, digits and "_" (not starting with a digit)',
+};
+
+type Table = Record<string, unknown>;
+type Parse<T> = (value: unknown, path: string) => T | undefined;
+
+/** How a value looks in "expected X, got Y". */
+function describe(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof Date) return "a date";
+  return typeof v === "object" ? "a table" : typeof v;
+}
+
+function isTable(v: unknown): v is Table {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+function at(path: string, key: string | number): string {
+  if (typeof key === "number") return `${path}[${key}]`;
+  return path ? `${path}.${key}` : key;
+}
+
+/**
+ * Drops absent values, "" and [] so that "omitted" has exactly one
+ * representation (absent), which makes ServiceDef ⇄ ServiceSpec exact.
+ */
+export function compact<T extends object>(o: T): T {
+  const entries = Object.entries(o).filter(
+    ([, v]) => v !== undefined && v !== "" && !(Array.isArray(v) && v.length === 0),
+  );
+  return Object.fromEntries(entries) as T;
+}
+
+/**
+ * Each parse function reports its problems and returns the value, or a
+ * best-effort placeholder after a problem so that cross-field rules (unique
+ * names, route variables) still run; validateServiceDef discards the result
+ * whenever there is a problem. Only a value of the wrong shape gives undefined.
+ */
+class Checker {
+  readonly problems: Problem[] = [];
+  constructor(private readonly opts: ServiceDefOptions) {}
+
+  fail(path: string, message: string): undefined {
+    this.problems.push({ path, message });
+    return undefined;
+  }
+
+  expected(path: string, what: string, got: unknown): undefined {
+    return this.fail(path, `expected ${what}, got ${describe(got)}`);
+  }
+
+  /** Reads `t[key]`; absent (or undefined) is fine unless required. */
+  field<T>(t: Table, path: string, key: string, parse: Parse<T>, required = false): T | undefined {
+    const p = at(path, key);
+    const v = Object.hasOwn(t, key) ? t[key] : undefined;
+    if (v === undefined) return required ? this.fail(p, "required") : undefined;
+    return parse(v, p);
+  }
+
+  /** Typos such as `imagee` must not pass silently. */
+  unknownKeys(t: Table, path: string, known: readonly string[]): void {
+    for (const [k, v] of Object.entries(t)) {
+      if (v !== undefined && !known.includes(k)) this.fail(at(path, k), "unknown field");
+    }
+  }
+
+  table(v: unknown, path: string, what = "a table"): Table | undefined {
+    return isTable(v) ? v : this.expected(path, what, v);
+  }
+
+  string: Parse<string> = (v, p) => (typeof v === "string" ? v : this.expected(p, "a string", v));
+
+  boolean: Parse<boolean> = (v, p) =>
+    typeof v === "boolean" ? v : this.expected(p, "a boolean", v);
+
+  nonEmpty: Parse<string> = (v, p) =>
+    typeof v === "string" && v !== "" ? v : this.expected(p, "a non-empty string", v);
+
+  matching(re: RegExp, what: string): Parse<string> {
+    return (v, p) => (typeof v === "string" && re.test(v) ? v : this.expected(p, what, v));
+  }
+
+  oneOf<T extends string>(values: readonly T[]): Parse<T> {
+    const what = values.map((x) => `"${x}"`).join(" or ");
+    return (v, p) => (values.includes(v as T) ? (v as T) : this.expected(p, what, v));
+  }
+
+  /** Every item is checked; invalid ones stay as undefined so indexes still match. */
+  list<T>(item: Parse<T>, what = "an array"): Parse<(T | undefined)[]> {
+    return (v, p) =>
+      Array.isArray(v) ? v.map((x, i) => item(x, at(p, i))) : this.expected(p, what, v);
+  }
+
+  service(v: unknown): ServiceDef | undefined {
+    const t = this.table(v, "");
+    if (!t) return undefined;
+    const name = this.field(t, "", "name", this.matching(NAME_RE, EXPECT.name), true);
+    const node = this.field(t, "", "node", this.matching(NAME_RE, EXPECT.name), true);
+    const active = this.field(t, "", "active", this.boolean);
+    const comment = this.field(t, "", "comment", this.string);
+    const path = this.field(t, "", "path", this.nonEmpty);
+    const build = this.field(t, "", "build", this.build);
+    const what = "an array of tables ([[components]])";
+    const components = this.field(t, "", "components", this.list(this.component, what), true);
+    if (components?.length === 0) this.fail("components", "expected at least one component");
+    this.unknownKeys(t, "", SERVICE_KEYS);
+    if (components) this.uniqueComponents(components);
+    if (build?.images && components) this.buildImages(build.images, components);
+
+    return compact({
+      ...{ name: name ?? "", node: node ?? "", active, comment, path, build },
+      components: defined(components ?? []),
+    });
+  }
+
+  build: Parse<BuildDef> = (v, p) => {
+    const t = this.table(v, p);
+    if (!t) return undefined;
+    const images = this.field(t, p, "images", (iv, ip) => {
+      const it = this.table(iv, ip);
+      if (!it) return undefined;
+      for (const [k, file] of Object.entries(it)) this.nonEmpty(file, at(ip, k));
+      // A plain copy: smol-toml's tables have a null prototype.
+      return { ...it } as Record<string, string>;
+    });
+    const usesMcdsl = this.field(t, p, "uses_mcdsl", this.boolean);
+    this.unknownKeys(t, p, BUILD_KEYS);
+    const b: BuildDef = {};
+    if (images !== undefined) b.images = images;
+    if (usesMcdsl !== undefined) b.uses_mcdsl = usesMcdsl;
+    return b;
+  };
+
+  /** Reference §4.1.2: each build image names the image of some component. */
+  buildImages(images: Record<string, string>, components: (ComponentDef | undefined)[]): void {
+    // A placeholder component (after a problem) may lack its image.
+    const names = new Set(components.map((c) => (c?.image ? imageName(c.image) : "")));
+    for (const k of Object.keys(images)) {
+      if (!names.has(k)) this.fail(at("build.images", k), `no component image is named "${k}"`);
+    }
+  }
+
+  uniqueComponents(components: (ComponentDef | undefined)[]): void {
+    const seen = new Map<string, number>();
+    components.forEach((c, i) => {
+      if (!c?.name) return;
+      const first = seen.get(c.name);
+      if (first === undefined) seen.set(c.name, i);
+      else
+        this.fail(
+          at(at("components", i), "name"),
+          `duplicate component name "${c.name}" (also components[${first}])`,
+        );
+    });
+  }
+
+  component: Parse<ComponentDef> = (v, p) => {
+    const t = this.table(v, p);
+    if (!t) return undefined;
+    const strings = this.list(this.string);
+    const name = this.field(t, p, "name", this.matching(NAME_RE, EXPECT.name), true);
+    const image = this.field(t, p, "image", this.image, true);
+    const network = this.field(t, p, "network", this.matching(NETWORK_RE, EXPECT.network));
+    const user = this.field(t, p, "user", this.matching(USER_RE, EXPECT.user));
+    const restart = this.field(t, p, "restart", this.matching(RESTART_RE, EXPECT.restart));
+    const ports = this.field(t, p, "ports", this.list(this.portMapping));
+    const volumes = this.field(t, p, "volumes", this.list(this.volume));
+    const cmd = this.field(t, p, "cmd", strings);
+    const env = this.field(t, p, "env", this.list(this.envEntry));
+    const what = "an array of tables ([[components.routes]])";
+    const routes = this.field(t, p, "routes", this.list(this.route, what));
+    this.unknownKeys(t, p, COMPONENT_KEYS);
+    if (routes) this.routeNames(routes, at(p, "routes"));
+    if (env) this.envVars(env, routes ?? [], at(p, "env"));
+
+    return compact({
+      name: name ?? "",
+      image: image ?? "",
+      network,
+      user,
+      restart,
+      ports: ports && defined(ports),
+      volumes: volumes && defined(volumes),
+      cmd: cmd && defined(cmd),
+      env: env && defined(env),
+      routes: routes && defined(routes),
+    });
+  };
+
+  image: Parse<string> = (v, p) => {
+    const s = this.string(v, p);
+    if (s === undefined) return undefined;
+    const { repository, tag, digest } = parseImageRef(s);
+    if (
+      !IMAGE_REPO_RE.test(repository) ||
+      (tag !== undefined && !IMAGE_TAG_RE.test(tag)) ||
+      (digest !== undefined && !IMAGE_DIGEST_RE.test(digest))
+    ) {
+      return this.expected(p, 'an image reference like "registry/name:tag"', s);
+    }
+    if (tag === undefined && digest === undefined) {
+      return this.expected(p, 'a tag or digest (like "localhost/app:v1")', s);
+    }
+    // `:latest` is refused because it moves; a digest pins it, so that is fine.
+    if (tag === "latest" && digest === undefined && !this.opts.allowLatest) {
+      return this.fail(p, 'the "latest" tag is refused; pin a version');
+    }
+    return s;
+  };
+
+  /** Podman must never pick a host port, so the host port is required. */
+  portMapping: Parse<string> = (v, p) =>
+    typeof v === "string" && parsePortMapping(v)?.hostPort !== undefined
+      ? v
+      : this.expected(p, EXPECT.port, v);
+
+  volume: Parse<string> = (v, p) => {
+    const s = this.string(v, p);
+    if (s === undefined) return undefined;
+    const [host = "", container = "", options, ...extra] = s.split(":");
+    const abs = (x: string) => x.startsWith("/");
+    if (
+      !abs(host) ||
+      !abs(container) ||
+      extra.length > 0 ||
+      (options !== undefined && !/^\S+$/.test(options))
+    ) {
+      return this.expected(p, EXPECT.volume, s);
+    }
+    if ([host, container].some((x) => x.split("/").includes(".."))) {
+      return this.expected(p, 'paths without ".." segments', s);
+    }
+    return s;
+  };
+
+  envEntry: Parse<string> = (v, p) => {
+    const eq = typeof v === "string" ? v.indexOf("=") : -1;
+    return typeof v === "string" && eq > 0 && ENV_KEY_RE.test(v.slice(0, eq))
+      ? v
+      : this.expected(p, EXPECT.env, v);
+  };
+
+  route: Parse<RouteDef> = (v, p) => {
+    const t = this.table(v, p);
+    if (!t) return undefined;
+    const name = this.field(t, p, "name", this.matching(ROUTE_NAME_RE, EXPECT.routeName));
+    const port = this.field(t, p, "port", this.portNumber, true);
+    const mode = this.field(t, p, "mode", this.oneOf<RouteMode>(["l4", "l7"]));
+    const hostname = this.field(t, p, "hostname", this.matching(HOSTNAME_RE, "a DNS name"));
+    const protocol = this.field(t, p, "protocol", this.oneOf<RouteProtocol>(["tcp", "udp"]));
+    this.unknownKeys(t, p, ROUTE_KEYS);
+    return compact({ name, port: port ?? 0, mode, hostname, protocol });
+  };
+
+  portNumber: Parse<number> = (v, p) =>
+    Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535
+      ? (v as number)
+      : this.expected(p, "an integer 1-65535", v);
+
+  /**
+   * One unnamed route ($PORT) alone, or named routes whose variables
+   * ($PORT_<NAME>) are all distinct.
+   */
+  routeNames(routes: (RouteDef | undefined)[], path: string): void {
+    const byVar = new Map<string, number>();
+    routes.forEach((r, i) => {
+      if (!r) return;
+      if (r.name === undefined) {
+        if (routes.length > 1)
+          this.fail(at(path, i), "an unnamed route must be the only route of its component");
+        return;
+      }
+      const envName = routeEnvName(r);
+      const first = byVar.get(envName);
+      if (first === undefined) {
+        byVar.set(envName, i);
+        return;
+      }
+      const other = routes[first]?.name ?? "";
+      this.fail(
+        at(at(path, i), "name"),
+        other === r.name
+          ? `duplicate route name "${r.name}" (also routes[${first}])`
+          : `"${r.name}" and "${other}" (routes[${first}]) both set ${envName}`,
+      );
+    });
+  }
+
+  /** Unique keys, none of them a variable the routes set. */
+  envVars(env: (string | undefined)[], routes: (RouteDef | undefined)[], path: string): void {
+    const routeVars = new Map<string, number>();
+    routes.forEach((r, i) => {
+      if (r && !routeVars.has(routeEnvName(r))) routeVars.set(routeEnvName(r), i);
+    });
+    const seen = new Map<string, number>();
+    env.forEach((entry, i) => {
+      if (entry === undefined) return;
+      const key = entry.slice(0, entry.indexOf("="));
+      const first = seen.get(key);
+      const ri = routeVars.get(key);
+      const route = ri === undefined ? undefined : routes[ri];
+      if (first !== undefined) {
+        this.fail(at(path, i), `duplicate variable ${key} (also env[${first}])`);
+      } else if (route) {
+        const by = route.name === undefined ? "the unnamed route" : `route "${route.name}"`;
+        this.fail(at(path, i), `${key} is already set by ${by} (routes[${ri}])`);
+      }
+      if (first === undefined) seen.set(key, i);
+    });
+  }
+}
+
+function defined<T>(xs: (T | undefined)[]): T[] {
+  return xs.filter((x): x is T => x !== undefined);
+}
+
+/**
+ * Validates an already-parsed definition (a TOML table, or what the agent
+ * received). The definition is returned only when there are no problems; it
+ * is a fresh object holding known fields only, with omitted ones absent.
+ */
+export function validateServiceDef(
+  value: unknown,
+  opts: ServiceDefOptions = {},
+): { def?: ServiceDef; problems: Problem[] } {
+  const checker = new Checker(opts);
+  const def = checker.service(value);
+  const problems = checker.problems;
+  return problems.length === 0 && def ? { def, problems } : { problems };
+}
