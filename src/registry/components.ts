@@ -1,0 +1,212 @@
+/**
+ * The `components` table: what the agent was asked to run (spec, desired
+ * state) next to what it last saw (observed state, container id).
+ */
+import type Database from "better-sqlite3";
+import { ComponentSpec } from "../gen/mcp/v1/mcp.js";
+import type { DesiredState } from "../servicedef/types.js";
+import { imageVersion } from "../servicedef/image.js";
+import { McpError } from "../util/errors.js";
+import type { RouteStore } from "./routes.js";
+import { isSqliteError, now } from "./sql.js";
+
+export interface ComponentRow {
+  service: string;
+  name: string;
+  image: string;
+  /** The image tag (or short digest), for display. */
+  version: string;
+  spec: ComponentSpec;
+  desiredState: DesiredState;
+  /** running | stopped | exited | removed | unknown (whatever the runtime reports). */
+  observedState: string;
+  containerId: string;
+  startedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ComponentInput {
+  service: string;
+  name: string;
+  spec: ComponentSpec;
+  desiredState: DesiredState;
+}
+
+export interface ObservedInput {
+  state: string;
+  /** Absent keeps the stored id. */
+  containerId?: string;
+  /** Absent keeps the stored time; null clears it. */
+  startedAt?: string | null;
+}
+
+type Raw = Omit<ComponentRow, "spec"> & { spec: string };
+
+interface UpsertParams {
+  service: string;
+  name: string;
+  image: string;
+  version: string;
+  spec: string;
+  desired: string;
+  now: string;
+}
+
+interface ObservedParams {
+  service: string;
+  name: string;
+  state: string;
+  containerId: string | null;
+  keepStarted: number;
+  startedAt: string | null;
+  now: string;
+}
+
+const COLUMNS = `service, name, image, version, spec, desired_state AS desiredState,
+  observed_state AS observedState, container_id AS containerId, started_at AS startedAt,
+  created_at AS createdAt, updated_at AS updatedAt`;
+
+function toRow(r: Raw): ComponentRow {
+  // fromJSON fills fields added to the proto after the row was written.
+  return { ...r, spec: ComponentSpec.fromJSON(JSON.parse(r.spec)) };
+}
+
+export class ComponentStore {
+  readonly #routes: RouteStore;
+  readonly #upsert: Database.Statement<[UpsertParams]>;
+  readonly #get: Database.Statement<[string, string], Raw>;
+  readonly #list: Database.Statement<[], Raw>;
+  readonly #listService: Database.Statement<[string], Raw>;
+  readonly #setObserved: Database.Statement<[ObservedParams]>;
+  readonly #setDesired: Database.Statement<[string, string, string, string]>;
+  readonly #setDesiredForService: Database.Statement<
+    [{ service: string; state: string; now: string }]
+  >;
+  readonly #serviceExists: Database.Statement<[string], number>;
+  readonly #delete: Database.Statement<[string, string]>;
+  readonly #upsertWithRoutes: (c: ComponentInput) => void;
+
+  constructor(db: Database.Database, routes: RouteStore) {
+    this.#routes = routes;
+    // The update leaves observed_state, container_id and started_at alone:
+    // redefining a component does not change what is running.
+    this.#upsert = db.prepare(`
+      INSERT INTO components (service, name, image, version, spec, desired_state, created_at, updated_at)
+      VALUES (@service, @name, @image, @version, @spec, @desired, @now, @now)
+      ON CONFLICT (service, name) DO UPDATE SET
+        image = excluded.image, version = excluded.version, spec = excluded.spec,
+        desired_state = excluded.desired_state, updated_at = excluded.updated_at`);
+    this.#get = db.prepare(`SELECT ${COLUMNS} FROM components WHERE service = ? AND name = ?`);
+    this.#list = db.prepare(`SELECT ${COLUMNS} FROM components ORDER BY service, name`);
+    this.#listService = db.prepare(
+      `SELECT ${COLUMNS} FROM components WHERE service = ? ORDER BY name`,
+    );
+    this.#setObserved = db.prepare(`
+      UPDATE components SET
+        observed_state = @state,
+        container_id = coalesce(@containerId, container_id),
+        started_at = CASE WHEN @keepStarted THEN started_at ELSE @startedAt END,
+        updated_at = @now
+      WHERE service = @service AND name = @name`);
+    this.#setDesired = db.prepare(
+      "UPDATE components SET desired_state = ?, updated_at = ? WHERE service = ? AND name = ?",
+    );
+    // 'ignore' marks containers the agent does not manage; starting or
+    // stopping the service must not quietly turn them into managed ones.
+    this.#setDesiredForService = db.prepare(`
+      UPDATE components SET desired_state = @state, updated_at = @now
+      WHERE service = @service AND (desired_state <> 'ignore' OR @state = 'ignore')`);
+    this.#serviceExists = db
+      .prepare<[string], number>("SELECT count(*) FROM services WHERE name = ?")
+      .pluck();
+    this.#delete = db.prepare("DELETE FROM components WHERE service = ? AND name = ?");
+
+    this.#upsertWithRoutes = db.transaction((c: ComponentInput) => {
+      this.#upsert.run({
+        service: c.service,
+        name: c.name,
+        image: c.spec.image,
+        version: imageVersion(c.spec.image),
+        spec: JSON.stringify(ComponentSpec.toJSON(c.spec)),
+        desired: c.desiredState,
+        now: now(),
+      });
+      this.#routes.replaceForComponent(c.service, c.name, c.spec.routes);
+    });
+  }
+
+  /**
+   * Creates or redefines a component and makes its routes match
+   * `spec.routes`, in one transaction. Observed state, container id and the
+   * host ports of routes that keep their name survive.
+   */
+  upsert(c: ComponentInput): void {
+    if (c.spec.name !== "" && c.spec.name !== c.name) {
+      throw new McpError(
+        "invalid_argument",
+        `component ${c.service}/${c.name}: spec is for ${JSON.stringify(c.spec.name)}`,
+      );
+    }
+    try {
+      this.#upsertWithRoutes(c);
+    } catch (err) {
+      if (isSqliteError(err, "SQLITE_CONSTRAINT_FOREIGNKEY")) {
+        throw new McpError("failed_precondition", `service ${c.service} is not registered`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+
+  get(service: string, name: string): ComponentRow | undefined {
+    const r = this.#get.get(service, name);
+    return r && toRow(r);
+  }
+
+  /** All components, or one service's, ordered by service then name. */
+  list(service?: string): ComponentRow[] {
+    const rows = service === undefined ? this.#list.all() : this.#listService.all(service);
+    return rows.map(toRow);
+  }
+
+  setObserved(service: string, name: string, o: ObservedInput): void {
+    const changes = this.#setObserved.run({
+      service,
+      name,
+      state: o.state,
+      containerId: o.containerId ?? null,
+      keepStarted: o.startedAt === undefined ? 1 : 0,
+      startedAt: o.startedAt ?? null,
+      now: now(),
+    }).changes;
+    if (changes === 0) throw notFound(service, name);
+  }
+
+  setDesired(service: string, name: string, state: DesiredState): void {
+    if (this.#setDesired.run(state, now(), service, name).changes === 0) {
+      throw notFound(service, name);
+    }
+  }
+
+  /**
+   * Sets the desired state of every component of the service, except that
+   * components marked 'ignore' stay ignored (unless `state` is 'ignore').
+   */
+  setDesiredForService(service: string, state: DesiredState): void {
+    const changes = this.#setDesiredForService.run({ service, state, now: now() }).changes;
+    if (changes === 0 && !this.#serviceExists.get(service)) {
+      throw new McpError("not_found", `service ${service} is not registered`);
+    }
+  }
+
+  /** Deletes the component and its routes (cascade). */
+  delete(service: string, name: string): boolean {
+    return this.#delete.run(service, name).changes > 0;
+  }
+}
+
+function notFound(service: string, name: string): McpError {
+  return new McpError("not_found", `component ${service}/${name} is not registered`);
+}

@@ -1,0 +1,18 @@
+/** The agent's SQLite registry (see db.ts). */
+export { openRegistry, Registry } from "./db.js";
+export { MIGRATIONS, appliedMigrations, migrate, type Migration } from "./migrations.js";
+export { ServiceStore, type ServiceInput, type ServiceRow } from "./services.js";
+export {
+  ComponentStore,
+  type ComponentInput,
+  type ComponentRow,
+  type ObservedInput,
+} from "./components.js";
+export { RouteStore, type HeldPort, type RouteInput, type RouteRow } from "./routes.js";
+export {
+  EventStore,
+  STATE_EVENT,
+  type EventFilter,
+  type EventInput,
+  type EventRow,
+} from "./events.js";

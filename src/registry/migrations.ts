@@ -1,0 +1,136 @@
+/**
+ * Schema migrations. They run in order, each in its own transaction, and are
+ * recorded in `schema_migrations`. A migration that has shipped is never
+ * edited: change the schema by appending a new one, so every agent's database
+ * ends up identical whatever version it started from.
+ */
+import type Database from "better-sqlite3";
+import { McpError } from "../util/errors.js";
+
+export interface Migration {
+  /** 1, 2, 3, ... with no gaps. */
+  version: number;
+  name: string;
+  /**
+   * Runs inside a transaction. SQLite ignores `PRAGMA foreign_keys` there, so
+   * a migration that rebuilds a table must not rely on toggling it.
+   */
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "services, components, component_routes, events",
+    sql: `
+      CREATE TABLE services (
+        name       TEXT PRIMARY KEY,
+        active     INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+        comment    TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+
+      CREATE TABLE components (
+        service        TEXT NOT NULL REFERENCES services(name) ON DELETE CASCADE,
+        name           TEXT NOT NULL,
+        image          TEXT NOT NULL,
+        version        TEXT NOT NULL DEFAULT '',
+        -- The complete ComponentSpec (proto3 JSON): enough to recreate the container.
+        spec           TEXT NOT NULL,
+        desired_state  TEXT NOT NULL CHECK (desired_state IN ('running', 'stopped', 'ignore')),
+        observed_state TEXT NOT NULL DEFAULT 'unknown',
+        container_id   TEXT NOT NULL DEFAULT '',
+        started_at     TEXT,
+        created_at     TEXT NOT NULL,
+        updated_at     TEXT NOT NULL,
+        PRIMARY KEY (service, name)
+      );
+
+      CREATE TABLE component_routes (
+        service   TEXT NOT NULL,
+        component TEXT NOT NULL,
+        name      TEXT NOT NULL DEFAULT '',
+        -- Position in the definition: rowid alone would keep first-insert order
+        -- after a redeploy reorders the routes.
+        ord       INTEGER NOT NULL DEFAULT 0,
+        port      INTEGER NOT NULL,
+        mode      TEXT NOT NULL,
+        hostname  TEXT NOT NULL DEFAULT '',
+        protocol  TEXT NOT NULL DEFAULT 'tcp',
+        host_port INTEGER NOT NULL DEFAULT 0 CHECK (host_port BETWEEN 0 AND 65535),
+        PRIMARY KEY (service, component, name),
+        FOREIGN KEY (service, component) REFERENCES components(service, name) ON DELETE CASCADE
+      );
+      -- A host port is recorded at most once: the database itself guards the
+      -- allocator's invariant (0 = none allocated).
+      CREATE UNIQUE INDEX component_routes_host_port
+        ON component_routes(host_port) WHERE host_port <> 0;
+
+      CREATE TABLE events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        service    TEXT NOT NULL,
+        component  TEXT NOT NULL DEFAULT '',
+        kind       TEXT NOT NULL,
+        prev_state TEXT NOT NULL DEFAULT '',
+        new_state  TEXT NOT NULL DEFAULT '',
+        message    TEXT NOT NULL DEFAULT '',
+        timestamp  TEXT NOT NULL
+      );
+      CREATE INDEX events_service_component_time ON events(service, component, timestamp);
+      CREATE INDEX events_time ON events(timestamp);
+    `,
+  },
+];
+
+/**
+ * Brings the database up to the newest migration and returns the versions
+ * applied now (empty when it was already current).
+ */
+export function migrate(db: Database.Database, migrations = MIGRATIONS): number[] {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) {
+      throw new McpError("internal", `migration #${i} has version ${m.version}, expected ${i + 1}`);
+    }
+  });
+
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+  )`);
+  const current = db.prepare("SELECT coalesce(max(version), 0) FROM schema_migrations").pluck();
+  const record = db.prepare(
+    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+  );
+
+  const have = current.get() as number;
+  // An older agent must not write to a schema it does not understand.
+  if (have > migrations.length) {
+    throw new McpError(
+      "failed_precondition",
+      `registry schema is at version ${have}, newer than this agent knows (${migrations.length})`,
+    );
+  }
+
+  const applied: number[] = [];
+  for (const m of migrations.slice(have)) {
+    db.transaction(() => {
+      db.exec(m.sql);
+      record.run(m.version, m.name, new Date().toISOString());
+    })();
+    applied.push(m.version);
+  }
+  return applied;
+}
+
+/** The applied migrations, oldest first. */
+export function appliedMigrations(
+  db: Database.Database,
+): { version: number; name: string; appliedAt: string }[] {
+  return db
+    .prepare(
+      "SELECT version, name, applied_at AS appliedAt FROM schema_migrations ORDER BY version",
+    )
+    .all() as { version: number; name: string; appliedAt: string }[];
+}

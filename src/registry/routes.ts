@@ -1,0 +1,183 @@
+/**
+ * The `component_routes` table: a component's routes and the host port the
+ * agent allocated for each. Routes mirror `spec.routes`; the host port is the
+ * agent's own record and survives redeploys so that ports stay stable.
+ */
+import type Database from "better-sqlite3";
+import { McpError } from "../util/errors.js";
+import { isSqliteError } from "./sql.js";
+
+export interface RouteRow {
+  service: string;
+  component: string;
+  /** "" = the component's single unnamed route ($PORT). */
+  name: string;
+  /** Proxy listener port, not a container port. */
+  port: number;
+  mode: string;
+  hostname: string;
+  protocol: string;
+  /** Allocated host port; 0 = none. */
+  hostPort: number;
+}
+
+export interface RouteInput {
+  name: string;
+  port: number;
+  /** "" means l4. */
+  mode: string;
+  hostname: string;
+  /** "" means tcp. */
+  protocol: string;
+}
+
+export interface HeldPort {
+  port: number;
+  service: string;
+  component: string;
+  name: string;
+}
+
+const COLUMNS = "service, component, name, port, mode, hostname, protocol, host_port AS hostPort";
+
+interface Key {
+  service: string;
+  component: string;
+  name: string;
+}
+
+export class RouteStore {
+  readonly #upsert: Database.Statement<[Key & Omit<RouteInput, "name"> & { ord: number }]>;
+  readonly #names: Database.Statement<[string, string], string>;
+  readonly #deleteOne: Database.Statement<[string, string, string]>;
+  readonly #list: Database.Statement<
+    [{ service: string | null; component: string | null }],
+    RouteRow
+  >;
+  readonly #setHostPort: Database.Statement<[Key & { hostPort: number }]>;
+  readonly #holder: Database.Statement<[number], Key>;
+  readonly #clear: Database.Statement<[{ service: string; component: string | null }]>;
+  readonly #held: Database.Statement<[], HeldPort>;
+  readonly #replace: (service: string, component: string, routes: readonly RouteInput[]) => void;
+
+  constructor(db: Database.Database) {
+    // host_port is deliberately absent from the update: a kept route keeps its port.
+    this.#upsert = db.prepare(`
+      INSERT INTO component_routes (service, component, name, ord, port, mode, hostname, protocol)
+      VALUES (@service, @component, @name, @ord, @port, @mode, @hostname, @protocol)
+      ON CONFLICT (service, component, name) DO UPDATE SET
+        ord = excluded.ord, port = excluded.port, mode = excluded.mode,
+        hostname = excluded.hostname, protocol = excluded.protocol`);
+    this.#names = db
+      .prepare<[string, string], string>(
+        "SELECT name FROM component_routes WHERE service = ? AND component = ?",
+      )
+      .pluck();
+    this.#deleteOne = db.prepare(
+      "DELETE FROM component_routes WHERE service = ? AND component = ? AND name = ?",
+    );
+    this.#list = db.prepare(`
+      SELECT ${COLUMNS} FROM component_routes
+      WHERE (@service IS NULL OR service = @service) AND (@component IS NULL OR component = @component)
+      ORDER BY service, component, ord, rowid`);
+    this.#setHostPort = db.prepare(`
+      UPDATE component_routes SET host_port = @hostPort
+      WHERE service = @service AND component = @component AND name = @name`);
+    this.#holder = db.prepare(
+      "SELECT service, component, name FROM component_routes WHERE host_port = ?",
+    );
+    this.#clear = db.prepare(`
+      UPDATE component_routes SET host_port = 0
+      WHERE service = @service AND (@component IS NULL OR component = @component) AND host_port <> 0`);
+    this.#held = db.prepare(`
+      SELECT host_port AS port, service, component, name FROM component_routes
+      WHERE host_port <> 0 ORDER BY host_port`);
+
+    this.#replace = db.transaction(
+      (service: string, component: string, routes: readonly RouteInput[]) => {
+        const keep = new Set<string>();
+        routes.forEach((r, ord) => {
+          if (keep.has(r.name)) {
+            throw new McpError(
+              "invalid_argument",
+              `${service}/${component}: route ${JSON.stringify(r.name)} is defined twice`,
+            );
+          }
+          keep.add(r.name);
+          this.#upsert.run({
+            service,
+            component,
+            name: r.name,
+            ord,
+            port: r.port,
+            mode: r.mode || "l4",
+            hostname: r.hostname,
+            protocol: r.protocol || "tcp",
+          });
+        });
+        for (const name of this.#names.all(service, component)) {
+          if (!keep.has(name)) this.#deleteOne.run(service, component, name);
+        }
+      },
+    );
+  }
+
+  /**
+   * Makes the component's routes exactly `routes`, in that order. A route
+   * whose name is kept keeps its host port (the allocator re-checks that it
+   * is still free); a vanished route is deleted and its port released.
+   */
+  replaceForComponent(service: string, component: string, routes: readonly RouteInput[]): void {
+    try {
+      this.#replace(service, component, routes);
+    } catch (err) {
+      if (isSqliteError(err, "SQLITE_CONSTRAINT_FOREIGNKEY")) {
+        throw new McpError(
+          "failed_precondition",
+          `component ${service}/${component} is not registered`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Routes ordered by service, component, then definition order. */
+  list(filter: { service?: string; component?: string } = {}): RouteRow[] {
+    return this.#list.all({ service: filter.service ?? null, component: filter.component ?? null });
+  }
+
+  /** Records an allocated host port (0 releases it). */
+  setHostPort(service: string, component: string, name: string, hostPort: number): void {
+    if (!Number.isInteger(hostPort) || hostPort < 0 || hostPort > 65535) {
+      throw new McpError("invalid_argument", `host port ${hostPort} is out of range`);
+    }
+    let changes: number;
+    try {
+      changes = this.#setHostPort.run({ service, component, name, hostPort }).changes;
+    } catch (err) {
+      if (!isSqliteError(err, "SQLITE_CONSTRAINT_UNIQUE")) throw err;
+      const h = this.#holder.get(hostPort);
+      const by = h ? ` by ${h.service}/${h.component} route ${JSON.stringify(h.name)}` : "";
+      throw new McpError("failed_precondition", `host port ${hostPort} is already held${by}`, {
+        cause: err,
+      });
+    }
+    if (changes === 0) {
+      throw new McpError(
+        "failed_precondition",
+        `no route ${JSON.stringify(name)} on component ${service}/${component}`,
+      );
+    }
+  }
+
+  /** Releases the host ports of a service (or one component); returns how many were held. */
+  clearHostPorts(service: string, component?: string): number {
+    return this.#clear.run({ service, component: component ?? null }).changes;
+  }
+
+  /** Every recorded host port, ascending: seeds the allocator after an agent restart. */
+  heldHostPorts(): HeldPort[] {
+    return this.#held.all();
+  }
+}
