@@ -1,0 +1,249 @@
+/**
+ * Pure functions around the podman CLI: the argv we send, the names and labels
+ * we give containers, the JSON we read back, and what podman's error messages
+ * mean. Everything here is tested on its outputs; podman.ts only spawns.
+ */
+import { McpError } from "../util/errors.js";
+import { CommandError } from "../util/exec.js";
+import type { ContainerSpec, ContainerStatus, LogOptions } from "./types.js";
+
+/**
+ * argv (after `podman`) for starting a component. Exactly what a person would
+ * type, nothing more: no `--pull` (the agent pulls in its own step) and no
+ * extra defaults, so the hot path is a plain `podman run`.
+ */
+export function buildRunArgs(spec: ContainerSpec): string[] {
+  const args = ["run", "-d", "--name", spec.name];
+  if (spec.network) args.push("--network", spec.network);
+  if (spec.user) args.push("--user", spec.user);
+  if (spec.restart) args.push("--restart", spec.restart);
+  // Sorted so the same spec always gives the same argv (stable tests and logs).
+  for (const key of Object.keys(spec.labels).sort()) {
+    args.push("--label", `${key}=${spec.labels[key]}`);
+  }
+  for (const p of spec.ports) args.push("-p", p);
+  for (const v of spec.volumes) args.push("-v", v);
+  for (const e of spec.env) args.push("-e", e);
+  args.push(spec.image, ...spec.cmd);
+  return args;
+}
+
+/** argv (after `podman`) for `logs`. */
+export function buildLogsArgs(name: string, opts: LogOptions): string[] {
+  const args = ["logs"];
+  if (opts.tail !== undefined) args.push("--tail", String(opts.tail));
+  if (opts.follow) args.push("--follow");
+  if (opts.timestamps) args.push("--timestamps");
+  if (opts.since) args.push("--since", opts.since);
+  args.push(name);
+  return args;
+}
+
+/** `<service>-<component>`, or just `<service>` for a component named like its service. */
+export function containerName(service: string, component: string): string {
+  return service === component ? service : `${service}-${component}`;
+}
+
+/**
+ * Reads a container name back into service and component. Known services win
+ * (longest first), so `mc-proxy` stays one service instead of `mc` + `proxy`;
+ * an unknown name is split at its first `-`, and a name without `-` is a
+ * component named like its service.
+ */
+export function splitContainerName(
+  name: string,
+  knownServices: readonly string[],
+): { service: string; component: string } | undefined {
+  const known = [...knownServices].sort((a, b) => b.length - a.length);
+  for (const service of known) {
+    if (!service) continue;
+    if (name === service) return { service, component: service };
+    if (name.startsWith(`${service}-`) && name.length > service.length + 1) {
+      return { service, component: name.slice(service.length + 1) };
+    }
+  }
+  const dash = name.indexOf("-");
+  if (dash < 0) return name ? { service: name, component: name } : undefined;
+  const service = name.slice(0, dash);
+  const component = name.slice(dash + 1);
+  return service && component ? { service, component } : undefined;
+}
+
+export const LABEL_SERVICE = "mcp.service";
+export const LABEL_COMPONENT = "mcp.component";
+export const LABEL_NODE = "mcp.node";
+
+/** Labels that tie a container to its component, so adoption never has to parse names. */
+export function mcpLabels(
+  service: string,
+  component: string,
+  node: string,
+): Record<string, string> {
+  return { [LABEL_SERVICE]: service, [LABEL_COMPONENT]: component, [LABEL_NODE]: node };
+}
+
+// ---------------------------------------------------------------- JSON output
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function str(v: unknown): string {
+  return typeof v === "string" ? v : "";
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
+
+function stringMap(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (isObject(v)) for (const [k, val] of Object.entries(v)) out[k] = str(val);
+  return out;
+}
+
+function parseJsonArray(json: string, what: string): unknown[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    throw new McpError("runtime", `${what}: output is not JSON`, { cause: err });
+  }
+  // podman prints `null` instead of `[]` in some versions when nothing matches.
+  if (value === null) return [];
+  if (!Array.isArray(value)) throw new McpError("runtime", `${what}: expected a JSON array`);
+  return value as unknown[];
+}
+
+/** A port in `-p` syntax; tcp is podman's default and is left implicit. */
+function formatPort(hostIp: string, hostPort: number, containerPort: number, protocol: string) {
+  const host = hostIp ? `${hostIp}:${hostPort}` : `${hostPort}`;
+  const proto = protocol && protocol !== "tcp" ? `/${protocol}` : "";
+  return `${host}:${containerPort}${proto}`;
+}
+
+/** Sorted by host port so `list` and `inspect` agree for the same container. */
+function sortPorts(ports: string[]): string[] {
+  const hostPort = (p: string) => {
+    const parts = p.split("/")[0]?.split(":") ?? [];
+    return Number(parts[parts.length - 2] ?? 0);
+  };
+  return ports.sort((a, b) => hostPort(a) - hostPort(b) || a.localeCompare(b));
+}
+
+/** Go's zero time (year 1) and unset values mean "never started". */
+function dateOrNull(d: Date): Date | null {
+  return Number.isNaN(d.getTime()) || d.getTime() <= 0 ? null : d;
+}
+
+function hasExited(state: string): boolean {
+  return state === "exited" || state === "stopped";
+}
+
+/** `podman ps -a --format json`. Note: `Command` is an array there, and `Labels` may be null. */
+export function parsePsJson(json: string): ContainerStatus[] {
+  return parseJsonArray(json, "podman ps").filter(isObject).map(parsePsEntry);
+}
+
+function parsePsEntry(c: Json): ContainerStatus {
+  const names = Array.isArray(c.Names) ? c.Names : [];
+  const state = str(c.State).toLowerCase();
+  const ports: string[] = [];
+  for (const p of Array.isArray(c.Ports) ? (c.Ports as unknown[]) : []) {
+    if (!isObject(p)) continue;
+    const host = num(p.host_port);
+    const container = num(p.container_port);
+    if (host === undefined || container === undefined) continue;
+    // `range` > 1 when a range was published (`-p 8000-8001:8000-8001`): one entry per port.
+    const range = Math.max(1, num(p.range) ?? 1);
+    for (let i = 0; i < range; i++) {
+      ports.push(formatPort(str(p.host_ip), host + i, container + i, str(p.protocol)));
+    }
+  }
+  const startedAt = num(c.StartedAt);
+  const status: ContainerStatus = {
+    id: str(c.Id),
+    name: str(names[0]),
+    image: str(c.Image),
+    state,
+    startedAt: startedAt === undefined ? null : dateOrNull(new Date(startedAt * 1000)),
+    labels: stringMap(c.Labels),
+    ports: sortPorts(ports),
+  };
+  const exitCode = num(c.ExitCode);
+  if (hasExited(state) && exitCode !== undefined) status.exitCode = exitCode;
+  return status;
+}
+
+/** `podman container inspect --format json` (an array, one entry per name asked for). */
+export function parseInspectJson(json: string): ContainerStatus[] {
+  return parseJsonArray(json, "podman inspect").filter(isObject).map(parseInspectEntry);
+}
+
+function parseInspectEntry(c: Json): ContainerStatus {
+  const state = isObject(c.State) ? c.State : {};
+  const config = isObject(c.Config) ? c.Config : {};
+  const hostConfig = isObject(c.HostConfig) ? c.HostConfig : {};
+  const stateName = str(state.Status).toLowerCase();
+  // HostConfig.PortBindings holds what was asked for, in every state (NetworkSettings
+  // only reflects a running network namespace). Keys look like `8080/tcp`.
+  const ports: string[] = [];
+  const bindings = isObject(hostConfig.PortBindings) ? hostConfig.PortBindings : {};
+  for (const [key, list] of Object.entries(bindings)) {
+    const [containerPort = "", protocol = "tcp"] = key.split("/");
+    for (const b of Array.isArray(list) ? (list as unknown[]) : []) {
+      if (!isObject(b)) continue;
+      ports.push(formatPort(str(b.HostIp), Number(b.HostPort), Number(containerPort), protocol));
+    }
+  }
+  const startedAt = str(state.StartedAt);
+  const status: ContainerStatus = {
+    id: str(c.Id),
+    name: str(c.Name).replace(/^\//, ""),
+    image: str(c.ImageName) || str(config.Image),
+    state: stateName,
+    startedAt: startedAt ? dateOrNull(new Date(startedAt)) : null,
+    labels: stringMap(config.Labels),
+    ports: sortPorts(ports),
+  };
+  const exitCode = num(state.ExitCode);
+  if (hasExited(stateName) && exitCode !== undefined) status.exitCode = exitCode;
+  return status;
+}
+
+// ---------------------------------------------------------------- error classifiers
+// Matched against the stderr podman 4.3.1 prints; examples are in the unit tests.
+
+function stderrMatches(err: unknown, pattern: RegExp): boolean {
+  return err instanceof CommandError && pattern.test(err.stderr);
+}
+
+/** `-p` asked for a host port something else holds (podman exits 126, container left Created). */
+export function isAddressInUse(err: unknown): boolean {
+  return stderrMatches(err, /address already in use/i);
+}
+
+/** The image is not in local storage (`--pull=never`, rmi, image inspect) or the registry lacks it. */
+export function isNoSuchImage(err: unknown): boolean {
+  return stderrMatches(err, /image not known|manifest unknown|name unknown|no such image/i);
+}
+
+/** A pull (explicit, or implied by `run`) failed: registry unreachable, unknown, refused. */
+export function isPullFailure(err: unknown): boolean {
+  return stderrMatches(
+    err,
+    /initializing source|pinging container registry|reading manifest|unable to pull|manifest unknown/i,
+  );
+}
+
+/** stop/start/rm/logs/container inspect named a container that does not exist. */
+export function isNoSuchContainer(err: unknown): boolean {
+  return stderrMatches(err, /no such container/i);
+}
+
+/** `run --name` clashed with an existing container (which run must leave alone). */
+export function isNameInUse(err: unknown): boolean {
+  return stderrMatches(err, /name "[^"]*" is already in use|that name is already in use/i);
+}

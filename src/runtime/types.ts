@@ -1,0 +1,80 @@
+/**
+ * The container runtime as the agent sees it. Podman is the only
+ * implementation today; the interface keeps the agent testable with a fake and
+ * leaves room for another runtime later (the original grew a unikernel one).
+ */
+import type { Readable } from "node:stream";
+
+/** Everything `podman run` needs for one component. */
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  network?: string;
+  user?: string;
+  restart?: string;
+  labels: Record<string, string>;
+  /** `-p` mappings, verbatim (`127.0.0.1:12345:12345`). */
+  ports: string[];
+  /** `-v` mappings, verbatim (`/srv/svc:/srv/svc`). */
+  volumes: string[];
+  /** `KEY=VALUE` entries. */
+  env: string[];
+  /** Arguments after the image. */
+  cmd: string[];
+}
+
+export interface ContainerStatus {
+  id: string;
+  name: string;
+  image: string;
+  /** Podman's lowercase state: running, exited, created, paused, stopped, … */
+  state: string;
+  /** null when the container never started. */
+  startedAt: Date | null;
+  labels: Record<string, string>;
+  /** Published ports in `-p` syntax: `[hostIp:]hostPort:containerPort[/udp]`, one per port. */
+  ports: string[];
+  /** Set once the container has exited. */
+  exitCode?: number;
+}
+
+export interface LogOptions {
+  /** Only the last N lines. */
+  tail?: number;
+  follow?: boolean;
+  timestamps?: boolean;
+  /** Podman's `--since`: a timestamp or a duration such as `10m`. */
+  since?: string;
+}
+
+/** A running `logs` command: read the streams, await `done`, or `kill()` to stop following. */
+export interface LogStream {
+  /** The container's stdout. */
+  stdout: Readable;
+  /** The container's stderr (podman's own errors arrive here too). */
+  stderr: Readable;
+  /**
+   * Settles when the command ends: resolves on success or after kill(),
+   * rejects with a CommandError otherwise (e.g. no such container).
+   */
+  done: Promise<void>;
+  kill(): void;
+}
+
+export interface Runtime {
+  pull(image: string): Promise<void>;
+  imageExists(image: string): Promise<boolean>;
+  /** Creates and starts the container; returns its id. Leaves nothing behind on failure. */
+  run(spec: ContainerSpec): Promise<string>;
+  stop(name: string, timeoutSeconds?: number): Promise<void>;
+  start(name: string): Promise<void>;
+  /** A missing container is not an error. */
+  remove(name: string, opts?: { force?: boolean; timeoutSeconds?: number }): Promise<void>;
+  restart(name: string, timeoutSeconds?: number): Promise<void>;
+  /** undefined when there is no such container. */
+  inspect(name: string): Promise<ContainerStatus | undefined>;
+  /** Every container, running or not. */
+  list(): Promise<ContainerStatus[]>;
+  logs(name: string, opts: LogOptions): LogStream;
+  version(): Promise<string>;
+}
