@@ -1,0 +1,171 @@
+/**
+ * The agent's gRPC server: McpAgentService over TLS 1.3 only, every call
+ * through the bearer-token guard, every method present (UNIMPLEMENTED when the
+ * agent has no handler for it yet).
+ */
+import {
+  Server,
+  status,
+  type sendUnaryData,
+  type ServerErrorResponse,
+  type ServerWritableStream,
+  type ServerUnaryCall,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { authInterceptor } from "../auth/guard.js";
+import type { TokenValidator } from "../auth/tokens.js";
+import { McpAgentServiceService, type McpAgentServiceServer } from "../gen/mcp/v1/mcp.js";
+import { McpError } from "../util/errors.js";
+import type { Logger } from "../util/log.js";
+import { parseHostPort } from "../config/address.js";
+import { toServiceError } from "./rpc.js";
+import { tls13ServerCredentials } from "./tls.js";
+
+export interface AgentServerOptions {
+  /** `host:port`; port 0 picks a free port (see AgentServer.port). */
+  listen: string;
+  /** PEM contents (not paths) of the server certificate and key. */
+  tls: { cert: string; key: string };
+  impl: Partial<McpAgentServiceServer>;
+  validator: TokenValidator;
+  logger: Logger;
+  /** Largest request accepted (PushFile carries file contents); default 64 MiB. */
+  maxMessageBytes?: number;
+}
+
+export interface AgentServer {
+  port: number;
+  /** Stops accepting calls, waits up to `graceMs` for running ones, then cuts the rest. */
+  close(graceMs?: number): Promise<void>;
+}
+
+type MethodName = keyof typeof McpAgentServiceService;
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as PromiseLike<unknown> | undefined)?.then === "function";
+}
+
+type UnaryHandler = (
+  call: ServerUnaryCall<unknown, unknown>,
+  cb: sendUnaryData<unknown>,
+) => unknown;
+type StreamHandler = (call: ServerWritableStream<unknown, unknown>) => unknown;
+
+/**
+ * Wraps a unary handler so a throw or a rejected promise (async handlers)
+ * answers the call with a proper status instead of crashing the agent with an
+ * unhandled rejection or leaving the client hanging.
+ */
+function unary(name: string, handler: UnaryHandler | undefined, logger: Logger): UnaryHandler {
+  if (!handler) {
+    return (_call, cb) =>
+      cb({ code: status.UNIMPLEMENTED, details: `${name} is not implemented by this agent` });
+  }
+  return (call, cb) => {
+    let answered = false;
+    const answer: sendUnaryData<unknown> = (...args) => {
+      answered = true;
+      cb(...args);
+    };
+    const fail = (err: unknown) => {
+      if (answered) logger.error({ method: name, err }, "handler failed after answering");
+      else answer(toServiceError(err));
+    };
+    try {
+      const result = handler(call, answer);
+      if (isThenable(result)) result.then(undefined, fail);
+    } catch (err) {
+      fail(err);
+    }
+  };
+}
+
+/** Same for server-streaming handlers: failures end the stream with a status. */
+function streaming(
+  name: string,
+  handler: StreamHandler | undefined,
+  logger: Logger,
+): StreamHandler {
+  const end = (call: ServerWritableStream<unknown, unknown>, err: ServerErrorResponse) => {
+    if (call.writableEnded || call.destroyed) {
+      logger.error({ method: name, err }, "handler failed after ending the stream");
+    } else {
+      // grpc-js turns an 'error' event on the call into the final status.
+      call.emit("error", err);
+    }
+  };
+  if (!handler) {
+    return (call) =>
+      end(
+        call,
+        Object.assign(new Error("unimplemented"), {
+          code: status.UNIMPLEMENTED,
+          details: `${name} is not implemented by this agent`,
+        }),
+      );
+  }
+  return (call) => {
+    const fail = (err: unknown) => end(call, toServiceError(err));
+    try {
+      const result = handler(call);
+      if (isThenable(result)) result.then(undefined, fail);
+    } catch (err) {
+      fail(err);
+    }
+  };
+}
+
+/** A full service implementation: the given handlers, hardened, and stubs for the rest. */
+export function completeService(
+  impl: Partial<McpAgentServiceServer>,
+  logger: Logger,
+): McpAgentServiceServer {
+  const out: UntypedServiceImplementation = {};
+  for (const name of Object.keys(McpAgentServiceService) as MethodName[]) {
+    const def = McpAgentServiceService[name];
+    const handler: unknown = impl[name];
+    if (def.requestStream) {
+      // No client-streaming RPCs exist today; fail loudly rather than mis-serve one.
+      throw new Error(`client-streaming method ${name} is not supported by completeService`);
+    }
+    out[name] = def.responseStream
+      ? streaming(name, handler as StreamHandler | undefined, logger)
+      : unary(name, handler as UnaryHandler | undefined, logger);
+  }
+  return out as McpAgentServiceServer;
+}
+
+export async function startAgentServer(opts: AgentServerOptions): Promise<AgentServer> {
+  parseHostPort(opts.listen); // a clear error beats grpc-js's for a malformed address
+  const maxBytes = opts.maxMessageBytes ?? 64 * 1024 * 1024;
+  const server = new Server({
+    // The guard: one interceptor, applied by grpc-js to every call of every method.
+    interceptors: [authInterceptor(opts.validator, opts.logger)],
+    "grpc.max_receive_message_length": maxBytes,
+    "grpc.max_send_message_length": maxBytes,
+  });
+  server.addService(McpAgentServiceService, completeService(opts.impl, opts.logger));
+  const creds = tls13ServerCredentials(opts.tls);
+  const port = await new Promise<number>((resolvePort, reject) => {
+    server.bindAsync(opts.listen, creds, (err, bound) => {
+      if (err)
+        reject(new McpError("unavailable", `cannot listen on ${opts.listen}: ${err.message}`));
+      else resolvePort(bound);
+    });
+  });
+  opts.logger.info({ listen: opts.listen, port }, "agent listening (TLS 1.3)");
+
+  const close = (graceMs = 5000) =>
+    new Promise<void>((done) => {
+      // Streaming calls (logs --follow) may never end on their own.
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        done();
+      }, graceMs);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        done();
+      });
+    });
+  return { port, close };
+}

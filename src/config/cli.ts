@@ -1,0 +1,236 @@
+/**
+ * The operator CLI's config (`~/.config/mcp/mcp.toml`, reference §4.2): where
+ * service definitions live and how to reach each node. The node list lives
+ * only here; the CLI holds no database.
+ *
+ * ```toml
+ * [services]
+ * dir = "services"              # default: services/ next to this file
+ * [tls]
+ * ca_cert = "ca.pem"            # shared default CA for every node
+ * [auth]
+ * token_path = "token"          # shared default bearer token file
+ * [[nodes]]
+ * name = "rift"
+ * address = "100.95.252.120:9444"
+ * ca_cert = "rift-ca.pem"       # optional per-node override
+ * token_path = "rift-token"     # optional per-node override
+ * ```
+ */
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { stringify } from "smol-toml";
+import { z } from "zod";
+import { McpError } from "../util/errors.js";
+import { parseHostPort } from "./address.js";
+import { parseToml, readTextFile, resolvePath, validateToml, writeFileAtomic } from "./files.js";
+
+export interface CliNode {
+  name: string;
+  /** `host:port` of the node's agent. */
+  address: string;
+  caCert?: string | undefined;
+  tokenPath?: string | undefined;
+}
+
+export interface CliConfig {
+  services: { dir: string };
+  tls: { caCert?: string | undefined };
+  auth: { tokenPath?: string | undefined };
+  nodes: CliNode[];
+}
+
+/** What the CLI needs to dial one node: every path resolved, overrides applied. */
+export interface ResolvedNode {
+  name: string;
+  address: string;
+  caCert: string;
+  tokenPath: string;
+}
+
+/** `$XDG_CONFIG_HOME/mcp/mcp.toml`, else `~/.config/mcp/mcp.toml`. */
+export function defaultCliConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CONFIG_HOME;
+  const base = xdg && xdg.startsWith("/") ? xdg : join(env.HOME || homedir(), ".config");
+  return join(base, "mcp", "mcp.toml");
+}
+
+/** The config path to use: `--config` flag, then `$MCP_CONFIG`, then the default. */
+export function cliConfigPath(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(flag || env.MCP_CONFIG || defaultCliConfigPath(env));
+}
+
+const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+const nonEmpty = z.string().min(1, "must not be empty");
+const nodeName = z
+  .string()
+  .regex(NODE_NAME, "must be a lower-case DNS label (a-z, 0-9, '-', '.'), at most 63 chars");
+const address = z.string().superRefine((v, ctx) => {
+  try {
+    parseHostPort(v);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+  }
+});
+
+const fileSchema = z.strictObject({
+  services: z.strictObject({ dir: nonEmpty.optional() }).prefault({}),
+  tls: z.strictObject({ ca_cert: nonEmpty.optional() }).prefault({}),
+  auth: z.strictObject({ token_path: nonEmpty.optional() }).prefault({}),
+  nodes: z
+    .array(
+      z.strictObject({
+        name: nodeName,
+        address,
+        ca_cert: nonEmpty.optional(),
+        token_path: nonEmpty.optional(),
+      }),
+    )
+    .default([])
+    .superRefine(
+      (nodes, ctx) => {
+        const seen = new Set<unknown>();
+        nodes.forEach((n: { name?: unknown } | undefined, i) => {
+          // Entries may be half-parsed here (see `when`): only compare real names.
+          if (typeof n?.name !== "string") return;
+          if (seen.has(n.name)) {
+            ctx.addIssue({
+              code: "custom",
+              message: `duplicate node ${n.name}`,
+              path: [i, "name"],
+            });
+          }
+          seen.add(n.name);
+        });
+      },
+      // Report duplicates even when another node has problems: every problem at once.
+      { when: (payload) => Array.isArray(payload.value) },
+    ),
+});
+
+const MISSING_HINT =
+  'run "mcp-agent init" on the node (it writes a ready mcp.toml to use with --config) ' +
+  'or "mcp node add <name> <host:port>" to create it';
+
+/** A config with nothing in it, as `mcp node add` starts from on a fresh machine. */
+export function emptyCliConfig(path: string): CliConfig {
+  return {
+    services: { dir: join(dirname(resolve(path)), "services") },
+    tls: {},
+    auth: {},
+    nodes: [],
+  };
+}
+
+/**
+ * Loads the CLI config. Relative paths (and `~/`) are resolved against the
+ * file's directory. A missing file is an McpError telling the operator how to
+ * create one, unless `allowMissing` (then an empty config is returned).
+ */
+export async function loadCliConfig(
+  path: string,
+  opts: { allowMissing?: boolean } = {},
+): Promise<CliConfig> {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = await readTextFile(file, MISSING_HINT, "not_found");
+  } catch (err) {
+    if (opts.allowMissing && err instanceof McpError && err.code === "not_found") {
+      return emptyCliConfig(file);
+    }
+    throw err;
+  }
+  const raw = validateToml(file, fileSchema, parseToml(file, text));
+  const base = dirname(file);
+  const abs = (p: string | undefined) => (p === undefined ? undefined : resolvePath(base, p));
+  return {
+    services: { dir: resolvePath(base, raw.services.dir ?? "services") },
+    tls: { caCert: abs(raw.tls.ca_cert) },
+    auth: { tokenPath: abs(raw.auth.token_path) },
+    nodes: raw.nodes.map((n) => ({
+      name: n.name,
+      address: n.address,
+      caCert: abs(n.ca_cert),
+      tokenPath: abs(n.token_path),
+    })),
+  };
+}
+
+/** Renders the config as TOML (absolute paths, optional keys only when set). */
+export function renderCliConfig(cfg: CliConfig): string {
+  const opt = <T>(key: string, v: T | undefined) => (v === undefined ? {} : { [key]: v });
+  return stringify({
+    services: { dir: cfg.services.dir },
+    tls: opt("ca_cert", cfg.tls.caCert),
+    auth: opt("token_path", cfg.auth.tokenPath),
+    nodes: cfg.nodes.map((n) => ({
+      name: n.name,
+      address: n.address,
+      ...opt("ca_cert", n.caCert),
+      ...opt("token_path", n.tokenPath),
+    })),
+  });
+}
+
+/** Writes the config atomically with mode 0600 (it points at secrets). */
+export async function saveCliConfig(path: string, cfg: CliConfig): Promise<void> {
+  await writeFileAtomic(resolve(path), `${renderCliConfig(cfg)}\n`, 0o600);
+}
+
+function describeNodes(cfg: CliConfig): string {
+  return cfg.nodes.length === 0
+    ? 'no nodes are configured; add one with "mcp node add <name> <host:port>"'
+    : `configured nodes: ${cfg.nodes.map((n) => n.name).join(", ")}`;
+}
+
+/** Looks a node up and applies per-node overrides over the shared CA and token. */
+export function resolveNode(cfg: CliConfig, name: string): ResolvedNode {
+  const node = cfg.nodes.find((n) => n.name === name);
+  if (!node)
+    throw new McpError("not_found", `unknown node ${JSON.stringify(name)} (${describeNodes(cfg)})`);
+  const caCert = node.caCert ?? cfg.tls.caCert;
+  const tokenPath = node.tokenPath ?? cfg.auth.tokenPath;
+  if (caCert === undefined) {
+    throw new McpError(
+      "invalid_config",
+      `node ${name} has no CA certificate: set [tls] ca_cert or ca_cert on the node`,
+    );
+  }
+  if (tokenPath === undefined) {
+    throw new McpError(
+      "invalid_config",
+      `node ${name} has no token: set [auth] token_path or token_path on the node`,
+    );
+  }
+  return { name, address: node.address, caCert, tokenPath };
+}
+
+/** Returns a copy with `node` added; refuses a bad name/address or a duplicate. */
+export function addNode(cfg: CliConfig, node: CliNode): CliConfig {
+  const problems: string[] = [];
+  const check = (key: string, schema: z.ZodType, v: unknown) => {
+    const r = schema.safeParse(v);
+    if (!r.success) problems.push(`${key}: ${r.error.issues.map((i) => i.message).join("; ")}`);
+  };
+  check("name", nodeName, node.name);
+  check("address", address, node.address);
+  if (problems.length > 0) {
+    throw new McpError("invalid_argument", `cannot add node: ${problems.join(", ")}`);
+  }
+  if (cfg.nodes.some((n) => n.name === node.name)) {
+    throw new McpError(
+      "invalid_argument",
+      `node ${node.name} already exists; remove it first with "mcp node remove ${node.name}"`,
+    );
+  }
+  return { ...cfg, nodes: [...cfg.nodes, { ...node }] };
+}
+
+/** Returns a copy without the named node; not_found if there is none. */
+export function removeNode(cfg: CliConfig, name: string): CliConfig {
+  if (!cfg.nodes.some((n) => n.name === name)) {
+    throw new McpError("not_found", `unknown node ${JSON.stringify(name)} (${describeNodes(cfg)})`);
+  }
+  return { ...cfg, nodes: cfg.nodes.filter((n) => n.name !== name) };
+}
