@@ -1,0 +1,71 @@
+/**
+ * What the agent hands podman for one component: the stored ComponentSpec
+ * plus the host ports allocated for its routes. Pure, so tests can assert on
+ * the exact container that a deploy would start.
+ */
+import type { ComponentSpec, RouteSpec } from "../gen/mcp/v1/mcp.js";
+import { containerName, mcpLabels } from "../runtime/args.js";
+import type { ContainerSpec } from "../runtime/types.js";
+import { portEnv } from "../servicedef/env.js";
+import { formatRouteMapping } from "../servicedef/ports.js";
+
+export interface ContainerTarget {
+  node: string;
+  service: string;
+  /** Host address the route ports are published on, e.g. 127.0.0.1. */
+  bindAddress: string;
+}
+
+/** The registry key of a route: `service/component/name` ("" for the unnamed route). */
+export function routeKey(service: string, component: string, route: string): string {
+  return `${service}/${component}/${route}`;
+}
+
+export function routeProtocol(route: Pick<RouteSpec, "protocol">): "tcp" | "udp" {
+  return route.protocol === "udp" ? "udp" : "tcp";
+}
+
+/**
+ * Builds the container for `component`, given `hostPorts` (route name → host
+ * port). Every route is published as `<bind>:H:H` (container port = host
+ * port = $PORT…), after the component's explicit `ports`; the agent's port
+ * variables come after the user's env so they are easy to spot.
+ */
+export function containerSpecFor(
+  target: ContainerTarget,
+  component: ComponentSpec,
+  hostPorts: ReadonlyMap<string, number>,
+): ContainerSpec {
+  const routed = component.routes.map((route) => {
+    const hostPort = hostPorts.get(route.name);
+    if (hostPort === undefined) {
+      throw new Error(`no host port allocated for route "${route.name}" of ${component.name}`);
+    }
+    return { route, hostPort };
+  });
+  const spec: ContainerSpec = {
+    name: containerName(target.service, component.name),
+    image: component.image,
+    labels: mcpLabels(target.service, component.name, target.node),
+    ports: [
+      ...component.ports,
+      ...routed.map(({ route, hostPort }) =>
+        formatRouteMapping(target.bindAddress, hostPort, routeProtocol(route)),
+      ),
+    ],
+    volumes: [...component.volumes],
+    env: [
+      ...component.env,
+      ...portEnv(
+        routed.map(({ route, hostPort }) =>
+          route.name ? { name: route.name, hostPort } : { hostPort },
+        ),
+      ),
+    ],
+    cmd: [...component.cmd],
+  };
+  if (component.network) spec.network = component.network;
+  if (component.user) spec.user = component.user;
+  if (component.restart) spec.restart = component.restart;
+  return spec;
+}

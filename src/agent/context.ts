@@ -1,0 +1,49 @@
+/**
+ * Everything an RPC handler needs, wired once by `mcp-agent serve`.
+ * Handlers take this context and plain messages; they never see gRPC.
+ */
+import type { Logger } from "pino";
+import type { Registry } from "../registry/index.js";
+import type { Runtime } from "../runtime/types.js";
+import { KeyedMutex } from "../util/keyed-mutex.js";
+import { ImageCache } from "./images.js";
+import type { PortAllocator } from "./ports.js";
+
+export interface AgentSettings {
+  node: string;
+  /** Address route ports are published on (`-p <bind>:H:H`). */
+  bindAddress: string;
+  allowLatest: boolean;
+  /** Service data directories live at `<dataRoot>/<service>`. */
+  dataRoot: string;
+  agentVersion: string;
+  /** Seconds podman waits after SIGTERM before SIGKILL. */
+  stopTimeoutSeconds: number;
+}
+
+export interface AgentContext {
+  settings: AgentSettings;
+  registry: Registry;
+  runtime: Runtime;
+  allocator: PortAllocator;
+  images: ImageCache;
+  /** Serialises operations on one service; different services run in parallel. */
+  serviceLocks: KeyedMutex;
+  logger: Logger;
+  startedAt: Date;
+}
+
+export function createAgentContext(deps: {
+  settings: AgentSettings;
+  registry: Registry;
+  runtime: Runtime;
+  allocator: PortAllocator;
+  logger: Logger;
+}): AgentContext {
+  return {
+    ...deps,
+    images: new ImageCache(deps.runtime),
+    serviceLocks: new KeyedMutex(),
+    startedAt: new Date(),
+  };
+}

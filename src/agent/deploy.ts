@@ -1,0 +1,311 @@
+/**
+ * Deploy, per component: validate → record desired state → pull (only when
+ * missing or mutable) → remove the old container → allocate ports (keeping
+ * recorded ones when still free) → run (another port when podman reports the
+ * address in use) → record observed state and an event.
+ *
+ * The old container is removed before allocation so the OS probe sees the
+ * route's own port as free again: that keeps ports stable across redeploys
+ * without trusting the registry over the kernel.
+ *
+ * A failure names its step, releases the component's ports, removes any
+ * container it created, and leaves the registry saying what really runs (a
+ * component that never ran before is dropped again).
+ */
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import type {
+  ComponentResult,
+  ComponentSpec,
+  DeployRequest,
+  ServiceSpec,
+} from "../gen/mcp/v1/mcp.js";
+import { isAddressInUse, isNoSuchImage, isPullFailure } from "../runtime/args.js";
+import { containerName } from "../runtime/args.js";
+import { validateServiceSpec } from "../servicedef/spec.js";
+import { McpError, StepError, errorMessage, formatProblem } from "../util/errors.js";
+import { containerSpecFor, routeKey } from "./container-spec.js";
+import type { AgentContext } from "./context.js";
+import { routeStatuses } from "./status.js";
+
+/** How often `run` may hit "address already in use" before the deploy fails. */
+const RUN_ATTEMPTS = 3;
+
+export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<ComponentResult[]> {
+  const spec = req.service;
+  if (!spec) throw new McpError("invalid_argument", "deploy: no service spec in the request");
+  const problems = validateServiceSpec(spec, { allowLatest: ctx.settings.allowLatest });
+  if (problems.length > 0) {
+    const file = spec.name ? `service ${spec.name}` : "service";
+    throw new McpError("invalid_argument", problems.map((p) => formatProblem(file, p)).join("\n"));
+  }
+  if (spec.node && spec.node !== ctx.settings.node) {
+    throw new McpError(
+      "invalid_argument",
+      `service ${spec.name} is defined for node "${spec.node}", this agent is node "${ctx.settings.node}"`,
+    );
+  }
+  const selected = req.component
+    ? spec.components.filter((c) => c.name === req.component)
+    : spec.components;
+  if (selected.length === 0) {
+    throw new McpError(
+      "not_found",
+      `service ${spec.name} has no component "${req.component}" (it has: ${spec.components.map((c) => c.name).join(", ")})`,
+    );
+  }
+  return ctx.serviceLocks.runExclusive(spec.name, async () => {
+    const existed = recordDesired(ctx, spec, selected);
+    const results: ComponentResult[] = [];
+    for (const component of selected) {
+      if (spec.active === false) {
+        // An inactive service is recorded (desired stopped) but not started.
+        results.push({
+          name: component.name,
+          success: true,
+          error: "",
+          container: containerName(spec.name, component.name),
+          routes: [],
+        });
+        continue;
+      }
+      results.push(
+        await runComponent(ctx, spec.name, component, {
+          existed: existed.has(component.name),
+          kind: "deploy",
+        }),
+      );
+    }
+    return results;
+  });
+}
+
+/**
+ * Upserts the service and the selected components (the registry keeps each
+ * component's routes in step with its spec, host ports of kept routes
+ * included); returns the components that existed before.
+ */
+function recordDesired(
+  ctx: AgentContext,
+  spec: ServiceSpec,
+  components: ComponentSpec[],
+): Set<string> {
+  const { registry } = ctx;
+  const active = spec.active ?? true;
+  const existed = new Set<string>();
+  registry.transaction(() => {
+    registry.services.upsert({ name: spec.name, active, comment: spec.comment });
+    for (const component of components) {
+      if (registry.components.get(spec.name, component.name)) existed.add(component.name);
+      registry.components.upsert({
+        service: spec.name,
+        name: component.name,
+        spec: component,
+        desiredState: active ? "running" : "stopped",
+      });
+    }
+  });
+  return existed;
+}
+
+async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof StepError) throw err;
+    throw new StepError(name, errorMessage(err), { cause: err });
+  }
+}
+
+/**
+ * (Re)creates one component's container from its spec: used by deploy, and
+ * by start/restart when the container is gone. `existed` says whether the
+ * component was in the registry before this operation (rollback drops it if not).
+ */
+export async function runComponent(
+  ctx: AgentContext,
+  service: string,
+  component: ComponentSpec,
+  opts: { existed: boolean; kind: string },
+): Promise<ComponentResult> {
+  const existed = opts.existed;
+  const name = containerName(service, component.name);
+  const log = ctx.logger.child({ service, component: component.name });
+  // Set once the old container is gone: from then on a failure must clean up.
+  let replacing = false;
+  try {
+    await step("pull", () => ctx.images.ensure(component.image));
+    await step("prepare volumes", () => prepareVolumes(ctx, service, component));
+    replacing = true;
+    await step("remove old container", () =>
+      ctx.runtime.remove(name, { force: true, timeoutSeconds: ctx.settings.stopTimeoutSeconds }),
+    );
+    const { id, hostPorts } = await allocateAndRun(ctx, service, component);
+    ctx.registry.transaction(() => {
+      ctx.registry.components.setObserved(service, component.name, {
+        state: "running",
+        containerId: id,
+        startedAt: new Date().toISOString(),
+      });
+      ctx.registry.events.add({
+        service,
+        component: component.name,
+        kind: opts.kind,
+        newState: "running",
+        message: `${opts.kind === "deploy" ? "deployed" : "recreated"} ${component.image}${describePorts(hostPorts)}`,
+      });
+    });
+    log.info({ image: component.image, ports: Object.fromEntries(hostPorts) }, "deployed");
+    return {
+      name: component.name,
+      success: true,
+      error: "",
+      container: name,
+      routes: routeStatuses(ctx.registry.routes.list({ service, component: component.name })),
+    };
+  } catch (err) {
+    const message = errorMessage(err);
+    log.warn({ err: message }, `${opts.kind} failed`);
+    await rollback(ctx, service, component.name, {
+      existed,
+      replacing,
+      reason: message,
+      kind: opts.kind,
+    });
+    return { name: component.name, success: false, error: message, container: name, routes: [] };
+  }
+}
+
+async function allocateAndRun(
+  ctx: AgentContext,
+  service: string,
+  component: ComponentSpec,
+): Promise<{ id: string; hostPorts: Map<string, number> }> {
+  const avoid: number[] = [];
+  for (let attempt = 1; ; attempt++) {
+    const hostPorts = await step("allocate ports", () =>
+      allocateRoutePorts(ctx, service, component, avoid),
+    );
+    const container = containerSpecFor(
+      { node: ctx.settings.node, service, bindAddress: ctx.settings.bindAddress },
+      component,
+      hostPorts,
+    );
+    try {
+      const id = await ctx.runtime.run(container);
+      return { id, hostPorts };
+    } catch (err) {
+      if (isAddressInUse(err) && attempt < RUN_ATTEMPTS) {
+        // Something took a port between our probe and podman's bind: pick others.
+        avoid.push(...hostPorts.values());
+        ctx.logger.warn(
+          { service, component: component.name, ports: [...hostPorts.values()] },
+          "address in use, retrying with other ports",
+        );
+        continue;
+      }
+      if (isNoSuchImage(err) || isPullFailure(err)) ctx.images.forget(component.image);
+      throw new StepError("run", errorMessage(err), { cause: err });
+    }
+  }
+}
+
+/**
+ * Allocates one host port per route, preferring the recorded ones, and
+ * records them in the registry inside the allocator's critical section.
+ */
+export async function allocateRoutePorts(
+  ctx: AgentContext,
+  service: string,
+  component: ComponentSpec,
+  avoid: number[] = [],
+): Promise<Map<string, number>> {
+  const rows = ctx.registry.routes.list({ service, component: component.name });
+  if (rows.length === 0) return new Map();
+  const assigned = await ctx.allocator.allocate(
+    rows.map((row) => ({
+      key: routeKey(service, component.name, row.name),
+      protocol: row.protocol === "udp" ? "udp" : "tcp",
+      ...(row.hostPort ? { preferred: row.hostPort } : {}),
+      avoid,
+    })),
+    (ports) => {
+      ctx.registry.transaction(() => {
+        for (const row of rows) {
+          const port = ports.get(routeKey(service, component.name, row.name));
+          if (port !== undefined)
+            ctx.registry.routes.setHostPort(service, component.name, row.name, port);
+        }
+      });
+    },
+  );
+  const byRoute = new Map<string, number>();
+  for (const row of rows) {
+    const port = assigned.get(routeKey(service, component.name, row.name));
+    if (port !== undefined) byRoute.set(row.name, port);
+  }
+  return byRoute;
+}
+
+/** Creates bind-mount sources that live inside the service's own data directory. */
+async function prepareVolumes(
+  ctx: AgentContext,
+  service: string,
+  component: ComponentSpec,
+): Promise<void> {
+  const dataDir = path.join(ctx.settings.dataRoot, service);
+  for (const volume of component.volumes) {
+    const hostPath = volume.split(":")[0] ?? "";
+    const resolved = path.resolve(hostPath);
+    if (resolved === dataDir || resolved.startsWith(dataDir + path.sep)) {
+      await mkdir(resolved, { recursive: true, mode: 0o750 });
+    }
+  }
+}
+
+/**
+ * Undoes a failed component deploy. Before the old container was removed
+ * nothing changed on the node, so only a brand-new component's rows go; after
+ * it, any half-created container goes and the ports are released.
+ */
+async function rollback(
+  ctx: AgentContext,
+  service: string,
+  component: string,
+  outcome: { existed: boolean; replacing: boolean; reason: string; kind: string },
+): Promise<void> {
+  const name = containerName(service, component);
+  if (outcome.replacing) {
+    await ctx.runtime
+      .remove(name, { force: true, timeoutSeconds: 0 })
+      .catch((err: unknown) =>
+        ctx.logger.error({ err: errorMessage(err), container: name }, "rollback: remove failed"),
+      );
+  }
+  const { registry } = ctx;
+  registry.transaction(() => {
+    if (!outcome.existed) {
+      registry.components.delete(service, component);
+      if (registry.components.list(service).length === 0) registry.services.delete(service);
+    } else if (outcome.replacing) {
+      registry.routes.clearHostPorts(service, component);
+      registry.components.setObserved(service, component, {
+        state: "removed",
+        containerId: "",
+        startedAt: null,
+      });
+    }
+    registry.events.add({
+      service,
+      component,
+      kind: `${outcome.kind}_failed`,
+      message: outcome.reason,
+    });
+  });
+}
+
+function describePorts(hostPorts: Map<string, number>): string {
+  if (hostPorts.size === 0) return "";
+  const parts = [...hostPorts].map(([route, port]) => `${route || "PORT"}=${port}`);
+  return ` (${parts.join(", ")})`;
+}

@@ -1,0 +1,75 @@
+/**
+ * The agent's RPC handlers: each maps a request to the module that does the
+ * work and back to a response. Authentication is applied around all of them
+ * by src/auth (see server.ts); errors become gRPC statuses in rpc.ts.
+ */
+import type { McpAgentServiceServer } from "../gen/mcp/v1/mcp.js";
+import { McpError } from "../util/errors.js";
+import type { AgentContext } from "./context.js";
+import { deploy } from "./deploy.js";
+import { restartService, startService, stopService, undeployService } from "./lifecycle.js";
+import { nodeStatus } from "./node.js";
+import { refreshObserved } from "./observe.js";
+import { unary } from "./rpc.js";
+import { containerInfos, driftOf, eventInfos, serviceInfos } from "./status.js";
+
+/** Events returned by GetServiceStatus when the request does not say. */
+const DEFAULT_EVENT_LIMIT = 20;
+
+export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer> {
+  const { registry } = ctx;
+  return {
+    deploy: unary(async (req) => ({ results: await deploy(ctx, req) })),
+    stopService: unary(async (req) => ({ results: await stopService(ctx, req.name) })),
+    startService: unary(async (req) => ({ results: await startService(ctx, req.name) })),
+    restartService: unary(async (req) => ({ results: await restartService(ctx, req.name) })),
+    undeployService: unary(async (req) => ({ results: await undeployService(ctx, req.name) })),
+
+    listServices: unary(() =>
+      Promise.resolve({
+        services: serviceInfos(
+          registry.services.list(),
+          registry.components.list(),
+          registry.routes.list(),
+        ),
+      }),
+    ),
+
+    liveCheck: unary(async () => {
+      const { components, byKey, unmanaged } = await refreshObserved(ctx);
+      return {
+        node: ctx.settings.node,
+        services: serviceInfos(registry.services.list(), components, registry.routes.list(), byKey),
+        unmanaged: containerInfos(unmanaged),
+      };
+    }),
+
+    getServiceStatus: unary(async (req) => {
+      const { components } = await refreshObserved(ctx);
+      const selected = req.name ? components.filter((c) => c.service === req.name) : components;
+      const services = registry.services.list().filter((s) => !req.name || s.name === req.name);
+      if (req.name && services.length === 0) {
+        throw new McpError(
+          "not_found",
+          `unknown service "${req.name}" on node ${ctx.settings.node}`,
+        );
+      }
+      return {
+        services: serviceInfos(
+          services,
+          selected,
+          registry.routes.list(req.name ? { service: req.name } : {}),
+        ),
+        drift: driftOf(selected),
+        recentEvents: eventInfos(
+          registry.events.list({
+            ...(req.name ? { service: req.name } : {}),
+            limit: req.eventLimit > 0 ? req.eventLimit : DEFAULT_EVENT_LIMIT,
+          }),
+        ),
+      };
+    }),
+
+    nodeStatus: unary(() => nodeStatus(ctx)),
+  };
+}

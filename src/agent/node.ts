@@ -1,0 +1,50 @@
+/** NodeStatus: the agent's versions, what it manages, and the node's resources. */
+import { statfs } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { NodeStatusResponse } from "../gen/mcp/v1/mcp.js";
+import { errorMessage } from "../util/errors.js";
+import type { AgentContext } from "./context.js";
+
+let runtimeVersion: string | undefined;
+
+export async function nodeStatus(ctx: AgentContext): Promise<NodeStatusResponse> {
+  runtimeVersion ??= await ctx.runtime.version().catch((err: unknown) => {
+    ctx.logger.warn({ err: errorMessage(err) }, "podman version failed");
+    return "";
+  });
+  const components = ctx.registry.components.list();
+  const disk = await diskOf(ctx, path.dirname(ctx.registry.path));
+  const stats = ctx.allocator.stats();
+  const cpus = os.cpus().length || 1;
+  return {
+    nodeName: ctx.settings.node,
+    runtime: "podman",
+    runtimeVersion: runtimeVersion ?? "",
+    agentVersion: ctx.settings.agentVersion,
+    serviceCount: ctx.registry.services.list().length,
+    componentCount: components.length,
+    runningCount: components.filter((c) => c.observedState === "running").length,
+    diskTotalBytes: disk.total,
+    diskFreeBytes: disk.free,
+    memoryTotalBytes: os.totalmem(),
+    memoryFreeBytes: os.freemem(),
+    // One-minute load average as a share of all cores: cheap and honest.
+    cpuUsagePercent: Math.min(100, ((os.loadavg()[0] ?? 0) / cpus) * 100),
+    uptimeSince: ctx.startedAt,
+    cpuCount: cpus,
+    portRange: stats.pool,
+    portsAllocated: stats.held,
+  };
+}
+
+/** Disk of the registry's filesystem; zeros (and a warning) if it cannot be read. */
+async function diskOf(ctx: AgentContext, dir: string): Promise<{ total: number; free: number }> {
+  try {
+    const s = await statfs(dir);
+    return { total: s.blocks * s.bsize, free: s.bavail * s.bsize };
+  } catch (err) {
+    ctx.logger.warn({ err: errorMessage(err), dir }, "statfs failed");
+    return { total: 0, free: 0 };
+  }
+}

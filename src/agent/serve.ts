@@ -1,0 +1,105 @@
+/**
+ * `mcp-agent serve`: load the config, open the registry, reconcile it with
+ * what podman runs, then serve McpAgentService over TLS 1.3.
+ */
+import { readFile } from "node:fs/promises";
+import { FileTokenStore } from "../auth/tokens.js";
+import { parseHostPort } from "../config/address.js";
+import { loadAgentConfig, type AgentConfig } from "../config/agent.js";
+import { openRegistry } from "../registry/index.js";
+import { PodmanRuntime } from "../runtime/podman.js";
+import type { Runtime } from "../runtime/types.js";
+import { createLogger, type Logger } from "../util/log.js";
+import { createAgentContext, type AgentContext } from "./context.js";
+import { createHandlers } from "./handlers.js";
+import { refreshObserved } from "./observe.js";
+import { RegistryPortBook } from "./port-book.js";
+import { buildCandidatePool, PortAllocator, readEphemeralRange, type PortRange } from "./ports.js";
+import { startAgentServer } from "./server.js";
+import { AGENT_VERSION } from "./version.js";
+
+/** Seconds podman waits after SIGTERM before it kills a container. */
+const STOP_TIMEOUT_SECONDS = 10;
+
+export interface RunningAgent {
+  ctx: AgentContext;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Ports the allocator never hands out: ephemeral range, reserved ports, our own listen port. */
+export function excludedPorts(config: AgentConfig, ephemeral: PortRange | undefined): PortRange[] {
+  const listenPort = parseHostPort(config.server.listen).port;
+  return [
+    ...(config.ports.excludeEphemeral && ephemeral ? [ephemeral] : []),
+    ...config.ports.reserved,
+    ...(listenPort > 0 ? [{ from: listenPort, to: listenPort }] : []),
+  ];
+}
+
+export async function serveAgent(
+  configPath: string,
+  deps: { runtime?: Runtime; logger?: Logger } = {},
+): Promise<RunningAgent> {
+  const config = await loadAgentConfig(configPath);
+  const logger = deps.logger ?? createLogger(config.log.level, "mcp-agent");
+  const registry = openRegistry(config.database.path);
+  try {
+    const pool = buildCandidatePool(
+      [config.ports.range.min, config.ports.range.max],
+      excludedPorts(config, readEphemeralRange()),
+    );
+    const ctx = createAgentContext({
+      settings: {
+        node: config.agent.nodeName,
+        bindAddress: config.ports.bindAddresses[0] ?? "127.0.0.1",
+        allowLatest: config.agent.allowLatest,
+        dataRoot: config.agent.dataRoot,
+        agentVersion: AGENT_VERSION,
+        stopTimeoutSeconds: STOP_TIMEOUT_SECONDS,
+      },
+      registry,
+      runtime: deps.runtime ?? new PodmanRuntime({ stopTimeoutSeconds: STOP_TIMEOUT_SECONDS }),
+      allocator: new PortAllocator({
+        pool,
+        bindAddresses: config.ports.bindAddresses,
+        book: new RegistryPortBook(registry),
+      }),
+      logger,
+    });
+    // The registry survives restarts; podman may have moved on meanwhile.
+    const { unmanaged } = await refreshObserved(ctx);
+    if (unmanaged.length > 0) {
+      logger.info(
+        { containers: unmanaged.map((c) => c.name) },
+        "containers not managed by this agent",
+      );
+    }
+    const [cert, key] = await Promise.all([
+      readFile(config.server.tlsCert, "utf8"),
+      readFile(config.server.tlsKey, "utf8"),
+    ]);
+    const server = await startAgentServer({
+      listen: config.server.listen,
+      tls: { cert, key },
+      impl: createHandlers(ctx),
+      validator: await FileTokenStore.open(config.auth.tokensFile),
+      logger,
+    });
+    logger.info(
+      { node: ctx.settings.node, version: AGENT_VERSION, ports: ctx.allocator.stats().pool },
+      "agent ready",
+    );
+    return {
+      ctx,
+      port: server.port,
+      close: async () => {
+        await server.close();
+        registry.close();
+      },
+    };
+  } catch (err) {
+    registry.close();
+    throw err;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Registry and runtime rows → the status messages of ListServices, LiveCheck
+ * and GetServiceStatus. Pure functions over rows.
+ */
+import type {
+  ComponentInfo,
+  ContainerInfo,
+  DriftInfo,
+  EventInfo,
+  RouteStatus,
+  ServiceInfo,
+} from "../gen/mcp/v1/mcp.js";
+import type { ComponentRow, EventRow, RouteRow, ServiceRow } from "../registry/index.js";
+import { containerName } from "../runtime/args.js";
+import type { ContainerStatus } from "../runtime/types.js";
+import { imageVersion } from "../servicedef/image.js";
+import { componentKey, isDrift } from "./observe.js";
+
+export function routeStatuses(rows: RouteRow[]): RouteStatus[] {
+  return rows.map((r) => ({
+    name: r.name,
+    port: r.port,
+    mode: r.mode,
+    hostname: r.hostname,
+    protocol: r.protocol,
+    hostPort: r.hostPort,
+  }));
+}
+
+/**
+ * One ServiceInfo per service, components in registry order. With `live`
+ * containers (LiveCheck), image, version and start time come from the
+ * container actually running, not from the recorded spec.
+ */
+export function serviceInfos(
+  services: ServiceRow[],
+  components: ComponentRow[],
+  routes: RouteRow[],
+  live?: Map<string, ContainerStatus>,
+): ServiceInfo[] {
+  const routesByKey = groupBy(routes, (r) => componentKey(r.service, r.component));
+  const componentsByService = groupBy(components, (c) => c.service);
+  return services.map((s) => ({
+    name: s.name,
+    active: s.active,
+    comment: s.comment,
+    components: (componentsByService.get(s.name) ?? []).map((c): ComponentInfo => {
+      const key = componentKey(c.service, c.name);
+      const container = live?.get(key);
+      const image = container?.image ?? c.image;
+      const startedAt = container?.startedAt ?? (c.startedAt ? new Date(c.startedAt) : undefined);
+      return {
+        name: c.name,
+        image,
+        version: imageVersion(image),
+        desiredState: c.desiredState,
+        observedState: live ? (container?.state ?? "removed") : c.observedState,
+        startedAt: startedAt ?? undefined,
+        routes: routeStatuses(routesByKey.get(key) ?? []),
+        container: containerName(c.service, c.name),
+        ports: [...c.spec.ports],
+      };
+    }),
+  }));
+}
+
+export function driftOf(components: ComponentRow[]): DriftInfo[] {
+  return components
+    .filter((c) => isDrift(c.desiredState, c.observedState))
+    .map((c) => ({
+      service: c.service,
+      component: c.name,
+      desired: c.desiredState,
+      observed: c.observedState,
+    }));
+}
+
+export function eventInfos(rows: EventRow[]): EventInfo[] {
+  return rows.map((e) => ({
+    id: e.id,
+    service: e.service,
+    component: e.component,
+    prevState: e.prevState,
+    newState: e.newState,
+    timestamp: new Date(e.timestamp),
+    kind: e.kind,
+    message: e.message,
+  }));
+}
+
+export function containerInfos(containers: ContainerStatus[]): ContainerInfo[] {
+  return containers.map((c) => ({
+    name: c.name,
+    image: c.image,
+    state: c.state,
+    startedAt: c.startedAt ?? undefined,
+  }));
+}
+
+function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+// The node agent: argument parsing and wiring only.
+//   mcp-agent init --dir DIR --node NAME [--listen HOST:PORT] [--san NAME]... [--ca-dir DIR]
+//   mcp-agent serve --config DIR/mcp-agent.toml
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import { initAgentDir } from "../agent/init.js";
+import { serveAgent } from "../agent/serve.js";
+import { AGENT_VERSION } from "../agent/version.js";
+import { errorMessage } from "../util/errors.js";
+
+const program = new Command()
+  .name("mcp-agent")
+  .description("MCP node agent: runs the node's containers under Podman for the mcp CLI")
+  .version(AGENT_VERSION)
+  .exitOverride();
+
+program
+  .command("init")
+  .description("create a config, CA, server certificate and operator token in DIR")
+  .requiredOption("--dir <dir>", "directory for the agent's config, certificates and registry")
+  .requiredOption("--node <name>", "this node's name")
+  .option("--listen <host:port>", "address the agent serves on", "127.0.0.1:9444")
+  .option(
+    "--san <name>",
+    "extra DNS name or IP for the certificate (repeatable)",
+    (v, all: string[]) => [...all, v],
+    [],
+  )
+  .option(
+    "--ca-dir <dir>",
+    "sign with the CA in this directory (ca.pem, ca-key.pem) instead of a new one",
+  )
+  .option("--data-root <dir>", "parent of the services' data directories", "/srv")
+  .option("--force", "overwrite an initialised directory (invalidates its token)")
+  .action(async (opts) => {
+    const result = await initAgentDir({
+      dir: opts.dir,
+      node: opts.node,
+      listen: opts.listen,
+      sans: opts.san,
+      dataRoot: opts.dataRoot,
+      ...(opts.caDir ? { caDir: opts.caDir } : {}),
+      ...(opts.force ? { force: true } : {}),
+    });
+    process.stdout.write(
+      `initialised ${result.dir} for node ${opts.node}\n` +
+        `  agent config: ${result.agentConfig}\n` +
+        `  CLI config:   ${result.cliConfig}   (mcp --config ${result.cliConfig} ...)\n` +
+        `  start it:     mcp-agent serve --config ${result.agentConfig}\n`,
+    );
+  });
+
+program
+  .command("serve")
+  .description("serve the agent's gRPC API (TLS 1.3, bearer tokens)")
+  .requiredOption("--config <file>", "agent config (mcp-agent.toml)")
+  .action(async (opts) => {
+    const agent = await serveAgent(opts.config);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      agent.ctx.logger.info({ signal }, "stopping");
+      // Containers keep running: they belong to podman, not to this process.
+      void agent.close().then(() => process.exit(0));
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exitCode = err.exitCode;
+  else {
+    process.stderr.write(`mcp-agent: ${errorMessage(err)}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,79 @@
+/** `mcp deploy <service>[/<component>]` and `mcp undeploy <service>`. */
+import type { ComponentResult } from "../../gen/mcp/v1/mcp.js";
+import { toServiceSpec } from "../../servicedef/spec.js";
+import { McpError } from "../../util/errors.js";
+import type { CliContext } from "../context.js";
+
+/** Splits `service/component`. */
+export function parseTarget(target: string): { service: string; component: string } {
+  const [service = "", component = "", ...rest] = target.split("/");
+  if (!service || rest.length > 0 || target.endsWith("/")) {
+    throw new McpError(
+      "invalid_argument",
+      `expected <service> or <service>/<component>, got "${target}"`,
+    );
+  }
+  return { service, component };
+}
+
+/** One line per component: `  web: ok  PORT=12345` or `  web: failed: run: …`. */
+export function formatResults(results: ComponentResult[]): string {
+  return results
+    .map((r) => {
+      if (!r.success) return `  ${r.name}: failed: ${r.error}\n`;
+      const ports = r.routes
+        .filter((route) => route.hostPort > 0)
+        .map(
+          (route) =>
+            `${route.name ? `PORT_${route.name.toUpperCase().replace(/-/g, "_")}` : "PORT"}=${route.hostPort}`,
+        );
+      return `  ${r.name}: ok${ports.length > 0 ? `  ${ports.join(" ")}` : ""}\n`;
+    })
+    .join("");
+}
+
+export async function deployCommand(
+  ctx: CliContext,
+  target: string | undefined,
+  opts: { file?: string },
+): Promise<number> {
+  const { service, component } = target
+    ? parseTarget(target)
+    : { service: undefined, component: "" };
+  const { def } = await ctx.loadDefinition(service, opts.file);
+  if (component && !def.components.some((c) => c.name === component)) {
+    throw new McpError(
+      "not_found",
+      `service ${def.name} has no component "${component}" (it has: ${def.components.map((c) => c.name).join(", ")})`,
+    );
+  }
+  const node = await ctx.node(def.node);
+  const response = await ctx.withClient(node, (client) =>
+    client.call("deploy", { service: toServiceSpec(def), component }),
+  );
+  ctx.io.out(formatResults(response.results));
+  return response.results.every((r) => r.success) ? 0 : 1;
+}
+
+/** The node a service lives on: from its definition, or `--node` when the file is gone. */
+export async function nodeOfService(
+  ctx: CliContext,
+  service: string,
+  nodeOverride: string | undefined,
+): Promise<string> {
+  if (nodeOverride) return nodeOverride;
+  return (await ctx.loadDefinition(service)).def.node;
+}
+
+export async function undeployCommand(
+  ctx: CliContext,
+  service: string,
+  opts: { node?: string },
+): Promise<number> {
+  const node = await ctx.node(await nodeOfService(ctx, service, opts.node));
+  const response = await ctx.withClient(node, (client) =>
+    client.call("undeployService", { name: service }),
+  );
+  ctx.io.out(formatResults(response.results));
+  return response.results.every((r) => r.success) ? 0 : 1;
+}

@@ -1,0 +1,43 @@
+/**
+ * `mcp stop|start|restart <service>`. stop and start first flip `active` in
+ * the local definition (the operator's source of truth), keeping its
+ * comments, then tell the agent; restart leaves the file alone.
+ */
+import { writeFile } from "node:fs/promises";
+import { setActiveInText } from "../../servicedef/active.js";
+import { errorMessage } from "../../util/errors.js";
+import type { CliContext } from "../context.js";
+import { formatResults } from "./deploy.js";
+
+type Verb = "stop" | "start" | "restart";
+
+const RPC = { stop: "stopService", start: "startService", restart: "restartService" } as const;
+
+export async function lifecycleCommand(
+  ctx: CliContext,
+  verb: Verb,
+  service: string,
+): Promise<number> {
+  const loaded = await ctx.loadDefinition(service);
+  if (verb !== "restart") {
+    const active = verb === "start";
+    if ((loaded.def.active ?? true) !== active) {
+      await writeFile(loaded.file, setActiveInText(loaded.text, active));
+    }
+  }
+  const node = await ctx.node(loaded.def.node);
+  try {
+    const response = await ctx.withClient(node, (client) =>
+      client.call(RPC[verb], { name: service }),
+    );
+    ctx.io.out(formatResults(response.results));
+    return response.results.every((r) => r.success) ? 0 : 1;
+  } catch (err) {
+    if (verb === "restart") throw err;
+    // The intent is recorded locally even though the agent did not act on it.
+    ctx.io.err(
+      `mcp: ${loaded.file} now says active = ${verb === "start"}, but node ${node.name} did not ${verb} it: ${errorMessage(err)}\n`,
+    );
+    return 1;
+  }
+}

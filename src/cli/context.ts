@@ -1,0 +1,126 @@
+/**
+ * What every command needs: the CLI config (loaded on first use), service
+ * definitions, and agent clients for the nodes. Commands get a CliContext and
+ * return an exit code; they never call process.exit themselves.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { loadCliConfig, resolveNode, type CliConfig, type ResolvedNode } from "../config/cli.js";
+import { parseServiceDef } from "../servicedef/parse.js";
+import type { ServiceDef } from "../servicedef/types.js";
+import { McpError, errorMessage } from "../util/errors.js";
+import { connectNode, type AgentClient } from "./client.js";
+
+export interface CliIO {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const processIO: CliIO = {
+  out: (text) => void process.stdout.write(text),
+  err: (text) => void process.stderr.write(text),
+};
+
+/** How long fan-out commands (ps, list, status, node list) wait for each node. */
+export const NODE_TIMEOUT_MS = 5000;
+
+export interface LoadedDefinition {
+  def: ServiceDef;
+  file: string;
+  text: string;
+}
+
+export interface NodeAnswer<T> {
+  node: ResolvedNode;
+  result?: T;
+  error?: string;
+}
+
+export class CliContext {
+  private loaded?: Promise<CliConfig>;
+
+  constructor(
+    readonly configPath: string,
+    readonly io: CliIO = processIO,
+  ) {}
+
+  /** The CLI config, read once. `allowMissing` gives an empty one (for `node add`). */
+  config(opts: { allowMissing?: boolean } = {}): Promise<CliConfig> {
+    this.loaded ??= loadCliConfig(this.configPath, opts);
+    return this.loaded;
+  }
+
+  async definitionPath(service: string): Promise<string> {
+    return path.join((await this.config()).services.dir, `${service}.toml`);
+  }
+
+  /** Reads and validates `<services dir>/<service>.toml`, or `file` when given. */
+  async loadDefinition(service: string | undefined, file?: string): Promise<LoadedDefinition> {
+    const target = file ?? (service ? await this.definitionPath(service) : undefined);
+    if (!target) throw new McpError("invalid_argument", "name a service or pass -f <file>");
+    let text: string;
+    try {
+      text = await readFile(target, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        throw new McpError(
+          "not_found",
+          service && !file
+            ? `no definition for service "${service}": ${target} does not exist`
+            : `${target} does not exist`,
+        );
+      }
+      throw new McpError("invalid_argument", `cannot read ${target}: ${errorMessage(err)}`);
+    }
+    const def = parseServiceDef(text, target);
+    if (service && !file && def.name !== service) {
+      throw new McpError(
+        "invalid_definition",
+        `${target}: name is "${def.name}", expected "${service}" (the file name)`,
+      );
+    }
+    return { def, file: target, text };
+  }
+
+  async node(name: string): Promise<ResolvedNode> {
+    return resolveNode(await this.config(), name);
+  }
+
+  async allNodes(): Promise<ResolvedNode[]> {
+    const config = await this.config();
+    return config.nodes.map((n) => resolveNode(config, n.name));
+  }
+
+  /** Dials `node`, runs `fn`, and always closes the connection. */
+  async withClient<T>(node: ResolvedNode, fn: (client: AgentClient) => Promise<T>): Promise<T> {
+    const client = await connectNode(node);
+    try {
+      return await fn(client);
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Runs `fn` against every node in parallel; a node that fails is reported, not fatal. */
+  async fanOut<T>(
+    nodes: ResolvedNode[],
+    fn: (client: AgentClient) => Promise<T>,
+  ): Promise<NodeAnswer<T>[]> {
+    return Promise.all(
+      nodes.map(async (node): Promise<NodeAnswer<T>> => {
+        try {
+          return { node, result: await this.withClient(node, fn) };
+        } catch (err) {
+          return { node, error: errorMessage(err) };
+        }
+      }),
+    );
+  }
+
+  /** Prints one stderr line per node that did not answer; returns how many. */
+  reportMissing(answers: NodeAnswer<unknown>[]): number {
+    const missing = answers.filter((a) => a.error !== undefined);
+    for (const a of missing) this.io.err(`mcp: node ${a.node.name}: ${a.error}\n`);
+    return missing.length;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The `mcp` command tree. Each action builds a CliContext and calls the
+ * command's function; failures print one line (`mcp: <reason>`) and exit 1.
+ */
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import { defaultCliConfigPath } from "../config/cli.js";
+import { ValidationError, errorMessage } from "../util/errors.js";
+import { CliContext, processIO, type CliIO } from "./context.js";
+import { deployCommand, undeployCommand } from "./commands/deploy.js";
+import { lifecycleCommand } from "./commands/lifecycle.js";
+import {
+  loginCommand,
+  nodeAddCommand,
+  nodeListCommand,
+  nodeRemoveCommand,
+} from "./commands/node.js";
+import { listCommand, psCommand, statusCommand } from "./commands/views.js";
+
+export const CLI_VERSION = "0.1.0";
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
+  const program = new Command()
+    .name("mcp")
+    .description("Deploy and watch containers on your nodes through their mcp-agent.")
+    .version(CLI_VERSION)
+    .option("--config <file>", "CLI config file (default: $MCP_CONFIG or ~/.config/mcp/mcp.toml)")
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+
+  const context = (): CliContext =>
+    new CliContext(program.opts().config ?? process.env.MCP_CONFIG ?? defaultCliConfigPath(), io);
+  const run =
+    <A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number>) =>
+    async (...args: A): Promise<void> => {
+      setExit(await fn(context(), ...args));
+    };
+
+  program
+    .command("deploy")
+    .description("deploy a service (or one component) to its node")
+    .argument("[target]", "<service> or <service>/<component>")
+    .option(
+      "-f, --file <file>",
+      "use this definition file instead of <services dir>/<service>.toml",
+    )
+    .action(run((ctx, target, opts) => deployCommand(ctx, target, opts)));
+
+  program
+    .command("undeploy")
+    .description("remove a service's containers and release its ports (keeps its record)")
+    .argument("<service>")
+    .option("-n, --node <node>", "node to ask when the definition file is gone")
+    .action(run((ctx, service, opts) => undeployCommand(ctx, service, opts)));
+
+  for (const verb of ["stop", "start", "restart"] as const) {
+    program
+      .command(verb)
+      .description(
+        verb === "restart"
+          ? "restart a service's containers in place"
+          : `${verb} a service (sets active = ${verb === "start"} in its definition file)`,
+      )
+      .argument("<service>")
+      .action(run((ctx, service) => lifecycleCommand(ctx, verb, service)));
+  }
+
+  program
+    .command("ps")
+    .description("live containers on every node: SERVICE COMPONENT NODE STATE VERSION UPTIME")
+    .option("--json", "print JSON")
+    .action(run((ctx, opts) => psCommand(ctx, opts)));
+
+  program
+    .command("list")
+    .description("what every agent's registry holds, with allocated host ports")
+    .option("--json", "print JSON")
+    .action(run((ctx, opts) => listCommand(ctx, opts)));
+
+  program
+    .command("status")
+    .description("desired vs observed state, drift and recent events")
+    .argument("[service]")
+    .option("--json", "print JSON")
+    .action(run((ctx, service, opts) => statusCommand(ctx, service, opts)));
+
+  const node = program.command("node").description("manage the nodes in the CLI config");
+  node
+    .command("list")
+    .description("configured nodes with their agent version")
+    .option("--json", "print JSON")
+    .action(run((ctx, opts) => nodeListCommand(ctx, opts)));
+  node
+    .command("add")
+    .description("add a node")
+    .argument("<name>")
+    .argument("<address>", "host:port of its agent")
+    .option("--ca <file>", "CA certificate for this node (default: the shared [tls] ca_cert)")
+    .option("--token-file <file>", "token for this node (default: the shared [auth] token_path)")
+    .action(run((ctx, name, address, opts) => nodeAddCommand(ctx, name, address, opts)));
+  node
+    .command("remove")
+    .description("remove a node")
+    .argument("<name>")
+    .action(run((ctx, name) => nodeRemoveCommand(ctx, name)));
+
+  program
+    .command("login")
+    .description("store an operator token (read from standard input or --token-file)")
+    .option("--token-file <file>", "read the token from this file")
+    .option("-n, --node <node>", "store it as this node's token instead of the shared one")
+    .action(run((ctx, opts) => loginCommand(ctx, opts, readStdin)));
+
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit code. */
+export async function runCli(argv: string[], io: CliIO = processIO): Promise<number> {
+  let exitCode = 0;
+  const program = buildProgram(io, (code) => (exitCode = code));
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    // Definition problems are several lines (one per problem); anything else is one.
+    const text = err instanceof ValidationError ? err.message : errorMessage(err).split("\n")[0];
+    io.err(`mcp: ${text}\n`);
+    return 1;
+  }
+}

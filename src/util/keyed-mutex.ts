@@ -1,0 +1,25 @@
+import { Mutex } from "./mutex.js";
+
+/**
+ * One Mutex per key (e.g. per service), created on demand and dropped when
+ * idle, so operations on one service are serialised while different services
+ * proceed in parallel.
+ */
+export class KeyedMutex {
+  private readonly locks = new Map<string, { mutex: Mutex; users: number }>();
+
+  async runExclusive<T>(key: string, fn: () => Promise<T> | T): Promise<T> {
+    let entry = this.locks.get(key);
+    if (!entry) {
+      entry = { mutex: new Mutex(), users: 0 };
+      this.locks.set(key, entry);
+    }
+    entry.users++;
+    try {
+      return await entry.mutex.runExclusive(fn);
+    } finally {
+      entry.users--;
+      if (entry.users === 0) this.locks.delete(key);
+    }
+  }
+}
