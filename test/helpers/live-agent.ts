@@ -1,0 +1,205 @@
+/**
+ * A real `mcp-agent serve` process (the built dist/ entry point) in a temp
+ * dir, driven through the real `mcp` CLI: what an operator runs, end to end.
+ * Used by the integration tests and the benchmarks.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse, stringify } from "smol-toml";
+import { initAgentDir } from "../../src/agent/init.js";
+import { runCommand } from "../../src/util/exec.js";
+import { freePort, tempDir } from "./agent.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const MCP_BIN = path.join(ROOT, "dist/bin/mcp.js");
+export const AGENT_BIN = path.join(ROOT, "dist/bin/mcp-agent.js");
+export const EXAMPLES_DIR = path.join(ROOT, "examples");
+export const TEST_IMAGE = "localhost/mcp-httpenv:v1";
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface LiveAgentOptions {
+  /** Node name; also the `mcp.node` label cleanup() removes containers by. Unique per test file. */
+  node: string;
+  /** Overrides merged into mcp-agent.toml, e.g. `{ ports: { range: [20000, 20100] } }`. */
+  config?: Record<string, Record<string, unknown>>;
+  /** Parent of the services' data dirs (default: inside the temp dir). */
+  dataRoot?: string;
+}
+
+export class LiveAgent {
+  private child: ChildProcess | undefined;
+  private output = "";
+
+  private constructor(
+    readonly node: string,
+    readonly dir: string,
+    readonly port: number,
+    readonly agentConfig: string,
+    readonly cliConfig: string,
+    readonly servicesDir: string,
+  ) {}
+
+  static async start(opts: LiveAgentOptions): Promise<LiveAgent> {
+    for (const bin of [MCP_BIN, AGENT_BIN]) {
+      if (!existsSync(bin))
+        throw new Error(`${bin} is missing: run "npm run build" (npm test does)`);
+    }
+    const dir = await tempDir(`mcp-${opts.node}-`);
+    const port = await freePort();
+    const init = await initAgentDir({
+      dir,
+      node: opts.node,
+      listen: `127.0.0.1:${port}`,
+      dataRoot: opts.dataRoot ?? path.join(dir, "data"),
+    });
+    if (opts.config) {
+      const current = parse(await readFile(init.agentConfig, "utf8")) as Record<
+        string,
+        Record<string, unknown>
+      >;
+      for (const [section, values] of Object.entries(opts.config)) {
+        current[section] = { ...current[section], ...values };
+      }
+      await writeFile(init.agentConfig, stringify(current));
+    }
+    await mkdir(init.servicesDir, { recursive: true });
+    const agent = new LiveAgent(
+      opts.node,
+      dir,
+      port,
+      init.agentConfig,
+      init.cliConfig,
+      init.servicesDir,
+    );
+    await agent.launch();
+    return agent;
+  }
+
+  /** Starts the agent process and waits until it says it is ready. */
+  async launch(): Promise<void> {
+    const child = spawn(process.execPath, [AGENT_BIN, "serve", "--config", this.agentConfig], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child = child;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`agent ${this.node} not ready in 15 s:\n${this.output}`)),
+        15_000,
+      );
+      const onData = (chunk: Buffer) => {
+        this.output += chunk.toString();
+        if (this.output.includes('"msg":"agent ready"')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout?.on("data", onData);
+      child.stderr?.on("data", onData);
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`agent ${this.node} exited ${code}:\n${this.output}`));
+      });
+    });
+  }
+
+  /** Everything the agent wrote to stdout/stderr so far (JSON log lines). */
+  get log(): string {
+    return this.output;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Kills the agent process (SIGKILL by default: a crash) and waits for it. */
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill(signal);
+    await exited;
+    this.child = undefined;
+  }
+
+  /** Runs `mcp --config <this agent's CLI config> ...args`. */
+  cli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
+    return runMcp(["--config", this.cliConfig, ...args], opts);
+  }
+
+  /** Copies the example definitions (or any files) into the services dir. */
+  async addDefinition(name: string, text: string): Promise<string> {
+    const file = path.join(this.servicesDir, `${name}.toml`);
+    await writeFile(file, text);
+    return file;
+  }
+
+  /** Stops the agent and removes every container it labelled, then the temp dir. */
+  async cleanup(): Promise<void> {
+    await this.kill("SIGTERM");
+    const { stdout } = await runCommand([
+      "podman",
+      "ps",
+      "-aq",
+      "--filter",
+      `label=mcp.node=${this.node}`,
+    ]);
+    const ids = stdout.split("\n").filter(Boolean);
+    if (ids.length > 0) await runCommand(["podman", "rm", "-f", "-t", "0", ...ids]);
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function runMcp(
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [MCP_BIN, ...args],
+      { env: { ...process.env, ...opts.env }, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+/** GETs `http://127.0.0.1:<port><path>`, retrying while the container starts. */
+export async function httpGet(port: number, urlPath = "/", timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}${urlPath}`, {
+        signal: AbortSignal.timeout(2000),
+      });
+      if (res.ok) return await res.text();
+      lastError = new Error(`HTTP ${res.status}`);
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no HTTP answer on 127.0.0.1:${port}${urlPath}: ${String(lastError)}`);
+}
+
+/** Parses `KEY=VALUE` lines (the test image's page) into a record. */
+export function parseEnvPage(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const eq = line.indexOf("=");
+    if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return env;
+}
