@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+[ -d node_modules ] || npm ci --no-audit --no-fund
 if [ "$(id -u)" = 0 ]; then
   scripts/setup.sh
 else

@@ -17,7 +17,7 @@ export function parseTarget(target: string): { service: string; component: strin
 }
 
 /** One line per component: `  web: ok  PORT=12345` or `  web: failed: run: …`. */
-export function formatResults(results: ComponentResult[]): string {
+export function formatResults(results: ComponentResult[], done = "ok"): string {
   return results
     .map((r) => {
       if (!r.success) return `  ${r.name}: failed: ${r.error}\n`;
@@ -27,7 +27,7 @@ export function formatResults(results: ComponentResult[]): string {
           (route) =>
             `${route.name ? `PORT_${route.name.toUpperCase().replace(/-/g, "_")}` : "PORT"}=${route.hostPort}`,
         );
-      return `  ${r.name}: ok${ports.length > 0 ? `  ${ports.join(" ")}` : ""}\n`;
+      return `  ${r.name}: ${done}${ports.length > 0 ? `  ${ports.join(" ")}` : ""}\n`;
     })
     .join("");
 }
@@ -74,6 +74,6 @@ export async function undeployCommand(
   const response = await ctx.withClient(node, (client) =>
     client.call("undeployService", { name: service }),
   );
-  ctx.io.out(formatResults(response.results));
+  ctx.io.out(formatResults(response.results, "undeployed"));
   return response.results.every((r) => r.success) ? 0 : 1;
 }

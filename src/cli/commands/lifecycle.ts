@@ -12,6 +12,7 @@ import { formatResults } from "./deploy.js";
 type Verb = "stop" | "start" | "restart";
 
 const RPC = { stop: "stopService", start: "startService", restart: "restartService" } as const;
+const DONE = { stop: "stopped", start: "started", restart: "restarted" } as const;
 
 export async function lifecycleCommand(
   ctx: CliContext,
@@ -30,7 +31,7 @@ export async function lifecycleCommand(
     const response = await ctx.withClient(node, (client) =>
       client.call(RPC[verb], { name: service }),
     );
-    ctx.io.out(formatResults(response.results));
+    ctx.io.out(formatResults(response.results, DONE[verb]));
     return response.results.every((r) => r.success) ? 0 : 1;
   } catch (err) {
     if (verb === "restart") throw err;
