@@ -20,8 +20,14 @@ import type {
   DeployRequest,
   ServiceSpec,
 } from "../gen/mcp/v1/mcp.js";
-import { isAddressInUse, isNoSuchImage, isPullFailure } from "../runtime/args.js";
-import { containerName } from "../runtime/args.js";
+import type { ComponentRow, RouteRow } from "../registry/index.js";
+import {
+  containerName,
+  ifContainerExists,
+  isAddressInUse,
+  isNoSuchImage,
+  isPullFailure,
+} from "../runtime/args.js";
 import { validateServiceSpec } from "../servicedef/spec.js";
 import { McpError, StepError, errorMessage, formatProblem } from "../util/errors.js";
 import { containerSpecFor, routeKey } from "./container-spec.js";
@@ -55,23 +61,17 @@ export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<Com
     );
   }
   return ctx.serviceLocks.runExclusive(spec.name, async () => {
-    const existed = recordDesired(ctx, spec, selected);
+    const previous = recordDesired(ctx, spec, selected);
     const results: ComponentResult[] = [];
     for (const component of selected) {
       if (spec.active === false) {
-        // An inactive service is recorded (desired stopped) but not started.
-        results.push({
-          name: component.name,
-          success: true,
-          error: "",
-          container: containerName(spec.name, component.name),
-          routes: [],
-        });
+        results.push(await recordInactive(ctx, spec.name, component.name));
         continue;
       }
       results.push(
         await runComponent(ctx, spec.name, component, {
-          existed: existed.has(component.name),
+          existed: previous.has(component.name),
+          previous: previous.get(component.name),
           kind: "deploy",
         }),
       );
@@ -80,23 +80,33 @@ export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<Com
   });
 }
 
+/** A component's registry rows before a deploy, to restore if it fails early. */
+export interface PreviousComponent {
+  row: ComponentRow;
+  routes: RouteRow[];
+}
+
 /**
  * Upserts the service and the selected components (the registry keeps each
  * component's routes in step with its spec, host ports of kept routes
- * included); returns the components that existed before.
+ * included); returns what the components that existed before looked like.
  */
 function recordDesired(
   ctx: AgentContext,
   spec: ServiceSpec,
   components: ComponentSpec[],
-): Set<string> {
+): Map<string, PreviousComponent> {
   const { registry } = ctx;
   const active = spec.active ?? true;
-  const existed = new Set<string>();
+  const previous = new Map<string, PreviousComponent>();
   registry.transaction(() => {
     registry.services.upsert({ name: spec.name, active, comment: spec.comment });
     for (const component of components) {
-      if (registry.components.get(spec.name, component.name)) existed.add(component.name);
+      const row = registry.components.get(spec.name, component.name);
+      if (row) {
+        const routes = registry.routes.list({ service: spec.name, component: component.name });
+        previous.set(component.name, { row, routes });
+      }
       registry.components.upsert({
         service: spec.name,
         name: component.name,
@@ -105,7 +115,34 @@ function recordDesired(
       });
     }
   });
-  return existed;
+  return previous;
+}
+
+/**
+ * An inactive service is recorded (desired stopped) but not started; a
+ * container it still has is stopped, as `mcp stop` would, so there is no drift.
+ */
+async function recordInactive(
+  ctx: AgentContext,
+  service: string,
+  component: string,
+): Promise<ComponentResult> {
+  const container = containerName(service, component);
+  try {
+    const existed = await ifContainerExists(
+      ctx.runtime.stop(container, ctx.settings.stopTimeoutSeconds),
+    );
+    if (existed) ctx.registry.components.setObserved(service, component, { state: "exited" });
+    return { name: component, success: true, error: "", container, routes: [] };
+  } catch (err) {
+    return {
+      name: component,
+      success: false,
+      error: `stop: ${errorMessage(err)}`,
+      container,
+      routes: [],
+    };
+  }
 }
 
 async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
@@ -126,7 +163,7 @@ export async function runComponent(
   ctx: AgentContext,
   service: string,
   component: ComponentSpec,
-  opts: { existed: boolean; kind: string },
+  opts: { existed: boolean; previous?: PreviousComponent | undefined; kind: string },
 ): Promise<ComponentResult> {
   const existed = opts.existed;
   const name = containerName(service, component.name);
@@ -136,10 +173,12 @@ export async function runComponent(
   try {
     await step("pull", () => ctx.images.ensure(component.image));
     await step("prepare volumes", () => prepareVolumes(ctx, service, component));
-    replacing = true;
     await step("remove old container", () =>
       ctx.runtime.remove(name, { force: true, timeoutSeconds: ctx.settings.stopTimeoutSeconds }),
     );
+    // Only now: if `rm` failed, the old container may still run and hold its
+    // ports, so the rollback must neither release them nor record "removed".
+    replacing = true;
     const { id, hostPorts } = await allocateAndRun(ctx, service, component);
     ctx.registry.transaction(() => {
       ctx.registry.components.setObserved(service, component.name, {
@@ -168,6 +207,7 @@ export async function runComponent(
     log.warn({ err: message }, `${opts.kind} failed`);
     await rollback(ctx, service, component.name, {
       existed,
+      previous: opts.previous,
       replacing,
       reason: message,
       kind: opts.kind,
@@ -272,7 +312,13 @@ async function rollback(
   ctx: AgentContext,
   service: string,
   component: string,
-  outcome: { existed: boolean; replacing: boolean; reason: string; kind: string },
+  outcome: {
+    existed: boolean;
+    previous?: PreviousComponent | undefined;
+    replacing: boolean;
+    reason: string;
+    kind: string;
+  },
 ): Promise<void> {
   const name = containerName(service, component);
   if (outcome.replacing) {
@@ -287,6 +333,9 @@ async function rollback(
     if (!outcome.existed) {
       registry.components.delete(service, component);
       if (registry.components.list(service).length === 0) registry.services.delete(service);
+    } else if (!outcome.replacing && outcome.previous) {
+      // The old container still runs: the registry describes it again.
+      restorePrevious(ctx, service, outcome.previous);
     } else if (outcome.replacing) {
       registry.routes.clearHostPorts(service, component);
       registry.components.setObserved(service, component, {
@@ -302,6 +351,21 @@ async function rollback(
       message: outcome.reason,
     });
   });
+}
+
+function restorePrevious(ctx: AgentContext, service: string, previous: PreviousComponent): void {
+  const { row, routes } = previous;
+  ctx.registry.components.upsert({
+    service,
+    name: row.name,
+    spec: row.spec,
+    desiredState: row.desiredState,
+  });
+  for (const route of routes) {
+    if (route.hostPort > 0) {
+      ctx.registry.routes.setHostPort(service, row.name, route.name, route.hostPort);
+    }
+  }
 }
 
 function describePorts(hostPorts: Map<string, number>): string {

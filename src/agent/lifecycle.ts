@@ -3,14 +3,15 @@
  *
  * - stop: containers stopped (kept, with their ports), desired = stopped.
  * - start: containers started (recreated from the stored spec, on their
- *   recorded ports, if gone), desired = running.
- * - restart: in place; desired state unchanged.
+ *   recorded ports, if gone; on other ports if one was taken while they were
+ *   stopped), desired = running.
+ * - restart: in place (recreated the same way when needed); desired state unchanged.
  * - undeploy: containers removed, ports released, desired = stopped; the
  *   registry rows stay (purge removes them), so a second undeploy is a no-op.
  */
 import type { ComponentResult } from "../gen/mcp/v1/mcp.js";
 import type { ComponentRow } from "../registry/index.js";
-import { containerName, isNoSuchContainer } from "../runtime/args.js";
+import { containerName, ifContainerExists, isAddressInUse } from "../runtime/args.js";
 import { McpError, errorMessage } from "../util/errors.js";
 import type { AgentContext } from "./context.js";
 import { runComponent } from "./deploy.js";
@@ -58,21 +59,12 @@ async function forEachComponent(
   });
 }
 
-/** podman's "no such container" is not an error when the goal is "not running". */
-async function ignoreMissing(op: Promise<void>): Promise<boolean> {
-  try {
-    await op;
-    return true;
-  } catch (err) {
-    if (isNoSuchContainer(err)) return false;
-    throw err;
-  }
-}
-
 export function stopService(ctx: AgentContext, service: string): Promise<ComponentResult[]> {
   return forEachComponent(ctx, service, "stop", async (row) => {
     const name = containerName(service, row.name);
-    const existed = await ignoreMissing(ctx.runtime.stop(name, ctx.settings.stopTimeoutSeconds));
+    const existed = await ifContainerExists(
+      ctx.runtime.stop(name, ctx.settings.stopTimeoutSeconds),
+    );
     const observed = existed ? "exited" : "removed";
     ctx.registry.transaction(() => {
       ctx.registry.services.setActive(service, false);
@@ -101,7 +93,14 @@ export function startService(ctx: AgentContext, service: string): Promise<Compon
       // Gone (removed by hand or undeployed): recreate from the stored spec.
       return runComponent(ctx, service, row.spec, { existed: true, kind: "start" });
     }
-    if (current.state !== "running") await ctx.runtime.start(name);
+    if (current.state !== "running") {
+      try {
+        await ctx.runtime.start(name);
+      } catch (err) {
+        if (!isAddressInUse(err)) throw err;
+        return recreateOnNewPorts(ctx, service, row, "start");
+      }
+    }
     recordRunning(ctx, service, row, "start");
   });
 }
@@ -109,9 +108,15 @@ export function startService(ctx: AgentContext, service: string): Promise<Compon
 export function restartService(ctx: AgentContext, service: string): Promise<ComponentResult[]> {
   return forEachComponent(ctx, service, "restart", async (row) => {
     const name = containerName(service, row.name);
-    const restarted = await ignoreMissing(
-      ctx.runtime.restart(name, ctx.settings.stopTimeoutSeconds),
-    );
+    let restarted: boolean;
+    try {
+      restarted = await ifContainerExists(
+        ctx.runtime.restart(name, ctx.settings.stopTimeoutSeconds),
+      );
+    } catch (err) {
+      if (!isAddressInUse(err)) throw err;
+      return recreateOnNewPorts(ctx, service, row, "restart");
+    }
     if (!restarted) return runComponent(ctx, service, row.spec, { existed: true, kind: "restart" });
     recordRunning(ctx, service, row, "restart");
   });
@@ -145,6 +150,25 @@ export function undeployService(ctx: AgentContext, service: string): Promise<Com
       }
     });
   });
+}
+
+/**
+ * A stopped container binds its ports again on start; if something took one
+ * meanwhile, podman refuses ("address already in use") and the container
+ * stays stopped. Recreate it instead: runComponent removes it and probes the
+ * recorded ports, so only the taken route moves (DESIGN.md "Port allocation").
+ */
+function recreateOnNewPorts(
+  ctx: AgentContext,
+  service: string,
+  row: ComponentRow,
+  kind: string,
+): Promise<ComponentResult> {
+  ctx.logger.warn(
+    { service, component: row.name },
+    `${kind}: a published port is taken, recreating on free ports`,
+  );
+  return runComponent(ctx, service, row.spec, { existed: true, kind });
 }
 
 function recordRunning(ctx: AgentContext, service: string, row: ComponentRow, kind: string): void {

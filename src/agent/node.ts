@@ -3,16 +3,33 @@ import { statfs } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { NodeStatusResponse } from "../gen/mcp/v1/mcp.js";
+import type { Runtime } from "../runtime/types.js";
 import { errorMessage } from "../util/errors.js";
 import type { AgentContext } from "./context.js";
 
-let runtimeVersion: string | undefined;
+/**
+ * podman's version, asked once per runtime (it does not change under a
+ * running agent). Keyed by runtime, not module-wide, so two agents in one
+ * process (tests, embedding) each report their own; a failed answer is not
+ * remembered, so a podman that was briefly unavailable is asked again.
+ */
+const runtimeVersions = new WeakMap<Runtime, string>();
 
-export async function nodeStatus(ctx: AgentContext): Promise<NodeStatusResponse> {
-  runtimeVersion ??= await ctx.runtime.version().catch((err: unknown) => {
+async function runtimeVersionOf(ctx: AgentContext): Promise<string> {
+  const known = runtimeVersions.get(ctx.runtime);
+  if (known !== undefined) return known;
+  try {
+    const version = await ctx.runtime.version();
+    runtimeVersions.set(ctx.runtime, version);
+    return version;
+  } catch (err) {
     ctx.logger.warn({ err: errorMessage(err) }, "podman version failed");
     return "";
-  });
+  }
+}
+
+export async function nodeStatus(ctx: AgentContext): Promise<NodeStatusResponse> {
+  const runtimeVersion = await runtimeVersionOf(ctx);
   const components = ctx.registry.components.list();
   const disk = await diskOf(ctx, path.dirname(ctx.registry.path));
   const stats = ctx.allocator.stats();
@@ -20,7 +37,7 @@ export async function nodeStatus(ctx: AgentContext): Promise<NodeStatusResponse>
   return {
     nodeName: ctx.settings.node,
     runtime: "podman",
-    runtimeVersion: runtimeVersion ?? "",
+    runtimeVersion,
     agentVersion: ctx.settings.agentVersion,
     serviceCount: ctx.registry.services.list().length,
     componentCount: components.length,

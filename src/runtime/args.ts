@@ -243,6 +243,20 @@ export function isNoSuchContainer(err: unknown): boolean {
   return stderrMatches(err, /no such container/i);
 }
 
+/**
+ * Runs a container operation whose goal is met when the container does not
+ * exist (stop, restart-or-recreate): resolves false instead of failing then.
+ */
+export async function ifContainerExists(op: Promise<void>): Promise<boolean> {
+  try {
+    await op;
+    return true;
+  } catch (err) {
+    if (isNoSuchContainer(err)) return false;
+    throw err;
+  }
+}
+
 /** `run --name` clashed with an existing container (which run must leave alone). */
 export function isNameInUse(err: unknown): boolean {
   return stderrMatches(err, /name "[^"]*" is already in use|that name is already in use/i);

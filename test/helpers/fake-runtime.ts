@@ -1,0 +1,400 @@
+/**
+ * An in-memory Runtime for unit tests of the agent's logic: it keeps
+ * containers and images in maps, records every call (and every ContainerSpec
+ * it was asked to run), and can be told to fail the next call(s) of an
+ * operation with the CommandError podman would have raised. It behaves like
+ * PodmanRuntime where the agent relies on it: `remove` of a missing container
+ * succeeds, a failed `run` leaves nothing behind, `run` refuses a taken name,
+ * and `run` reports "address already in use" when another running container
+ * publishes one of its host ports.
+ *
+ * Never the only test of a feature (DESIGN.md "Testing on these machines").
+ */
+import { PassThrough } from "node:stream";
+import { setImmediate as yieldTurn } from "node:timers/promises";
+import { buildRunArgs } from "../../src/runtime/args.js";
+import type {
+  ContainerSpec,
+  ContainerStatus,
+  LogOptions,
+  LogStream,
+  Runtime,
+} from "../../src/runtime/types.js";
+import { parsePortMapping } from "../../src/servicedef/ports.js";
+import { CommandError } from "../../src/util/exec.js";
+
+export type FakeOp =
+  | "pull"
+  | "imageExists"
+  | "run"
+  | "stop"
+  | "start"
+  | "remove"
+  | "restart"
+  | "inspect"
+  | "list"
+  | "logs"
+  | "version";
+
+/** One recorded call: the operation and its main argument (image or container name). */
+export interface FakeCall {
+  op: FakeOp;
+  arg: string;
+  /** For `run`: the spec as given (a copy). */
+  spec?: ContainerSpec;
+}
+
+/** A failure to inject: an error, or a function of the call's argument that builds one. */
+export type FakeFailure = Error | ((arg: string, spec?: ContainerSpec) => Error);
+
+/** A container the fake holds: podman's view plus the spec it was run from (if any). */
+export interface FakeContainer extends ContainerStatus {
+  spec?: ContainerSpec;
+}
+
+// ------------------------------------------------------------ podman's errors
+// The stderr podman 4.3.1 prints on these machines (see test/unit/runtime.test.ts).
+
+/** A CommandError as `podman <sub>` raises it. */
+export function podmanError(sub: string, exitCode: number, stderr: string): CommandError {
+  return new CommandError({ argv: ["podman", sub], exitCode, stderr });
+}
+
+/** `podman run -p ...:port:...` when something holds the port. */
+export function addressInUse(port: number, host = "127.0.0.1"): CommandError {
+  return podmanError(
+    "run",
+    126,
+    `Error: cannot listen on the TCP port: listen tcp4 ${host}:${port}: bind: address already in use\n`,
+  );
+}
+
+/**
+ * `podman start` / `restart` of a stopped container whose published port
+ * something else took meanwhile (podman 4.3.1, exit 125; the container stays exited).
+ */
+export function startAddressInUse(sub: string, id: string, port: number): CommandError {
+  const prefix = sub === "start" ? `unable to start container "${id}": ` : "";
+  return podmanError(
+    sub,
+    125,
+    `Error: ${prefix}cannot listen on the TCP port: listen tcp4 127.0.0.1:${port}: bind: address already in use\n`,
+  );
+}
+
+/** `podman pull` of an image the registry cannot serve. */
+export function pullRefused(image: string): CommandError {
+  const host = image.split("/")[0] ?? "localhost";
+  const msg = `initializing source docker://${image}: pinging container registry ${host}: Get "https://${host}/v2/": dial tcp 127.0.0.1:443: connect: connection refused`;
+  return podmanError("pull", 125, `Trying to pull ${image}...\nError: ${msg}\n`);
+}
+
+/** `podman run` of an image that is not in local storage. */
+export function imageNotKnown(image: string): CommandError {
+  return podmanError("run", 125, `Error: ${image}: image not known\n`);
+}
+
+/** stop/start/restart of a container that does not exist. */
+export function noSuchContainer(op: string, name: string): CommandError {
+  return podmanError(
+    op,
+    125,
+    `Error: no container with name or ID "${name}" found: no such container\n`,
+  );
+}
+
+/** `podman run --name` with a name some container already has. */
+export function nameInUse(name: string): CommandError {
+  return podmanError(
+    "run",
+    125,
+    `Error: creating container storage: the container name "${name}" is already in use by 0123456789abcdef. You have to remove that container to be able to reuse that name: that name is already in use\n`,
+  );
+}
+
+/** A run failure that is neither a port clash nor an image problem. */
+export function runFailed(
+  message = "crun: executable file `/bin/httpenv` not found",
+): CommandError {
+  return podmanError(
+    "run",
+    126,
+    `Error: ${message}: OCI runtime attempted to invoke a command that was not found\n`,
+  );
+}
+
+export interface FakeRuntimeOptions {
+  /** Images present in local storage from the start. */
+  images?: string[];
+  /** What `version()` answers. */
+  version?: string;
+  /** The clock used for startedAt (default: real time). */
+  now?: () => Date;
+}
+
+export class FakeRuntime implements Runtime {
+  /** Every call, in order. */
+  readonly calls: FakeCall[] = [];
+  /** Containers by name. */
+  readonly containers = new Map<string, FakeContainer>();
+  /** Images in local storage. */
+  readonly images: Set<string>;
+  /** Host ports held by processes outside podman: `run` fails on them like podman would. */
+  readonly hostBusy = new Set<number>();
+  versionString: string;
+  private readonly now: () => Date;
+  private readonly failures = new Map<FakeOp, FakeFailure[]>();
+  private nextId = 1;
+
+  constructor(opts: FakeRuntimeOptions = {}) {
+    this.images = new Set(opts.images ?? []);
+    this.versionString = opts.version ?? "4.3.1";
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  // ------------------------------------------------------------ test controls
+
+  /** Makes the next `times` calls of `op` fail with `failure` (queued after earlier ones). */
+  failNext(op: FakeOp, failure: FakeFailure, times = 1): this {
+    const queue = this.failures.get(op) ?? [];
+    for (let i = 0; i < times; i++) queue.push(failure);
+    this.failures.set(op, queue);
+    return this;
+  }
+
+  /** Failures injected but not consumed yet. */
+  pendingFailures(op: FakeOp): number {
+    return this.failures.get(op)?.length ?? 0;
+  }
+
+  /** Forgets the recorded calls (containers and images stay). */
+  clearCalls(): void {
+    this.calls.length = 0;
+  }
+
+  /** Calls as `op arg` strings, e.g. `["remove hello-web", "run hello-web"]`. */
+  ops(): string[] {
+    return this.calls.map((c) => `${c.op} ${c.arg}`);
+  }
+
+  /** The calls of one operation. */
+  callsOf(op: FakeOp): FakeCall[] {
+    return this.calls.filter((c) => c.op === op);
+  }
+
+  /** Every ContainerSpec `run` was given, in order (failed attempts included). */
+  get runs(): ContainerSpec[] {
+    return this.callsOf("run").map((c) => c.spec as ContainerSpec);
+  }
+
+  /** `podman run` argv (after `podman`) of the last run of `name`. */
+  lastRunArgs(name: string): string[] | undefined {
+    const spec = this.runs.filter((s) => s.name === name).pop();
+    return spec && buildRunArgs(spec);
+  }
+
+  /** Adds a container as if created outside the agent (by hand, or by another tool). */
+  addContainer(c: Partial<FakeContainer> & Pick<FakeContainer, "name" | "image">): FakeContainer {
+    const container: FakeContainer = {
+      id: c.id ?? this.newId(),
+      state: "running",
+      startedAt: this.now(),
+      labels: {},
+      ports: [],
+      ...c,
+    };
+    this.containers.set(container.name, container);
+    return container;
+  }
+
+  /** Changes a container's state behind the agent's back (it crashed, was stopped by hand...). */
+  setState(name: string, state: string, exitCode?: number): void {
+    const c = this.mustGet(name, "setState");
+    c.state = state;
+    if (exitCode !== undefined) c.exitCode = exitCode;
+  }
+
+  /** Host ports published by running containers (what the kernel would say is taken). */
+  publishedPorts(): Set<number> {
+    const ports = new Set<number>();
+    for (const c of this.containers.values()) {
+      if (c.state !== "running") continue;
+      for (const p of c.ports) {
+        const hostPort = parsePortMapping(p)?.hostPort;
+        if (hostPort !== undefined) ports.add(hostPort);
+      }
+    }
+    return ports;
+  }
+
+  /**
+   * A probe for PortAllocator that answers like the OS would here: a port is
+   * taken when a running container publishes it or `hostBusy` holds it.
+   */
+  readonly probe = (port: number): Promise<boolean> =>
+    Promise.resolve(!this.hostBusy.has(port) && !this.publishedPorts().has(port));
+
+  // ------------------------------------------------------------ Runtime
+
+  async pull(image: string): Promise<void> {
+    await this.enter("pull", image);
+    this.images.add(image);
+  }
+
+  async imageExists(image: string): Promise<boolean> {
+    await this.enter("imageExists", image);
+    return this.images.has(image);
+  }
+
+  async run(spec: ContainerSpec): Promise<string> {
+    const copy = structuredClone(spec);
+    await this.enter("run", spec.name, copy);
+    if (this.containers.has(spec.name)) throw nameInUse(spec.name);
+    if (!this.images.has(spec.image)) throw imageNotKnown(spec.image);
+    const taken = this.publishedPorts();
+    for (const p of spec.ports) {
+      const hostPort = parsePortMapping(p)?.hostPort;
+      if (hostPort !== undefined && (taken.has(hostPort) || this.hostBusy.has(hostPort))) {
+        // Podman leaves a Created container behind; PodmanRuntime removes it.
+        throw addressInUse(hostPort);
+      }
+    }
+    const id = this.newId();
+    this.containers.set(spec.name, {
+      id,
+      name: spec.name,
+      image: spec.image,
+      state: "running",
+      startedAt: this.now(),
+      labels: { ...spec.labels },
+      ports: [...spec.ports],
+      spec: copy,
+    });
+    return id;
+  }
+
+  async stop(name: string): Promise<void> {
+    await this.enter("stop", name);
+    const c = this.containers.get(name);
+    if (!c) throw noSuchContainer("stop", name);
+    if (c.state === "running") {
+      c.state = "exited";
+      c.exitCode = 0;
+    }
+  }
+
+  async start(name: string): Promise<void> {
+    await this.enter("start", name);
+    const c = this.containers.get(name);
+    if (!c) throw noSuchContainer("start", name);
+    this.checkPortsFree(c, "start");
+    c.state = "running";
+    c.startedAt = this.now();
+    delete c.exitCode;
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.enter("remove", name);
+    this.containers.delete(name);
+  }
+
+  async restart(name: string): Promise<void> {
+    await this.enter("restart", name);
+    const c = this.containers.get(name);
+    if (!c) throw noSuchContainer("restart", name);
+    if (c.state !== "running") this.checkPortsFree(c, "restart");
+    c.state = "running";
+    c.startedAt = this.now();
+    delete c.exitCode;
+  }
+
+  async inspect(name: string): Promise<ContainerStatus | undefined> {
+    await this.enter("inspect", name);
+    const c = this.containers.get(name);
+    return c && status(c);
+  }
+
+  async list(): Promise<ContainerStatus[]> {
+    await this.enter("list", "");
+    return [...this.containers.values()].map(status);
+  }
+
+  logs(name: string, _opts: LogOptions): LogStream {
+    this.calls.push({ op: "logs", arg: name });
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    const failure = this.takeFailure("logs", name);
+    const missing = !this.containers.has(name);
+    stdout.end();
+    stderr.end();
+    return {
+      stdout,
+      stderr,
+      done: failure
+        ? Promise.reject(failure)
+        : missing
+          ? Promise.reject(noSuchContainer("logs", name))
+          : Promise.resolve(),
+      kill: () => {},
+    };
+  }
+
+  async version(): Promise<string> {
+    await this.enter("version", "");
+    return this.versionString;
+  }
+
+  // ------------------------------------------------------------ internals
+
+  /**
+   * Records the call, yields a turn (so concurrent operations interleave as
+   * they would around a real podman process), then throws an injected failure.
+   */
+  private async enter(op: FakeOp, arg: string, spec?: ContainerSpec): Promise<void> {
+    this.calls.push(spec ? { op, arg, spec } : { op, arg });
+    await yieldTurn();
+    const failure = this.takeFailure(op, arg, spec);
+    if (failure) throw failure;
+  }
+
+  private takeFailure(op: FakeOp, arg: string, spec?: ContainerSpec): Error | undefined {
+    const failure = this.failures.get(op)?.shift();
+    if (failure === undefined) return undefined;
+    return typeof failure === "function" ? failure(arg, spec) : failure;
+  }
+
+  /** Starting a stopped container binds its ports again; podman fails if one was taken meanwhile. */
+  private checkPortsFree(c: FakeContainer, sub: string): void {
+    const taken = new Set([...this.publishedPorts(), ...this.hostBusy]);
+    for (const p of c.ports) {
+      const hostPort = parsePortMapping(p)?.hostPort;
+      if (hostPort !== undefined && taken.has(hostPort))
+        throw startAddressInUse(sub, c.id, hostPort);
+    }
+  }
+
+  private mustGet(name: string, what: string): FakeContainer {
+    const c = this.containers.get(name);
+    if (!c) throw new Error(`FakeRuntime.${what}: no container ${name}`);
+    return c;
+  }
+
+  private newId(): string {
+    return (this.nextId++).toString(16).padStart(12, "0").padEnd(64, "f");
+  }
+}
+
+/** A copy without the fake's bookkeeping, as podman's JSON would give it. */
+function status(c: FakeContainer): ContainerStatus {
+  const s: ContainerStatus = {
+    id: c.id,
+    name: c.name,
+    image: c.image,
+    state: c.state,
+    startedAt: c.startedAt,
+    labels: { ...c.labels },
+    ports: [...c.ports],
+  };
+  if (c.exitCode !== undefined) s.exitCode = c.exitCode;
+  return s;
+}
