@@ -175,6 +175,23 @@ export function runMcp(
   });
 }
 
+/** A one-component (`web`), one-unnamed-route service definition for `node`. */
+export function oneRouteDefinition(name: string, node: string, image = TEST_IMAGE): string {
+  return [
+    `name = "${name}"`,
+    `node = "${node}"`,
+    "",
+    "[[components]]",
+    'name = "web"',
+    `image = "${image}"`,
+    "",
+    "[[components.routes]]",
+    "port = 443",
+    'mode = "l7"',
+    "",
+  ].join("\n");
+}
+
 /** GETs `http://127.0.0.1:<port><path>`, retrying while the container starts. */
 export async function httpGet(port: number, urlPath = "/", timeoutMs = 10_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;

@@ -6,23 +6,7 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { LiveAgent, TEST_IMAGE, httpGet, parseEnvPage } from "../helpers/live-agent.js";
-
-function oneRouteService(name: string, node: string): string {
-  return [
-    `name = "${name}"`,
-    `node = "${node}"`,
-    "",
-    "[[components]]",
-    'name = "web"',
-    `image = "${TEST_IMAGE}"`,
-    "",
-    "[[components.routes]]",
-    "port = 443",
-    'mode = "l7"',
-    "",
-  ].join("\n");
-}
+import { LiveAgent, httpGet, oneRouteDefinition, parseEnvPage } from "../helpers/live-agent.js";
 
 interface ListJson {
   services: { name: string; components: { routes: { hostPort: number }[] }[] }[];
@@ -69,7 +53,7 @@ describe("ports held by other processes are never handed out", { timeout: 120_00
 
   test("three deploys get the three free ports, and a fourth fails naming the range", async () => {
     for (const name of ["sq1", "sq2", "sq3"]) {
-      await agent.addDefinition(name, oneRouteService(name, agent.node));
+      await agent.addDefinition(name, oneRouteDefinition(name, agent.node));
       const run = await agent.cli(["deploy", name]);
       assert.equal(run.code, 0, run.stdout + run.stderr);
     }
@@ -77,7 +61,7 @@ describe("ports held by other processes are never handed out", { timeout: 120_00
     assert.deepEqual(ports, [RANGE_MIN + 5, RANGE_MIN + 6, RANGE_MIN + 7]);
     for (const p of ports) assert.equal(parseEnvPage(await httpGet(p)).PORT, String(p));
 
-    await agent.addDefinition("sq4", oneRouteService("sq4", agent.node));
+    await agent.addDefinition("sq4", oneRouteDefinition("sq4", agent.node));
     const full = await agent.cli(["deploy", "sq4"]);
     assert.equal(full.code, 1);
     assert.match(
@@ -94,7 +78,7 @@ describe("20 services deployed in parallel through the CLI", { timeout: 180_000 
 
   before(async () => {
     agent = await LiveAgent.start({ node: "e2e-parallel" });
-    for (const name of names) await agent.addDefinition(name, oneRouteService(name, agent.node));
+    for (const name of names) await agent.addDefinition(name, oneRouteDefinition(name, agent.node));
   });
 
   after(async () => {

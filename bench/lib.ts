@@ -1,0 +1,173 @@
+/**
+ * Small helpers shared by the benchmarks: statistics, a fine-grained HTTP
+ * readiness probe, /proc memory readings and cleanup on Ctrl-C. The agent
+ * itself comes from test/helpers/live-agent.ts, like in the integration tests.
+ */
+import http from "node:http";
+import { readFile } from "node:fs/promises";
+import { performance } from "node:perf_hooks";
+import { setTimeout as delay } from "node:timers/promises";
+
+export interface Stats {
+  n: number;
+  min: number;
+  median: number;
+  p90: number;
+  max: number;
+}
+
+/** Median (mean of the middle two for an even count) and nearest-rank p90. */
+export function stats(values: number[]): Stats {
+  if (values.length === 0) return { n: 0, min: NaN, median: NaN, p90: NaN, max: NaN };
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  const at = (i: number) => sorted[Math.min(n - 1, Math.max(0, i))] ?? NaN;
+  const median = n % 2 === 1 ? at((n - 1) / 2) : (at(n / 2 - 1) + at(n / 2)) / 2;
+  return { n, min: at(0), median, p90: at(Math.ceil(0.9 * n) - 1), max: at(n - 1) };
+}
+
+/** Milliseconds with one decimal, for the report and the JSON line. */
+export function ms(value: number): number {
+  return Math.round(value * 10) / 10;
+}
+
+export function roundStats(s: Stats): Stats {
+  return { n: s.n, min: ms(s.min), median: ms(s.median), p90: ms(s.p90), max: ms(s.max) };
+}
+
+/** Runs `fn` and returns its result with the elapsed wall time in ms. */
+export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; elapsed: number }> {
+  const start = performance.now();
+  const value = await fn();
+  return { value, elapsed: performance.now() - start };
+}
+
+/** Waits `millis` ms; rejects at once when `signal` aborts (Ctrl-C). */
+export function sleep(millis: number, signal?: AbortSignal): Promise<void> {
+  return delay(millis, undefined, signal ? { signal } : {});
+}
+
+/** One GET on a fresh connection (no keep-alive: the old container's socket must not be reused). */
+function getStatus(port: number, urlPath: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      { host: "127.0.0.1", port, path: urlPath, agent: false, timeout: 1000 },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+  });
+}
+
+/**
+ * Polls `http://127.0.0.1:<port><path>` every `intervalMs` until it answers
+ * 200 (the helper's httpGet polls every 100 ms, too coarse to time a start).
+ */
+export async function waitHttp200(
+  port: number,
+  urlPath = "/health",
+  timeoutMs = 15_000,
+  intervalMs = 5,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let last = "no attempt";
+  while (performance.now() < deadline) {
+    try {
+      const status = await getStatus(port, urlPath);
+      if (status === 200) return;
+      last = `HTTP ${status}`;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`no HTTP 200 on 127.0.0.1:${port}${urlPath} within ${timeoutMs} ms (${last})`);
+}
+
+/** A `VmXxx:` figure from /proc/<pid>/status, in MB (1 MB = 1024 kB, as `ps` shows). */
+export async function procMemoryMB(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+  if (!match?.[1]) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(match[1]) / 1024;
+}
+
+/** `PORT=12345` from `mcp deploy` output (`  web: ok  PORT=12345`). */
+export function deployedPort(stdout: string): number {
+  const match = /\bPORT=(\d+)/.exec(stdout);
+  if (!match?.[1]) throw new Error(`no PORT= in deploy output:\n${stdout}`);
+  return Number(match[1]);
+}
+
+/** `--name value` or `--name=value` as a positive integer, else `fallback`. */
+export function intArg(name: string, fallback: number): number {
+  const argv = process.argv.slice(2);
+  let raw: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    if (arg === `--${name}`) raw = argv[i + 1];
+    else if (arg.startsWith(`--${name}=`)) raw = arg.slice(name.length + 3);
+  }
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`--${name} needs a positive integer, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+export function flagArg(name: string): boolean {
+  return process.argv.slice(2).includes(`--${name}`);
+}
+
+/**
+ * Runs `body`, then `cleanup` whatever happens: on success, on a thrown error
+ * (exit 1) and on Ctrl-C / SIGTERM. The first signal aborts `signal`: the body
+ * checks it between steps (so it starts no container after cleanup began),
+ * then cleanup runs and the process exits 130 / 143. A second signal cleans up
+ * and exits at once.
+ */
+export async function withCleanup(
+  body: (signal: AbortSignal) => Promise<void>,
+  cleanup: () => Promise<void>,
+): Promise<void> {
+  const controller = new AbortController();
+  let cleaned: Promise<void> | undefined;
+  const runCleanup = () => {
+    cleaned ??= cleanup().catch((err: unknown) => {
+      console.error(`cleanup failed: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    return cleaned;
+  };
+  const exitCode = (signal: NodeJS.Signals) => (signal === "SIGINT" ? 130 : 143);
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      console.error(`\n${signal} again: cleaning up now`);
+      void runCleanup().then(() => process.exit(exitCode(signal)));
+      return;
+    }
+    console.error(`\n${signal}: stopping after the current step, then cleaning up…`);
+    process.exitCode = exitCode(signal);
+    controller.abort(new Error(`interrupted by ${signal}`));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    await body(controller.signal);
+  } catch (err) {
+    if (!controller.signal.aborted) {
+      console.error(
+        `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+      );
+      process.exitCode = 1;
+    }
+  } finally {
+    await runCleanup();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
