@@ -22,7 +22,7 @@ die() {
   printf 'demo: %s\n' "$*" >&2
   exit 1
 }
-mcp() { node "$ROOT/dist/bin/mcp.js" --config "$CLI_CONFIG" "$@"; }
+mcp() { node "$ROOT/dist/mcp.mjs" --config "$CLI_CONFIG" "$@"; }
 agent_running() { [ -s "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
 
 if [ "${1:-}" = "--down" ]; then
@@ -39,8 +39,8 @@ say "install and build"
 [ -d node_modules ] || npm ci --no-audit --no-fund
 scripts/setup.sh
 npm run --silent build
-chmod +x dist/bin/mcp.js dist/bin/mcp-agent.js
-ln -sf "$ROOT/dist/bin/mcp.js" /usr/local/bin/mcp
+chmod +x dist/mcp.mjs dist/bin/mcp-agent.js
+ln -sf "$ROOT/dist/mcp.mjs" /usr/local/bin/mcp
 ln -sf "$ROOT/dist/bin/mcp-agent.js" /usr/local/bin/mcp-agent
 echo "mcp and mcp-agent are on PATH (/usr/local/bin)"
 

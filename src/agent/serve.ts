@@ -16,7 +16,7 @@ import { refreshObserved } from "./observe.js";
 import { RegistryPortBook } from "./port-book.js";
 import { buildCandidatePool, PortAllocator, readEphemeralRange, type PortRange } from "./ports.js";
 import { startAgentServer } from "./server.js";
-import { AGENT_VERSION } from "./version.js";
+import { VERSION } from "../version.js";
 
 /** Seconds podman waits after SIGTERM before it kills a container. */
 const STOP_TIMEOUT_SECONDS = 10;
@@ -55,7 +55,7 @@ export async function serveAgent(
         bindAddress: config.ports.bindAddresses[0] ?? "127.0.0.1",
         allowLatest: config.agent.allowLatest,
         dataRoot: config.agent.dataRoot,
-        agentVersion: AGENT_VERSION,
+        agentVersion: VERSION,
         stopTimeoutSeconds: STOP_TIMEOUT_SECONDS,
       },
       registry,
@@ -87,7 +87,7 @@ export async function serveAgent(
       logger,
     });
     logger.info(
-      { node: ctx.settings.node, version: AGENT_VERSION, ports: ctx.allocator.stats().pool },
+      { node: ctx.settings.node, version: VERSION, ports: ctx.allocator.stats().pool },
       "agent ready",
     );
     return {

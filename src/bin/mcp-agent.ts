@@ -3,15 +3,13 @@
 //   mcp-agent init --dir DIR --node NAME [--listen HOST:PORT] [--san NAME]... [--ca-dir DIR]
 //   mcp-agent serve --config DIR/mcp-agent.toml
 import { Command, CommanderError } from "@commander-js/extra-typings";
-import { initAgentDir } from "../agent/init.js";
-import { serveAgent } from "../agent/serve.js";
-import { AGENT_VERSION } from "../agent/version.js";
+import { VERSION } from "../version.js";
 import { errorMessage } from "../util/errors.js";
 
 const program = new Command()
   .name("mcp-agent")
   .description("MCP node agent: runs the node's containers under Podman for the mcp CLI")
-  .version(AGENT_VERSION)
+  .version(VERSION)
   .exitOverride();
 
 program
@@ -33,6 +31,8 @@ program
   .option("--data-root <dir>", "parent of the services' data directories", "/srv")
   .option("--force", "overwrite an initialised directory (invalidates its token)")
   .action(async (opts) => {
+    // Each command loads only its own modules: a serving agent stays small.
+    const { initAgentDir } = await import("../agent/init.js");
     const result = await initAgentDir({
       dir: opts.dir,
       node: opts.node,
@@ -55,6 +55,7 @@ program
   .description("serve the agent's gRPC API (TLS 1.3, bearer tokens)")
   .requiredOption("--config <file>", "agent config (mcp-agent.toml)")
   .action(async (opts) => {
+    const { serveAgent } = await import("../agent/serve.js");
     const agent = await serveAgent(opts.config);
     let stopping = false;
     const stop = (signal: string) => {

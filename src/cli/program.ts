@@ -5,6 +5,7 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { defaultCliConfigPath } from "../config/cli.js";
 import { ValidationError, errorMessage } from "../util/errors.js";
+import { VERSION } from "../version.js";
 import { CliContext, processIO, type CliIO } from "./context.js";
 import { deployCommand, undeployCommand } from "./commands/deploy.js";
 import { lifecycleCommand } from "./commands/lifecycle.js";
@@ -16,8 +17,6 @@ import {
 } from "./commands/node.js";
 import { listCommand, psCommand, statusCommand } from "./commands/views.js";
 
-export const CLI_VERSION = "0.1.0";
-
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
@@ -28,7 +27,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
   const program = new Command()
     .name("mcp")
     .description("Deploy and watch containers on your nodes through their mcp-agent.")
-    .version(CLI_VERSION)
+    .version(VERSION)
     .option("--config <file>", "CLI config file (default: $MCP_CONFIG or ~/.config/mcp/mcp.toml)")
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })

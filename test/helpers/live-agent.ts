@@ -14,7 +14,7 @@ import { runCommand } from "../../src/util/exec.js";
 import { freePort, tempDir } from "./agent.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const MCP_BIN = path.join(ROOT, "dist/bin/mcp.js");
+export const MCP_BIN = path.join(ROOT, "dist/mcp.mjs");
 export const AGENT_BIN = path.join(ROOT, "dist/bin/mcp-agent.js");
 export const EXAMPLES_DIR = path.join(ROOT, "examples");
 export const TEST_IMAGE = "localhost/mcp-httpenv:v1";
