@@ -31,6 +31,8 @@ export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer
           registry.services.list(),
           registry.components.list(),
           registry.routes.list(),
+          undefined,
+          ctx.settings.node,
         ),
       }),
     ),
@@ -39,7 +41,13 @@ export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer
       const { components, byKey, unmanaged } = await refreshObserved(ctx);
       return {
         node: ctx.settings.node,
-        services: serviceInfos(registry.services.list(), components, registry.routes.list(), byKey),
+        services: serviceInfos(
+          registry.services.list(),
+          components,
+          registry.routes.list(),
+          byKey,
+          ctx.settings.node,
+        ),
         unmanaged: containerInfos(unmanaged),
       };
     }),
@@ -59,6 +67,8 @@ export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer
           services,
           selected,
           registry.routes.list(req.name ? { service: req.name } : {}),
+          undefined,
+          ctx.settings.node,
         ),
         drift: driftOf(selected),
         recentEvents: eventInfos(

@@ -28,15 +28,17 @@ export function routeStatuses(rows: RouteRow[]): RouteStatus[] {
 }
 
 /**
- * One ServiceInfo per service, components in registry order. With `live`
- * containers (LiveCheck), image, version and start time come from the
- * container actually running, not from the recorded spec.
+ * One ServiceInfo per service, components in registry order, with the spec
+ * the agent holds for it (on `node`). With `live` containers (LiveCheck),
+ * image, version and start time come from the container actually running,
+ * not from the recorded spec.
  */
 export function serviceInfos(
   services: ServiceRow[],
   components: ComponentRow[],
   routes: RouteRow[],
   live?: Map<string, ContainerStatus>,
+  node = "",
 ): ServiceInfo[] {
   const routesByKey = groupBy(routes, (r) => componentKey(r.service, r.component));
   const componentsByService = groupBy(components, (c) => c.service);
@@ -44,6 +46,13 @@ export function serviceInfos(
     name: s.name,
     active: s.active,
     comment: s.comment,
+    spec: {
+      name: s.name,
+      active: s.active,
+      comment: s.comment,
+      node,
+      components: (componentsByService.get(s.name) ?? []).map((c) => c.spec),
+    },
     components: (componentsByService.get(s.name) ?? []).map((c): ComponentInfo => {
       const key = componentKey(c.service, c.name);
       const container = live?.get(key);

@@ -110,6 +110,11 @@ export interface ServiceInfo {
   active: boolean;
   components: ComponentInfo[];
   comment: string;
+  /**
+   * The spec the agent holds (as last deployed or synced); host ports are in
+   * each ComponentInfo's routes.
+   */
+  spec: ServiceSpec | undefined;
 }
 
 export interface ContainerInfo {
@@ -1322,7 +1327,7 @@ export const ComponentInfo: MessageFns<ComponentInfo> = {
 };
 
 function createBaseServiceInfo(): ServiceInfo {
-  return { name: "", active: false, components: [], comment: "" };
+  return { name: "", active: false, components: [], comment: "", spec: undefined };
 }
 
 export const ServiceInfo: MessageFns<ServiceInfo> = {
@@ -1338,6 +1343,9 @@ export const ServiceInfo: MessageFns<ServiceInfo> = {
     }
     if (message.comment !== "") {
       writer.uint32(34).string(message.comment);
+    }
+    if (message.spec !== undefined) {
+      ServiceSpec.encode(message.spec, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1387,6 +1395,14 @@ export const ServiceInfo: MessageFns<ServiceInfo> = {
             message.comment = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.spec = ServiceSpec.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1407,6 +1423,7 @@ export const ServiceInfo: MessageFns<ServiceInfo> = {
         ? object.components.map((e: any) => ComponentInfo.fromJSON(e))
         : [],
       comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      spec: isSet(object.spec) ? ServiceSpec.fromJSON(object.spec) : undefined,
     };
   },
 
@@ -1424,6 +1441,9 @@ export const ServiceInfo: MessageFns<ServiceInfo> = {
     if (message.comment !== "") {
       obj.comment = message.comment;
     }
+    if (message.spec !== undefined) {
+      obj.spec = ServiceSpec.toJSON(message.spec);
+    }
     return obj;
   },
 
@@ -1436,6 +1456,9 @@ export const ServiceInfo: MessageFns<ServiceInfo> = {
     message.active = object.active ?? false;
     message.components = object.components?.map((e) => ComponentInfo.fromPartial(e)) || [];
     message.comment = object.comment ?? "";
+    message.spec = (object.spec !== undefined && object.spec !== null)
+      ? ServiceSpec.fromPartial(object.spec)
+      : undefined;
     return message;
   },
 };
