@@ -1249,7 +1249,7 @@ describe("status", () => {
   ];
 
   test("serviceInfos from the registry: recorded image and state", () => {
-    const [hello, idle] = serviceInfos(services, rows, routes);
+    const [hello, idle] = serviceInfos(services, rows, routes, undefined, "n1");
     assert.equal(hello?.comment, "hi");
     assert.deepEqual(
       hello?.components.map((c) => [c.name, c.image, c.version, c.observedState, c.container]),
@@ -1262,7 +1262,18 @@ describe("status", () => {
     assert.deepEqual(hello?.components[1]?.routes, []);
     assert.deepEqual(hello?.components[0]?.ports, ["127.0.0.1:18080:8080"]);
     assert.deepEqual(hello?.components[0]?.startedAt, new Date("2026-11-27T09:00:00.000Z"));
-    assert.deepEqual(idle, { name: "idle", active: false, comment: "", components: [] });
+    assert.deepEqual(idle, {
+      name: "idle",
+      active: false,
+      comment: "",
+      components: [],
+      spec: { name: "idle", active: false, comment: "", node: "n1", components: [] },
+    });
+    assert.deepEqual(
+      hello?.spec?.components.map((c) => c.name),
+      ["web", "worker"],
+      "the spec the agent holds",
+    );
   });
 
   test("serviceInfos with live containers: the container's image gives the version", () => {
