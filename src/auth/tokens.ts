@@ -16,8 +16,8 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { stringify } from "smol-toml";
-import { z } from "zod";
-import { parseToml, readTextFile, validateToml, writeFileAtomic } from "../config/files.js";
+import { parseToml, readTextFile, throwProblems, writeFileAtomic } from "../config/files.js";
+import { defined, TableChecker, type Parse } from "../util/checker.js";
 import { McpError } from "../util/errors.js";
 
 /** Who made a call. Any role but `guest` may use the agent (reference §1.3). */
@@ -42,17 +42,27 @@ export function hashToken(token: string): string {
 }
 
 const ROLE = /^[a-z][a-z0-9_-]*$/;
+const SHA256 = /^[0-9a-fA-F]{64}$/;
 
-const tokenEntry = z.strictObject({
-  name: z.string().min(1, "must not be empty"),
-  role: z.string().regex(ROLE, "must be a lower-case word such as operator or guest"),
-  sha256: z
-    .string()
-    .regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex characters (the SHA-256 of the token)"),
-});
-const tokensFileSchema = z.strictObject({ tokens: z.array(tokenEntry).default([]) });
+/** One `[[tokens]]` entry; its keys in this order are how the file is written. */
+interface TokenEntry {
+  name: string;
+  role: string;
+  sha256: string;
+}
 
-type TokenEntry = z.output<typeof tokenEntry>;
+function tokenEntry(c: TableChecker): Parse<TokenEntry> {
+  return (v, p) => {
+    const t = c.strictTable(["name", "role", "sha256"])(v, p);
+    const name = c.field(t, p, "name", c.nonEmpty, true);
+    const roleWhat = "a lower-case word such as operator or guest";
+    const role = c.field(t, p, "role", c.matching(ROLE, roleWhat), true);
+    const hashWhat = "64 hex characters (the SHA-256 of the token)";
+    const sha256 = c.field(t, p, "sha256", c.matching(SHA256, hashWhat), true);
+    if (name === undefined || role === undefined || sha256 === undefined) return undefined;
+    return { name, role, sha256 };
+  };
+}
 
 interface Loaded {
   mtimeMs: number;
@@ -62,7 +72,12 @@ interface Loaded {
 
 async function readTokensFile(file: string): Promise<TokenEntry[]> {
   const text = await readTextFile(file, 'create it with "mcp-agent init" or "mcp-agent token add"');
-  return validateToml(file, tokensFileSchema, parseToml(file, text)).tokens;
+  const c = new TableChecker();
+  const root = c.strictTable(["tokens"])(parseToml(file, text), "");
+  const entries = c.list(tokenEntry(c), "an array of tables ([[tokens]])");
+  const tokens = c.field(root, "", "tokens", entries);
+  throwProblems(file, c);
+  return defined(tokens ?? []);
 }
 
 /**
@@ -145,19 +160,17 @@ export async function addTokenToFile(
   if (existing.some((t) => t.name === entry.name)) {
     throw new McpError("invalid_argument", `a token named ${entry.name} already exists in ${path}`);
   }
-  const added = tokenEntry.safeParse({
-    name: entry.name,
-    role: entry.role,
-    sha256: hashToken(entry.token),
-  });
-  if (!added.success) {
-    throw new McpError(
-      "invalid_argument",
-      `bad token entry: ${added.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-    );
+  const c = new TableChecker();
+  const added = tokenEntry(c)(
+    { name: entry.name, role: entry.role, sha256: hashToken(entry.token) },
+    "",
+  );
+  if (!added || c.problems.length > 0) {
+    const problems = c.problems.map((p) => `${p.path}: ${p.message}`);
+    throw new McpError("invalid_argument", `bad token entry: ${problems.join("; ")}`);
   }
   const header =
     "# mcp-agent bearer tokens: SHA-256 hashes only, never the tokens themselves.\n" +
     "# Roles: any role may call the agent except guest (PERMISSION_DENIED).\n\n";
-  await writeFileAtomic(path, header + stringify({ tokens: [...existing, added.data] }) + "\n");
+  await writeFileAtomic(path, header + stringify({ tokens: [...existing, added] }) + "\n");
 }

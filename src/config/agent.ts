@@ -9,11 +9,11 @@
 import { isIP } from "node:net";
 import { dirname, resolve } from "node:path";
 import { stringify } from "smol-toml";
-import { z } from "zod";
+import { at, defined, TableChecker, type Parse } from "../util/checker.js";
+import { LOG_LEVELS, type LogLevel } from "../util/log.js";
 import { parseHostPort } from "./address.js";
 import { formatDuration, parseDuration } from "./duration.js";
-import { LOG_LEVELS, type LogLevel } from "../util/log.js";
-import { parseToml, readTextFile, resolvePath, validateToml } from "./files.js";
+import { parseToml, readTextFile, resolvePath, throwProblems } from "./files.js";
 
 /** An inclusive range of host ports; a single port has `from === to`. */
 export interface PortRange {
@@ -60,97 +60,18 @@ export interface AgentConfig {
 }
 
 const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+const NODE_NAME_EXPECTED = "a lower-case DNS label (a-z, 0-9, '-', '.'), at most 63 chars";
 
-const nonEmpty = z.string().min(1, "must not be empty");
-
-/** A duration string ("30s") turned into milliseconds; `def` goes through the same parse. */
-function duration(def: string, { positive }: { positive: boolean }) {
-  return z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        const ms = parseDuration(text);
-        if (positive && ms <= 0) {
-          ctx.issues.push({ code: "custom", message: "must be greater than zero", input: text });
-        }
-        return ms;
-      } catch (err) {
-        ctx.issues.push({ code: "custom", message: (err as Error).message, input: text });
-        return z.NEVER;
-      }
-    })
-    .prefault(def);
-}
-
-const port = z.number().int("must be an integer").min(1).max(65535);
-
-/** `8080` or `"9000-9100"` → inclusive range. */
-const reservedEntry = z.union([port, z.string()]).transform((v, ctx): PortRange => {
-  if (typeof v === "number") return { from: v, to: v };
-  const m = /^(\d+)-(\d+)$/.exec(v.trim());
-  const from = Number(m?.[1]);
-  const to = Number(m?.[2]);
-  if (!m || from < 1 || to > 65535 || from > to) {
-    ctx.issues.push({
-      code: "custom",
-      message: `expected a port or "a-b" range within 1-65535, got ${JSON.stringify(v)}`,
-      input: v,
-    });
-    return z.NEVER;
-  }
-  return { from, to };
-});
-
-const listenAddress = z.string().superRefine((v, ctx) => {
-  try {
-    parseHostPort(v);
-  } catch (err) {
-    ctx.addIssue({ code: "custom", message: (err as Error).message });
-  }
-});
-
-const fileSchema = z.strictObject({
-  agent: z.strictObject({
-    node_name: z
-      .string()
-      .regex(NODE_NAME, "must be a lower-case DNS label (a-z, 0-9, '-', '.'), at most 63 chars"),
-    data_root: nonEmpty.default("/srv"),
-    allow_latest: z.boolean().default(false),
-  }),
-  server: z.strictObject({
-    listen: listenAddress.default("127.0.0.1:9444"),
-    tls_cert: nonEmpty,
-    tls_key: nonEmpty,
-    ca_cert: nonEmpty.optional(),
-  }),
-  database: z.strictObject({ path: nonEmpty }),
-  auth: z.strictObject({ tokens_file: nonEmpty }),
-  ports: z
-    .strictObject({
-      range: z
-        .tuple([z.number().int().min(1).max(65535), z.number().int().min(2).max(65536)])
-        .refine(([min, max]) => min < max, "min must be below max ([min, max), max exclusive)")
-        .default([10000, 60000]),
-      reserved: z.array(reservedEntry).default([]),
-      exclude_ephemeral: z.boolean().default(true),
-      bind_addresses: z
-        .array(z.string().refine((s) => isIP(s) !== 0, "must be an IP address"))
-        .min(1, "needs at least one address")
-        .default(["127.0.0.1"]),
-    })
-    .prefault({}),
-  monitor: z
-    .strictObject({
-      interval: duration("30s", { positive: true }),
-      alert_command: z.array(nonEmpty).default([]),
-      cooldown: duration("15m", { positive: false }),
-      flap_threshold: z.number().int().min(1).default(3),
-      flap_window: duration("10m", { positive: true }),
-      retention: duration("720h", { positive: true }),
-    })
-    .prefault({}),
-  log: z.strictObject({ level: z.enum(LOG_LEVELS).default("info") }).prefault({}),
-});
+/** The keys each section may hold; [agent], [server], [database] and [auth] are required. */
+const KEYS = {
+  agent: ["node_name", "data_root", "allow_latest"],
+  server: ["listen", "tls_cert", "tls_key", "ca_cert"],
+  database: ["path"],
+  auth: ["tokens_file"],
+  ports: ["range", "reserved", "exclude_ephemeral", "bind_addresses"],
+  monitor: ["interval", "alert_command", "cooldown", "flap_threshold", "flap_window", "retention"],
+  log: ["level"],
+};
 
 /**
  * Builds an AgentConfig from parsed TOML (or an equivalent object), applying
@@ -158,37 +79,101 @@ const fileSchema = z.strictObject({
  * source in error messages.
  */
 export function agentConfigFromObject(data: unknown, baseDir: string, file: string): AgentConfig {
-  const raw = validateToml(file, fileSchema, data);
-  const abs = (p: string) => resolvePath(baseDir, p);
-  return {
+  const c = new TableChecker();
+  const root = c.strictTable(Object.keys(KEYS))(data, "");
+  const section = (key: keyof typeof KEYS, required = false) =>
+    c.section(root, "", key, KEYS[key], required);
+  const agent = section("agent", true);
+  const server = section("server", true);
+  const database = section("database", true);
+  const auth = section("auth", true);
+  const ports = section("ports");
+  const monitor = section("monitor");
+  const log = section("log");
+
+  const path: Parse<string> = (v, p) => {
+    const s = c.nonEmpty(v, p);
+    return s === undefined ? undefined : resolvePath(baseDir, s);
+  };
+  const duration =
+    (positive: boolean): Parse<number> =>
+    (v, p) => {
+      const ms = c.parsing(parseDuration, 'a duration such as "30s"')(v, p);
+      return positive && ms === 0 ? c.expected(p, "a duration above zero", v) : ms;
+    };
+
+  // Required values fall back to a placeholder, never used: any problem throws below.
+  const cfg: AgentConfig = {
     agent: {
-      nodeName: raw.agent.node_name,
-      dataRoot: abs(raw.agent.data_root),
-      allowLatest: raw.agent.allow_latest,
+      nodeName: agent("node_name", c.matching(NODE_NAME, NODE_NAME_EXPECTED), true) ?? "",
+      dataRoot: agent("data_root", path) ?? "/srv",
+      allowLatest: agent("allow_latest", c.boolean) ?? false,
     },
     server: {
-      listen: raw.server.listen,
-      tlsCert: abs(raw.server.tls_cert),
-      tlsKey: abs(raw.server.tls_key),
-      caCert: raw.server.ca_cert === undefined ? undefined : abs(raw.server.ca_cert),
+      listen: server("listen", c.parsing(hostPort, '"host:port"')) ?? "127.0.0.1:9444",
+      tlsCert: server("tls_cert", path, true) ?? "",
+      tlsKey: server("tls_key", path, true) ?? "",
+      caCert: server("ca_cert", path),
     },
-    database: { path: abs(raw.database.path) },
-    auth: { tokensFile: abs(raw.auth.tokens_file) },
+    database: { path: database("path", path, true) ?? "" },
+    auth: { tokensFile: auth("tokens_file", path, true) ?? "" },
     ports: {
-      range: { min: raw.ports.range[0], max: raw.ports.range[1] },
-      reserved: raw.ports.reserved,
-      excludeEphemeral: raw.ports.exclude_ephemeral,
-      bindAddresses: raw.ports.bind_addresses,
+      range: ports("range", portRange(c)) ?? { min: 10000, max: 60000 },
+      reserved: defined(ports("reserved", c.list(reservedPorts(c))) ?? []),
+      excludeEphemeral: ports("exclude_ephemeral", c.boolean) ?? true,
+      bindAddresses: ports("bind_addresses", ipAddresses(c)) ?? ["127.0.0.1"],
     },
     monitor: {
-      intervalMs: raw.monitor.interval,
-      alertCommand: raw.monitor.alert_command,
-      cooldownMs: raw.monitor.cooldown,
-      flapThreshold: raw.monitor.flap_threshold,
-      flapWindowMs: raw.monitor.flap_window,
-      retentionMs: raw.monitor.retention,
+      intervalMs: monitor("interval", duration(true)) ?? parseDuration("30s"),
+      alertCommand: defined(monitor("alert_command", c.list(c.nonEmpty)) ?? []),
+      cooldownMs: monitor("cooldown", duration(false)) ?? parseDuration("15m"),
+      flapThreshold: monitor("flap_threshold", c.integer(1)) ?? 3,
+      flapWindowMs: monitor("flap_window", duration(true)) ?? parseDuration("10m"),
+      retentionMs: monitor("retention", duration(true)) ?? parseDuration("720h"),
     },
-    log: { level: raw.log.level },
+    log: { level: log("level", c.oneOf<LogLevel>(LOG_LEVELS)) ?? "info" },
+  };
+  throwProblems(file, c);
+  return cfg;
+}
+
+/** `host:port`, kept as written. */
+function hostPort(text: string): string {
+  parseHostPort(text);
+  return text;
+}
+
+/** `[min, max]`, max exclusive. */
+function portRange(c: TableChecker): Parse<{ min: number; max: number }> {
+  return (v, p) => {
+    if (!Array.isArray(v) || v.length !== 2) return c.expected(p, "[min, max] (two ports)", v);
+    const min = c.integer(1, 65535)(v[0], at(p, 0));
+    const max = c.integer(2, 65536)(v[1], at(p, 1));
+    if (min === undefined || max === undefined) return undefined;
+    if (min >= max) return c.fail(p, "min must be below max ([min, max), max exclusive)");
+    return { min, max };
+  };
+}
+
+/** `8080` or `"9000-9100"` → inclusive range. */
+function reservedPorts(c: TableChecker): Parse<PortRange> {
+  return (v, p) => {
+    const m = typeof v === "string" ? /^(\d+)-(\d+)$/.exec(v.trim()) : null;
+    const [from, to] = typeof v === "number" ? [v, v] : [Number(m?.[1]), Number(m?.[2])];
+    return Number.isInteger(from) && from >= 1 && to <= 65535 && from <= to
+      ? { from, to }
+      : c.expected(p, 'a port or "a-b" range within 1-65535', v);
+  };
+}
+
+/** At least one IP address. */
+function ipAddresses(c: TableChecker): Parse<string[]> {
+  const ip: Parse<string> = (v, p) =>
+    typeof v === "string" && isIP(v) !== 0 ? v : c.expected(p, "an IP address", v);
+  return (v, p) => {
+    const ips = c.list(ip)(v, p);
+    if (ips?.length === 0) return c.fail(p, "expected at least one address");
+    return ips && defined(ips);
   };
 }
 

@@ -20,10 +20,10 @@
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { stringify } from "smol-toml";
-import { z } from "zod";
+import { defined, TableChecker, type Parse } from "../util/checker.js";
 import { McpError } from "../util/errors.js";
 import { parseHostPort } from "./address.js";
-import { parseToml, readTextFile, resolvePath, validateToml, writeFileAtomic } from "./files.js";
+import { parseToml, readTextFile, resolvePath, throwProblems, writeFileAtomic } from "./files.js";
 
 export interface CliNode {
   name: string;
@@ -61,52 +61,61 @@ export function cliConfigPath(flag?: string, env: NodeJS.ProcessEnv = process.en
 }
 
 const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
-const nonEmpty = z.string().min(1, "must not be empty");
-const nodeName = z
-  .string()
-  .regex(NODE_NAME, "must be a lower-case DNS label (a-z, 0-9, '-', '.'), at most 63 chars");
-const address = z.string().superRefine((v, ctx) => {
-  try {
-    parseHostPort(v);
-  } catch (err) {
-    ctx.addIssue({ code: "custom", message: (err as Error).message });
-  }
-});
+const NODE_NAME_EXPECTED = "a lower-case DNS label (a-z, 0-9, '-', '.'), at most 63 chars";
+const NODE_KEYS = ["name", "address", "ca_cert", "token_path"];
 
-const fileSchema = z.strictObject({
-  services: z.strictObject({ dir: nonEmpty.optional() }).prefault({}),
-  tls: z.strictObject({ ca_cert: nonEmpty.optional() }).prefault({}),
-  auth: z.strictObject({ token_path: nonEmpty.optional() }).prefault({}),
-  nodes: z
-    .array(
-      z.strictObject({
-        name: nodeName,
-        address,
-        ca_cert: nonEmpty.optional(),
-        token_path: nonEmpty.optional(),
-      }),
-    )
-    .default([])
-    .superRefine(
-      (nodes, ctx) => {
-        const seen = new Set<unknown>();
-        nodes.forEach((n: { name?: unknown } | undefined, i) => {
-          // Entries may be half-parsed here (see `when`): only compare real names.
-          if (typeof n?.name !== "string") return;
-          if (seen.has(n.name)) {
-            ctx.addIssue({
-              code: "custom",
-              message: `duplicate node ${n.name}`,
-              path: [i, "name"],
-            });
-          }
-          seen.add(n.name);
-        });
-      },
-      // Report duplicates even when another node has problems: every problem at once.
-      { when: (payload) => Array.isArray(payload.value) },
-    ),
-});
+/** Checks of a node's name and `host:port` address (kept as written). */
+function nodeChecks(c: TableChecker) {
+  return {
+    name: c.matching(NODE_NAME, NODE_NAME_EXPECTED),
+    address: c.parsing((text) => {
+      parseHostPort(text);
+      return text;
+    }, '"host:port"'),
+  };
+}
+
+/** Checks a parsed file; relative paths (and `~/`) are resolved against `base`. */
+function cliConfigFromObject(data: unknown, base: string, file: string): CliConfig {
+  const c = new TableChecker();
+  const check = nodeChecks(c);
+  const path: Parse<string> = (v, p) => {
+    const s = c.nonEmpty(v, p);
+    return s === undefined ? undefined : resolvePath(base, s);
+  };
+  // Required values fall back to a placeholder, never used: any problem throws below.
+  const node: Parse<CliNode> = (v, p) => {
+    const t = c.strictTable(NODE_KEYS)(v, p);
+    if (!t) return undefined;
+    return {
+      name: c.field(t, p, "name", check.name, true) ?? "",
+      address: c.field(t, p, "address", check.address, true) ?? "",
+      caCert: c.field(t, p, "ca_cert", path),
+      tokenPath: c.field(t, p, "token_path", path),
+    };
+  };
+
+  const root = c.strictTable(["services", "tls", "auth", "nodes"])(data, "");
+  const dir = c.section(root, "", "services", ["dir"])("dir", path);
+  const caCert = c.section(root, "", "tls", ["ca_cert"])("ca_cert", path);
+  const tokenPath = c.section(root, "", "auth", ["token_path"])("token_path", path);
+  const nodes = c.field(root, "", "nodes", c.list(node, "an array of tables ([[nodes]])")) ?? [];
+  const seen = new Map<string, number>();
+  nodes.forEach((n, i) => {
+    if (!n?.name) return;
+    const first = seen.get(n.name);
+    if (first === undefined) seen.set(n.name, i);
+    else c.fail(`nodes[${i}].name`, `duplicate node "${n.name}" (also nodes[${first}])`);
+  });
+  const cfg: CliConfig = {
+    services: { dir: dir ?? resolvePath(base, "services") },
+    tls: { caCert },
+    auth: { tokenPath },
+    nodes: defined(nodes),
+  };
+  throwProblems(file, c);
+  return cfg;
+}
 
 const MISSING_HINT =
   'run "mcp-agent init" on the node (it writes a ready mcp.toml to use with --config) ' +
@@ -141,20 +150,7 @@ export async function loadCliConfig(
     }
     throw err;
   }
-  const raw = validateToml(file, fileSchema, parseToml(file, text));
-  const base = dirname(file);
-  const abs = (p: string | undefined) => (p === undefined ? undefined : resolvePath(base, p));
-  return {
-    services: { dir: resolvePath(base, raw.services.dir ?? "services") },
-    tls: { caCert: abs(raw.tls.ca_cert) },
-    auth: { tokenPath: abs(raw.auth.token_path) },
-    nodes: raw.nodes.map((n) => ({
-      name: n.name,
-      address: n.address,
-      caCert: abs(n.ca_cert),
-      tokenPath: abs(n.token_path),
-    })),
-  };
+  return cliConfigFromObject(parseToml(file, text), dirname(file), file);
 }
 
 /** Renders the config as TOML (absolute paths, optional keys only when set). */
@@ -208,14 +204,12 @@ export function resolveNode(cfg: CliConfig, name: string): ResolvedNode {
 
 /** Returns a copy with `node` added; refuses a bad name/address or a duplicate. */
 export function addNode(cfg: CliConfig, node: CliNode): CliConfig {
-  const problems: string[] = [];
-  const check = (key: string, schema: z.ZodType, v: unknown) => {
-    const r = schema.safeParse(v);
-    if (!r.success) problems.push(`${key}: ${r.error.issues.map((i) => i.message).join("; ")}`);
-  };
-  check("name", nodeName, node.name);
-  check("address", address, node.address);
-  if (problems.length > 0) {
+  const c = new TableChecker();
+  const check = nodeChecks(c);
+  check.name(node.name, "name");
+  check.address(node.address, "address");
+  if (c.problems.length > 0) {
+    const problems = c.problems.map((p) => `${p.path}: ${p.message}`);
     throw new McpError("invalid_argument", `cannot add node: ${problems.join(", ")}`);
   }
   if (cfg.nodes.some((n) => n.name === node.name)) {

@@ -1,15 +1,15 @@
 /**
  * Shared plumbing for MCP's TOML files (agent config, CLI config, tokens):
  * read with a clear "missing file" error, parse with line:col syntax errors,
- * validate with zod reporting every problem with its key path, write atomically.
+ * report every problem a TableChecker found with its key path, write atomically.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
-import { z } from "zod";
-import { McpError, ValidationError, type Problem } from "../util/errors.js";
+import type { TableChecker } from "../util/checker.js";
+import { McpError, ValidationError } from "../util/errors.js";
 
 /** Reads a file as UTF-8; ENOENT becomes McpError(code) with `missingHint`. */
 export async function readTextFile(
@@ -45,57 +45,11 @@ export function parseToml(file: string, text: string): Record<string, unknown> {
   }
 }
 
-/** `["ports", "range", 1]` → `ports.range[1]`. */
-export function issuePath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const key of path) {
-    if (typeof key === "number") out += `[${key}]`;
-    else out += out ? `.${String(key)}` : String(key);
+/** Throws a ValidationError listing every problem `checker` found in `file`, if any. */
+export function throwProblems(file: string, checker: TableChecker): void {
+  if (checker.problems.length > 0) {
+    throw new ValidationError("invalid_config", file, checker.problems);
   }
-  return out;
-}
-
-function describe(value: unknown): string {
-  if (Array.isArray(value)) return "an array";
-  if (value === null) return "null";
-  if (typeof value === "object") return "a table";
-  return `${typeof value} ${JSON.stringify(value)}`;
-}
-
-// Friendlier wording than zod's defaults for the two issues config files hit most.
-const errorMap: z.core.$ZodErrorMap = (iss) => {
-  if (iss.code === "invalid_type") {
-    return iss.input === undefined
-      ? `required (${iss.expected})`
-      : `expected ${iss.expected}, got ${describe(iss.input)}`;
-  }
-  return undefined;
-};
-
-/** Turns zod issues into Problems, one per unknown key so each gets its own path. */
-export function zodProblems(error: z.ZodError): Problem[] {
-  const problems: Problem[] = [];
-  for (const issue of error.issues) {
-    if (issue.code === "unrecognized_keys") {
-      for (const key of issue.keys) {
-        problems.push({ path: issuePath([...issue.path, key]), message: "unknown key" });
-      }
-    } else {
-      problems.push({ path: issuePath(issue.path), message: issue.message });
-    }
-  }
-  return problems;
-}
-
-/** Validates parsed TOML against a schema; every problem is reported at once. */
-export function validateToml<S extends z.ZodType>(
-  file: string,
-  schema: S,
-  data: unknown,
-): z.output<S> {
-  const result = schema.safeParse(data, { error: errorMap });
-  if (!result.success) throw new ValidationError("invalid_config", file, zodProblems(result.error));
-  return result.data;
 }
 
 /** Expands a leading `~/` and resolves relative paths against `baseDir`. */

@@ -6,6 +6,7 @@
  * strings checked here end up in container names and podman argv, so the
  * rules are allow-lists, not deny-lists.
  */
+import { at, defined, TableChecker, type Parse } from "../util/checker.js";
 import type { Problem } from "../util/errors.js";
 import { routeEnvName } from "./env.js";
 import { imageName, parseImageRef } from "./image.js";
@@ -54,28 +55,6 @@ const EXPECT = {
   env: '"KEY=VALUE" with KEY of letters, digits and "_" (not starting with a digit)',
 };
 
-type Table = Record<string, unknown>;
-type Parse<T> = (value: unknown, path: string) => T | undefined;
-
-/** How a value looks in "expected X, got Y". */
-function describe(v: unknown): string {
-  if (typeof v === "string") return JSON.stringify(v);
-  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (v instanceof Date) return "a date";
-  return typeof v === "object" ? "a table" : typeof v;
-}
-
-function isTable(v: unknown): v is Table {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
-
-function at(path: string, key: string | number): string {
-  if (typeof key === "number") return `${path}[${key}]`;
-  return path ? `${path}.${key}` : key;
-}
-
 /**
  * Drops absent values, "" and [] so that "omitted" has exactly one
  * representation (absent), which makes ServiceDef ⇄ ServiceSpec exact.
@@ -93,59 +72,9 @@ export function compact<T extends object>(o: T): T {
  * names, route variables) still run; validateServiceDef discards the result
  * whenever there is a problem. Only a value of the wrong shape gives undefined.
  */
-class Checker {
-  readonly problems: Problem[] = [];
-  constructor(private readonly opts: ServiceDefOptions) {}
-
-  fail(path: string, message: string): undefined {
-    this.problems.push({ path, message });
-    return undefined;
-  }
-
-  expected(path: string, what: string, got: unknown): undefined {
-    return this.fail(path, `expected ${what}, got ${describe(got)}`);
-  }
-
-  /** Reads `t[key]`; absent (or undefined) is fine unless required. */
-  field<T>(t: Table, path: string, key: string, parse: Parse<T>, required = false): T | undefined {
-    const p = at(path, key);
-    const v = Object.hasOwn(t, key) ? t[key] : undefined;
-    if (v === undefined) return required ? this.fail(p, "required") : undefined;
-    return parse(v, p);
-  }
-
-  /** Typos such as `imagee` must not pass silently. */
-  unknownKeys(t: Table, path: string, known: readonly string[]): void {
-    for (const [k, v] of Object.entries(t)) {
-      if (v !== undefined && !known.includes(k)) this.fail(at(path, k), "unknown field");
-    }
-  }
-
-  table(v: unknown, path: string, what = "a table"): Table | undefined {
-    return isTable(v) ? v : this.expected(path, what, v);
-  }
-
-  string: Parse<string> = (v, p) => (typeof v === "string" ? v : this.expected(p, "a string", v));
-
-  boolean: Parse<boolean> = (v, p) =>
-    typeof v === "boolean" ? v : this.expected(p, "a boolean", v);
-
-  nonEmpty: Parse<string> = (v, p) =>
-    typeof v === "string" && v !== "" ? v : this.expected(p, "a non-empty string", v);
-
-  matching(re: RegExp, what: string): Parse<string> {
-    return (v, p) => (typeof v === "string" && re.test(v) ? v : this.expected(p, what, v));
-  }
-
-  oneOf<T extends string>(values: readonly T[]): Parse<T> {
-    const what = values.map((x) => `"${x}"`).join(" or ");
-    return (v, p) => (values.includes(v as T) ? (v as T) : this.expected(p, what, v));
-  }
-
-  /** Every item is checked; invalid ones stay as undefined so indexes still match. */
-  list<T>(item: Parse<T>, what = "an array"): Parse<(T | undefined)[]> {
-    return (v, p) =>
-      Array.isArray(v) ? v.map((x, i) => item(x, at(p, i))) : this.expected(p, what, v);
+class Checker extends TableChecker {
+  constructor(private readonly opts: ServiceDefOptions) {
+    super("unknown field");
   }
 
   service(v: unknown): ServiceDef | undefined {
@@ -309,10 +238,7 @@ class Checker {
     return compact({ name, port: port ?? 0, mode, hostname, protocol });
   };
 
-  portNumber: Parse<number> = (v, p) =>
-    Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535
-      ? (v as number)
-      : this.expected(p, "an integer 1-65535", v);
+  portNumber = this.integer(1, 65535);
 
   /**
    * One unnamed route ($PORT) alone, or named routes whose variables
@@ -365,10 +291,6 @@ class Checker {
       if (first === undefined) seen.set(key, i);
     });
   }
-}
-
-function defined<T>(xs: (T | undefined)[]): T[] {
-  return xs.filter((x): x is T => x !== undefined);
 }
 
 /**

@@ -220,9 +220,9 @@ level = "loud"
       "server.tls_key",
     ]);
     const byPath = new Map(got.map((p) => [p.path, p.message]));
-    assert.equal(byPath.get("server.tls_key"), "required (string)");
+    assert.equal(byPath.get("server.tls_key"), "required");
     assert.equal(byPath.get("agent.colour"), "unknown key");
-    assert.equal(byPath.get("agent.allow_latest"), 'expected boolean, got string "yes"');
+    assert.equal(byPath.get("agent.allow_latest"), 'expected a boolean, got "yes"');
     assert.match(byPath.get("monitor.interval") ?? "", /invalid duration "30"/);
     assert.match(byPath.get("ports.range") ?? "", /min must be below max/);
     assert.match(byPath.get("server.listen") ?? "", /expected host:port/);
