@@ -22,6 +22,10 @@ export interface ComponentRow {
   observedState: string;
   containerId: string;
   startedAt: string | null;
+  /** When the agent last ran a container from the stored spec; null if never (synced, adopted) or undeployed. */
+  deployedAt: string | null;
+  /** Position in the service definition. */
+  ord: number;
   createdAt: string;
   updatedAt: string;
 }
@@ -31,6 +35,8 @@ export interface ComponentInput {
   name: string;
   spec: ComponentSpec;
   desiredState: DesiredState;
+  /** Position in the service definition; absent keeps the stored one (0 for a new row). */
+  ord?: number;
 }
 
 export interface ObservedInput {
@@ -50,6 +56,7 @@ interface UpsertParams {
   version: string;
   spec: string;
   desired: string;
+  ord: number | null;
   now: string;
 }
 
@@ -65,7 +72,7 @@ interface ObservedParams {
 
 const COLUMNS = `service, name, image, version, spec, desired_state AS desiredState,
   observed_state AS observedState, container_id AS containerId, started_at AS startedAt,
-  created_at AS createdAt, updated_at AS updatedAt`;
+  deployed_at AS deployedAt, ord, created_at AS createdAt, updated_at AS updatedAt`;
 
 function toRow(r: Raw): ComponentRow {
   // fromJSON fills fields added to the proto after the row was written.
@@ -85,6 +92,7 @@ export class ComponentStore {
   >;
   readonly #serviceExists: Database.Statement<[string], number>;
   readonly #delete: Database.Statement<[string, string]>;
+  readonly #setDeployed: Database.Statement<[string | null, string, string, string]>;
   readonly #upsertWithRoutes: (c: ComponentInput) => void;
 
   constructor(db: Database.Database, routes: RouteStore) {
@@ -92,15 +100,19 @@ export class ComponentStore {
     // The update leaves observed_state, container_id and started_at alone:
     // redefining a component does not change what is running.
     this.#upsert = db.prepare(`
-      INSERT INTO components (service, name, image, version, spec, desired_state, created_at, updated_at)
-      VALUES (@service, @name, @image, @version, @spec, @desired, @now, @now)
+      INSERT INTO components (service, name, image, version, spec, desired_state, ord, created_at, updated_at)
+      VALUES (@service, @name, @image, @version, @spec, @desired, coalesce(@ord, 0), @now, @now)
       ON CONFLICT (service, name) DO UPDATE SET
         image = excluded.image, version = excluded.version, spec = excluded.spec,
-        desired_state = excluded.desired_state, updated_at = excluded.updated_at`);
+        desired_state = excluded.desired_state, ord = coalesce(@ord, ord),
+        updated_at = excluded.updated_at`);
     this.#get = db.prepare(`SELECT ${COLUMNS} FROM components WHERE service = ? AND name = ?`);
-    this.#list = db.prepare(`SELECT ${COLUMNS} FROM components ORDER BY service, name`);
+    this.#list = db.prepare(`SELECT ${COLUMNS} FROM components ORDER BY service, ord, name`);
     this.#listService = db.prepare(
-      `SELECT ${COLUMNS} FROM components WHERE service = ? ORDER BY name`,
+      `SELECT ${COLUMNS} FROM components WHERE service = ? ORDER BY ord, name`,
+    );
+    this.#setDeployed = db.prepare(
+      "UPDATE components SET deployed_at = ?, updated_at = ? WHERE service = ? AND name = ?",
     );
     this.#setObserved = db.prepare(`
       UPDATE components SET
@@ -130,6 +142,7 @@ export class ComponentStore {
         version: imageVersion(c.spec.image),
         spec: JSON.stringify(ComponentSpec.toJSON(c.spec)),
         desired: c.desiredState,
+        ord: c.ord ?? null,
         now: now(),
       });
       this.#routes.replaceForComponent(c.service, c.name, c.spec.routes);
@@ -165,7 +178,7 @@ export class ComponentStore {
     return r && toRow(r);
   }
 
-  /** All components, or one service's, ordered by service then name. */
+  /** All components, or one service's, ordered by service then definition order. */
   list(service?: string): ComponentRow[] {
     const rows = service === undefined ? this.#list.all() : this.#listService.all(service);
     return rows.map(toRow);
@@ -198,6 +211,13 @@ export class ComponentStore {
     const changes = this.#setDesiredForService.run({ service, state, now: now() }).changes;
     if (changes === 0 && !this.#serviceExists.get(service)) {
       throw new McpError("not_found", `service ${service} is not registered`);
+    }
+  }
+
+  /** Records that a container was started from the stored spec (`at`), or clears it (undeploy). */
+  setDeployed(service: string, name: string, at: string | null): void {
+    if (this.#setDeployed.run(at, now(), service, name).changes === 0) {
+      throw notFound(service, name);
     }
   }
 

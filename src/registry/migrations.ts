@@ -81,6 +81,19 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_time ON events(timestamp);
     `,
   },
+  {
+    version: 2,
+    name: "components: definition order, deployed_at",
+    sql: `
+      -- Position in the service definition, so listings and exports keep the
+      -- operator's order rather than the alphabet's.
+      ALTER TABLE components ADD COLUMN ord INTEGER NOT NULL DEFAULT 0;
+      -- When the agent last started a container from the stored spec (deploy,
+      -- start, recover); NULL for components only synced or adopted, or
+      -- undeployed. Recovery at start recreates only components that have one.
+      ALTER TABLE components ADD COLUMN deployed_at TEXT;
+    `,
+  },
 ];
 
 /**

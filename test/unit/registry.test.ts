@@ -79,19 +79,21 @@ describe("open and migrate", () => {
     const path = join(dir, "upgrade.db");
     openRegistry(path).close();
     const raw = new Database(path);
-    const next = [...MIGRATIONS, { version: 2, name: "t", sql: "CREATE TABLE t (x INTEGER)" }];
-    assert.deepEqual(migrate(raw, next), [2]);
+    const version = MIGRATIONS.length + 1;
+    const next = [...MIGRATIONS, { version, name: "t", sql: "CREATE TABLE t (x INTEGER)" }];
+    assert.deepEqual(migrate(raw, next), [version]);
     assert.deepEqual(migrate(raw, next), []);
     raw.close();
   });
 
   test("a failing migration leaves nothing behind", () => {
     const raw = new Database(":memory:");
-    const bad = [...MIGRATIONS, { version: 2, name: "bad", sql: "CREATE TABLE u (x); nonsense" }];
+    const version = MIGRATIONS.length + 1;
+    const bad = [...MIGRATIONS, { version, name: "bad", sql: "CREATE TABLE u (x); nonsense" }];
     assert.throws(() => migrate(raw, bad));
     assert.deepEqual(
       appliedMigrations(raw).map((m) => m.version),
-      [1],
+      MIGRATIONS.map((m) => m.version),
     );
     assert.equal(
       raw.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'u'").pluck().get(),
@@ -236,6 +238,44 @@ describe("components", () => {
 
     assert.equal(r.components.delete("web", "ui"), true);
     assert.equal(r.components.delete("web", "ui"), false);
+    r.close();
+  });
+
+  test("definition order and deployed_at", () => {
+    const r = withApi();
+    r.components.upsert({
+      service: "web",
+      name: "zeta",
+      spec: spec("zeta", "z:1"),
+      desiredState: "running",
+      ord: 0,
+    });
+    r.components.upsert({
+      service: "web",
+      name: "api",
+      spec: spec("api", "a:1"),
+      desiredState: "running",
+      ord: 1,
+    });
+    assert.deepEqual(
+      r.components.list("web").map((x) => x.name),
+      ["zeta", "api"],
+    );
+    // An upsert without ord keeps the stored position.
+    r.components.upsert({
+      service: "web",
+      name: "zeta",
+      spec: spec("zeta", "z:2"),
+      desiredState: "running",
+    });
+    assert.equal(r.components.get("web", "zeta")?.ord, 0);
+
+    assert.equal(r.components.get("web", "api")?.deployedAt, null);
+    r.components.setDeployed("web", "api", "2026-11-27T10:00:00.000Z");
+    assert.equal(r.components.get("web", "api")?.deployedAt, "2026-11-27T10:00:00.000Z");
+    r.components.setDeployed("web", "api", null);
+    assert.equal(r.components.get("web", "api")?.deployedAt, null);
+    assert.throws(() => r.components.setDeployed("web", "nope", null), code("not_found"));
     r.close();
   });
 
