@@ -1,0 +1,208 @@
+/**
+ * The agent's watch loop (reference §9). Every `interval`, and on demand
+ * (GetServiceStatus runs a pass before answering, so `mcp status` shows fresh
+ * drift), one pass:
+ *
+ * 1. refreshes observed state from podman (observe.ts: a `state` event per
+ *    transition, restarts podman did between passes included);
+ * 2. counts each component's `state` events within the flap window;
+ * 3. evaluates drift and flapping (alerts.ts) and records a `drift` / `flap`
+ *    event for each condition that started this pass;
+ * 4. starts the alert command for the conditions due an alert (in the
+ *    background: a slow command never delays a pass or an RPC);
+ * 5. prunes events older than the retention.
+ *
+ * Passes never overlap: runOnce() while a pass runs waits for it and then runs
+ * one more (callers arriving meanwhile share that one), so an on-demand pass
+ * always looks at podman after it was asked. A failing pass (podman down) is
+ * logged and the loop goes on. There is no remediation: the agent does not
+ * restart drifted containers (§9; podman's restart policy provides liveness).
+ */
+import type { AgentContext } from "../agent/context.js";
+import { componentKey, refreshObserved, type ObservedSnapshot } from "../agent/observe.js";
+import { errorMessage } from "../util/errors.js";
+import { runAlertCommand, type AlertRunner } from "./alerter.js";
+import {
+  alertEnv,
+  emptyMemory,
+  evaluate,
+  type ComponentObservation,
+  type Condition,
+  type MonitorMemory,
+  type MonitorPolicy,
+} from "./alerts.js";
+
+/** The `[monitor]` section of the agent config (AgentConfig["monitor"]). */
+export interface MonitorSettings {
+  intervalMs: number;
+  /** argv run without a shell; empty = no alerts. */
+  alertCommand: string[];
+  cooldownMs: number;
+  flapThreshold: number;
+  flapWindowMs: number;
+  retentionMs: number;
+}
+
+export interface PassResult extends ObservedSnapshot {
+  /** Conditions that started this pass (each got an event). */
+  entered: Condition[];
+  /** Conditions whose alert command was started. */
+  alerted: Condition[];
+  /** Events pruned. */
+  pruned: number;
+}
+
+export interface MonitorDeps {
+  /** The clock (ms since the epoch); tests pass a fake one. */
+  now?: () => number;
+  /** Runs the alert command; default: runAlertCommand. */
+  runAlert?: AlertRunner;
+}
+
+export class Monitor {
+  readonly #ctx: AgentContext;
+  readonly #settings: MonitorSettings;
+  readonly #now: () => number;
+  readonly #runAlert: AlertRunner;
+  #memory: MonitorMemory = emptyMemory();
+  #started = false;
+  #timer: NodeJS.Timeout | undefined;
+  /** The pass running now. */
+  #current: Promise<PassResult> | undefined;
+  /** The pass queued behind it, shared by every runOnce() that arrives meanwhile. */
+  #next: Promise<PassResult> | undefined;
+  readonly #alerts = new Set<Promise<void>>();
+
+  constructor(ctx: AgentContext, settings: MonitorSettings, deps: MonitorDeps = {}) {
+    this.#ctx = ctx;
+    this.#settings = settings;
+    this.#now = deps.now ?? Date.now;
+    this.#runAlert =
+      deps.runAlert ?? ((argv, env) => runAlertCommand(argv, env, { logger: ctx.logger }));
+  }
+
+  /** Starts the loop: a first pass now, then one every interval after the previous ends. */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#schedule(0);
+  }
+
+  /** Stops the loop; waits for a running pass and for alert commands still running. */
+  async stop(): Promise<void> {
+    this.#started = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const pass = this.#next ?? this.#current;
+    if (pass) await pass.catch(() => undefined);
+    await this.settled();
+  }
+
+  /** Waits for the alert commands started so far. */
+  async settled(): Promise<void> {
+    while (this.#alerts.size > 0) await Promise.allSettled([...this.#alerts]);
+  }
+
+  /** One pass, never overlapping another (see the file comment). Rejects if podman fails. */
+  runOnce(): Promise<PassResult> {
+    if (this.#next) return this.#next;
+    if (this.#current) {
+      this.#next = this.#current.catch(() => undefined).then(() => this.#startPass());
+      return this.#next;
+    }
+    return this.#startPass();
+  }
+
+  #startPass(): Promise<PassResult> {
+    this.#next = undefined;
+    const pass: Promise<PassResult> = this.#pass().finally(() => {
+      if (this.#current === pass) this.#current = undefined;
+    });
+    this.#current = pass;
+    return pass;
+  }
+
+  #schedule(delayMs: number): void {
+    this.#timer = setTimeout(() => void this.#tick(), delayMs);
+    // The gRPC server keeps the agent alive; the timer alone must not.
+    this.#timer.unref();
+  }
+
+  async #tick(): Promise<void> {
+    this.#timer = undefined;
+    try {
+      await this.runOnce();
+    } catch (err) {
+      this.#ctx.logger.warn(
+        { err: errorMessage(err), nextInMs: this.#settings.intervalMs },
+        "monitor pass failed",
+      );
+    } finally {
+      if (this.#started) this.#schedule(this.#settings.intervalMs);
+    }
+  }
+
+  async #pass(): Promise<PassResult> {
+    const { registry, logger, settings } = this.#ctx;
+    const snapshot = await refreshObserved(this.#ctx, { skipBusy: true });
+    const now = this.#now();
+    const since = new Date(now - this.#settings.flapWindowMs).toISOString();
+    const observations: ComponentObservation[] = snapshot.components
+      .filter((c) => !snapshot.skipped.has(componentKey(c.service, c.name)))
+      .map((c) => ({
+        service: c.service,
+        component: c.name,
+        desired: c.desiredState,
+        observed: c.observedState,
+        transitions: registry.events.countTransitions(c.service, c.name, since),
+      }));
+    const { entered, alerts, memory } = evaluate(
+      observations,
+      snapshot.skipped,
+      this.#memory,
+      now,
+      this.#policy(),
+    );
+    this.#memory = memory;
+    if (entered.length > 0) {
+      registry.transaction(() => {
+        for (const c of entered) {
+          registry.events.add({
+            service: c.service,
+            component: c.component,
+            kind: c.kind,
+            message: c.message,
+          });
+        }
+      });
+      for (const c of entered) {
+        logger.warn(
+          { service: c.service, component: c.component, kind: c.kind, detail: c.message },
+          c.kind === "drift" ? "component drifted" : "component is flapping",
+        );
+      }
+    }
+    for (const c of alerts) this.#dispatch(alertEnv(settings.node, c));
+    const pruned = registry.events.prune(new Date(now - this.#settings.retentionMs).toISOString());
+    if (pruned > 0) logger.info({ pruned }, "pruned old events");
+    return { ...snapshot, entered, alerted: alerts, pruned };
+  }
+
+  #policy(): MonitorPolicy {
+    return {
+      cooldownMs: this.#settings.cooldownMs,
+      flapThreshold: this.#settings.flapThreshold,
+      flapWindowMs: this.#settings.flapWindowMs,
+      alerting: this.#settings.alertCommand.length > 0,
+    };
+  }
+
+  #dispatch(env: Record<string, string>): void {
+    const run: Promise<void> = this.#runAlert(this.#settings.alertCommand, env)
+      .catch((err: unknown) =>
+        this.#ctx.logger.warn({ err: errorMessage(err) }, "alert command failed"),
+      )
+      .finally(() => this.#alerts.delete(run));
+    this.#alerts.add(run);
+  }
+}
