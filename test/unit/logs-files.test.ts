@@ -1,0 +1,578 @@
+/**
+ * Logs and file transfer: the pure rules (paths, modes, sizes, --since,
+ * --tail, component choice), the agent's push/pull against real temp
+ * directories (symlinks included), and the logs pipe over a scripted
+ * LogStream and a stand-in call. test/integration/logs-files.test.ts covers
+ * the same end to end against a real agent, podman and the CLI.
+ */
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  lstatSync,
+  readdirSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { after, describe, test } from "node:test";
+import type { ServerWritableStream } from "@grpc/grpc-js";
+import { createAgentContext, type AgentContext } from "../../src/agent/context.js";
+import {
+  DEFAULT_FILE_MODE,
+  MAX_FILE_BYTES,
+  checkFileSize,
+  checkMode,
+  checkRelativePath,
+  formatMode,
+  isInside,
+} from "../../src/agent/file-paths.js";
+import { pullFile, pushFile } from "../../src/agent/files.js";
+import { pipeLogs, resolveLogsTarget } from "../../src/agent/logs.js";
+import { checkSince, logOptions, parseTail, pickComponent } from "../../src/agent/logs-options.js";
+import { RegistryPortBook } from "../../src/agent/port-book.js";
+import { PortAllocator } from "../../src/agent/ports.js";
+import { logsRequest } from "../../src/cli/commands/logs.js";
+import { pullDestination, writeLocalFile } from "../../src/cli/commands/files.js";
+import { ComponentSpec, type LogsRequest, type LogsResponse } from "../../src/gen/mcp/v1/mcp.js";
+import { openRegistry, type Registry } from "../../src/registry/index.js";
+import type { LogStream } from "../../src/runtime/types.js";
+import { McpError, type McpErrorCode } from "../../src/util/errors.js";
+import { CommandError } from "../../src/util/exec.js";
+import { silentLogger } from "../../src/util/log.js";
+import { FakeRuntime } from "../helpers/fake-runtime.js";
+
+const dir = mkdtempSync(join(tmpdir(), "mcp-lf-unit-"));
+const registries: Registry[] = [];
+after(() => {
+  for (const r of registries) r.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Asserts `fn` throws an McpError with `code` whose message matches `re`, on one line. */
+function throwsMcp(fn: () => unknown, code: McpErrorCode, re: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof McpError, String(err));
+    assert.equal(err.code, code, err.message);
+    assert.match(err.message, re);
+    assert.doesNotMatch(err.message, /\n/);
+    return true;
+  });
+}
+
+async function rejectsMcp(p: Promise<unknown>, code: McpErrorCode, re: RegExp): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof McpError, String(err));
+    assert.equal(err.code, code, err.message);
+    assert.match(err.message, re);
+    assert.doesNotMatch(err.message, /\n/);
+    return true;
+  });
+}
+
+// ------------------------------------------------------------------ pure rules
+
+describe("file paths", () => {
+  test("relative paths are split into segments; . and empty segments are dropped", () => {
+    assert.deepEqual(checkRelativePath("app.toml"), ["app.toml"]);
+    assert.deepEqual(checkRelativePath("conf/app.toml"), ["conf", "app.toml"]);
+    assert.deepEqual(checkRelativePath("./conf//app.toml/"), ["conf", "app.toml"]);
+    assert.deepEqual(checkRelativePath("..hidden/...x"), ["..hidden", "...x"]);
+  });
+
+  test("absolute paths, .. segments, NUL, empty and the directory itself are refused", () => {
+    throwsMcp(() => checkRelativePath("/etc/passwd"), "invalid_argument", /absolute paths/);
+    throwsMcp(() => checkRelativePath("../x"), "invalid_argument", /"\.\." segments/);
+    throwsMcp(() => checkRelativePath("a/../b"), "invalid_argument", /"\.\." segments/);
+    throwsMcp(() => checkRelativePath("a/.."), "invalid_argument", /"\.\." segments/);
+    throwsMcp(() => checkRelativePath(""), "invalid_argument", /empty/);
+    throwsMcp(() => checkRelativePath("."), "invalid_argument", /data directory itself/);
+    throwsMcp(() => checkRelativePath("./"), "invalid_argument", /data directory itself/);
+    throwsMcp(() => checkRelativePath("a\0b"), "invalid_argument", /NUL/);
+    throwsMcp(() => checkRelativePath("x".repeat(256)), "invalid_argument", /longer than 255/);
+    throwsMcp(() => checkRelativePath("a/".repeat(2100)), "invalid_argument", /longer than 4095/);
+  });
+
+  test("isInside: the base itself and below; siblings with a common prefix are outside", () => {
+    assert.ok(isInside("/srv/a", "/srv/a"));
+    assert.ok(isInside("/srv/a", "/srv/a/b/c"));
+    assert.ok(isInside("/srv/a", "/srv/a/..b"));
+    assert.ok(!isInside("/srv/a", "/srv/ab"));
+    assert.ok(!isInside("/srv/a", "/srv"));
+    assert.ok(!isInside("/srv/a", "/etc/passwd"));
+  });
+
+  test("modes: 0 is the default, permission bits pass, special bits are refused", () => {
+    assert.equal(checkMode(0), DEFAULT_FILE_MODE);
+    assert.equal(checkMode(0o640), 0o640);
+    assert.equal(checkMode(0o777), 0o777);
+    throwsMcp(() => checkMode(0o4755), "invalid_argument", /mode 4755 is refused/);
+    throwsMcp(() => checkMode(0o1777), "invalid_argument", /sticky/);
+    assert.equal(formatMode(0o640), "0640");
+    assert.equal(formatMode(0o7), "0007");
+  });
+
+  test("size limit: exactly the limit passes, one byte more is refused with both sizes", () => {
+    assert.equal(MAX_FILE_BYTES, 16 * 1024 * 1024);
+    checkFileSize(MAX_FILE_BYTES, "f", "invalid_argument");
+    throwsMcp(
+      () => checkFileSize(MAX_FILE_BYTES + 1, "big.bin", "invalid_argument"),
+      "invalid_argument",
+      /^big\.bin is 16\.0 MiB \(16777217 bytes\), over the 16\.0 MiB limit/,
+    );
+  });
+});
+
+describe("logs options", () => {
+  test("--since accepts podman's durations, dates, RFC 3339 times and Unix seconds", () => {
+    for (const s of [
+      "10m",
+      "1h30m",
+      "1.5h",
+      ".5h",
+      "500ms",
+      "0",
+      "1700000000",
+      "1700000000.5",
+      "2024-01-01",
+      "2024-01-01Z",
+      "2024-01-01+02:00",
+      "2024-01-01T10:00:00",
+      "2024-01-01T10:00:00.123Z",
+      "2024-01-01T10:00:00+02:00",
+    ]) {
+      assert.equal(checkSince(s), s);
+    }
+  });
+
+  test("--since refuses what podman would refuse, and option-like values", () => {
+    for (const s of [
+      "bogus",
+      "-5m",
+      "--tail",
+      "2024-01-01T10:00",
+      "2024-01-01 10:00",
+      "10 m",
+      "",
+    ]) {
+      throwsMcp(() => checkSince(s), "invalid_argument", /--since .*expected a duration/);
+    }
+  });
+
+  test("-n takes a whole number ≥ 1", () => {
+    assert.equal(parseTail("2"), 2);
+    for (const s of ["0", "-1", "1.5", "x", "", "99999999999"]) {
+      throwsMcp(() => parseTail(s), "invalid_argument", /-n\/--tail: expected a whole number/);
+    }
+  });
+
+  test("request → podman options: tail 0 means all, since checked", () => {
+    const base: LogsRequest = {
+      service: "s",
+      component: "",
+      tail: 0,
+      follow: false,
+      timestamps: false,
+      since: "",
+    };
+    assert.deepEqual(logOptions(base), { follow: false, timestamps: false });
+    assert.deepEqual(
+      logOptions({ ...base, tail: 2, follow: true, timestamps: true, since: "5m" }),
+      {
+        tail: 2,
+        follow: true,
+        timestamps: true,
+        since: "5m",
+      },
+    );
+    throwsMcp(() => logOptions({ ...base, tail: -1 }), "invalid_argument", /tail -1/);
+    throwsMcp(() => logOptions({ ...base, since: "yesterday" }), "invalid_argument", /--since/);
+  });
+
+  test("component: the named one, else the only one; several need a name", () => {
+    assert.equal(pickComponent("s", ["web"], "", "n1"), "web");
+    assert.equal(pickComponent("s", ["api", "web"], "api", "n1"), "api");
+    throwsMcp(
+      () => pickComponent("s", ["api", "web"], "", "n1"),
+      "invalid_argument",
+      /^service s has 2 components \(api, web\): name one, e\.g\. mcp logs s\/api$/,
+    );
+    throwsMcp(
+      () => pickComponent("s", ["api", "web"], "db", "n1"),
+      "not_found",
+      /no component "db" on node n1 \(it has: api, web\)/,
+    );
+    throwsMcp(() => pickComponent("s", [], "", "n1"), "not_found", /has no components/);
+  });
+
+  test("the CLI builds the request from its arguments and checks them first", () => {
+    assert.deepEqual(logsRequest("svc/web", { tail: "2", follow: true, since: "1h" }), {
+      service: "svc",
+      component: "web",
+      tail: 2,
+      follow: true,
+      timestamps: false,
+      since: "1h",
+    });
+    assert.equal(logsRequest("svc", {}).component, "");
+    throwsMcp(() => logsRequest("a/b/c", {}), "invalid_argument", /expected <service>/);
+    throwsMcp(() => logsRequest("svc", { tail: "0" }), "invalid_argument", /-n\/--tail/);
+  });
+});
+
+// ------------------------------------------------------------------ agent: files
+
+let contexts = 0;
+
+function agentContext(): { ctx: AgentContext; runtime: FakeRuntime; dataRoot: string } {
+  const n = ++contexts;
+  const registry = openRegistry(join(dir, `registry-${n}.db`));
+  registries.push(registry);
+  const runtime = new FakeRuntime();
+  const dataRoot = join(dir, `data-${n}`);
+  const ctx = createAgentContext({
+    settings: {
+      node: "lf-unit",
+      bindAddress: "127.0.0.1",
+      allowLatest: false,
+      dataRoot,
+      agentVersion: "0.0.0-test",
+      stopTimeoutSeconds: 0,
+    },
+    registry,
+    runtime,
+    allocator: new PortAllocator({
+      pool: [{ from: 20000, to: 20010 }],
+      bindAddresses: ["127.0.0.1"],
+      book: new RegistryPortBook(registry),
+      probe: runtime.probe,
+    }),
+    logger: silentLogger(),
+  });
+  registry.services.upsert({ name: "svc", active: true });
+  return { ctx, runtime, dataRoot };
+}
+
+const push = (ctx: AgentContext, path: string, content: Buffer | string, mode = 0o640) =>
+  pushFile(ctx, {
+    service: "svc",
+    path,
+    content: typeof content === "string" ? Buffer.from(content) : content,
+    mode,
+  });
+
+describe("agent push/pull", () => {
+  test("round trip of binary bytes and modes; parents are created inside", async () => {
+    const { ctx, dataRoot } = agentContext();
+    const bytes = Buffer.from([0, 1, 2, 255, 0, 10, 13, 0]);
+    assert.deepEqual(await push(ctx, "conf/deep/a.bin", bytes, 0o755), { bytesWritten: 8 });
+    const onDisk = join(dataRoot, "svc/conf/deep/a.bin");
+    assert.deepEqual(readFileSync(onDisk), bytes);
+    assert.equal(statSync(onDisk).mode & 0o777, 0o755);
+    assert.ok(statSync(join(dataRoot, "svc/conf/deep")).isDirectory());
+    const pulled = await pullFile(ctx, { service: "svc", path: "conf/deep/a.bin" });
+    assert.deepEqual(Buffer.from(pulled.content), bytes);
+    assert.equal(pulled.mode, 0o755);
+
+    // Overwrite with another mode: replaced, no temp files left behind.
+    await push(ctx, "conf/deep/a.bin", "x", 0o640);
+    assert.equal(readFileSync(onDisk, "utf8"), "x");
+    assert.equal(statSync(onDisk).mode & 0o777, 0o640);
+    assert.deepEqual(readdirSync(join(dataRoot, "svc/conf/deep")), ["a.bin"]);
+    assert.equal((await pullFile(ctx, { service: "svc", path: "./conf//deep/a.bin" })).mode, 0o640);
+
+    // mode 0 = unset: 0644, whatever the umask.
+    await push(ctx, "plain", "p", 0);
+    assert.equal(statSync(join(dataRoot, "svc/plain")).mode & 0o777, 0o644);
+  });
+
+  test("unknown service, bad paths and bad modes are refused before touching the disk", async () => {
+    const { ctx, dataRoot } = agentContext();
+    await rejectsMcp(
+      pushFile(ctx, { service: "ghost", path: "a", content: Buffer.from("x"), mode: 0 }),
+      "not_found",
+      /unknown service "ghost" on node lf-unit/,
+    );
+    await rejectsMcp(pullFile(ctx, { service: "ghost", path: "a" }), "not_found", /ghost/);
+    await rejectsMcp(push(ctx, "../x", "x"), "invalid_argument", /"\.\." segments/);
+    await rejectsMcp(push(ctx, "/etc/passwd", "x"), "invalid_argument", /absolute/);
+    await rejectsMcp(pullFile(ctx, { service: "svc", path: "../x" }), "invalid_argument", /\.\./);
+    await rejectsMcp(
+      pullFile(ctx, { service: "svc", path: "/etc/passwd" }),
+      "invalid_argument",
+      /absolute/,
+    );
+    await rejectsMcp(push(ctx, "a", "x", 0o4755), "invalid_argument", /setuid/);
+    assert.throws(() => statSync(join(dataRoot, "svc")), /ENOENT/);
+  });
+
+  test("size limit on push and on pull", async () => {
+    const { ctx, dataRoot } = agentContext();
+    await rejectsMcp(
+      push(ctx, "big", Buffer.alloc(MAX_FILE_BYTES + 1)),
+      "invalid_argument",
+      /over the 16\.0 MiB limit/,
+    );
+    mkdirSync(join(dataRoot, "svc"), { recursive: true });
+    writeFileSync(join(dataRoot, "svc/big"), Buffer.alloc(MAX_FILE_BYTES + 1));
+    await rejectsMcp(
+      pullFile(ctx, { service: "svc", path: "big" }),
+      "failed_precondition",
+      /"big" is 16\.0 MiB .* over the 16\.0 MiB limit/,
+    );
+  });
+
+  test("symlinks leading out are refused for push and pull; inside ones are followed", async () => {
+    const { ctx, dataRoot } = agentContext();
+    const svc = join(dataRoot, "svc");
+    const outside = join(dataRoot, "outside");
+    mkdirSync(join(svc, "real"), { recursive: true });
+    mkdirSync(outside, { recursive: true });
+    writeFileSync(join(outside, "secret"), "secret");
+    writeFileSync(join(svc, "real/file"), "inside");
+    symlinkSync(join(outside, "secret"), join(svc, "leak")); // file link out
+    symlinkSync(outside, join(svc, "out")); // dir link out
+    symlinkSync("../outside", join(svc, "rel-out")); // relative link out
+    symlinkSync("real", join(svc, "in")); // dir link in
+    symlinkSync("real/file", join(svc, "in-file")); // file link in
+    symlinkSync("/nonexistent/x", join(svc, "dangling"));
+
+    for (const p of ["leak", "out/secret", "rel-out/secret"]) {
+      await rejectsMcp(
+        pullFile(ctx, { service: "svc", path: p }),
+        "failed_precondition",
+        /is a symlink leading out of the data directory/,
+      );
+    }
+    for (const p of ["leak", "out/new", "rel-out/secret", "out/sub/new"]) {
+      await rejectsMcp(push(ctx, p, "evil"), "failed_precondition", /leading out/);
+    }
+    await rejectsMcp(push(ctx, "dangling", "x"), "failed_precondition", /does not resolve/);
+    // Nothing outside changed, nothing was created there, the links are intact.
+    assert.equal(readFileSync(join(outside, "secret"), "utf8"), "secret");
+    assert.deepEqual(readdirSync(outside), ["secret"]);
+    assert.ok(lstatSync(join(svc, "leak")).isSymbolicLink());
+
+    assert.equal(
+      Buffer.from((await pullFile(ctx, { service: "svc", path: "in/file" })).content).toString(),
+      "inside",
+    );
+    assert.equal(
+      Buffer.from((await pullFile(ctx, { service: "svc", path: "in-file" })).content).toString(),
+      "inside",
+    );
+    await push(ctx, "in/new", "via link");
+    assert.equal(readFileSync(join(svc, "real/new"), "utf8"), "via link");
+    await push(ctx, "in-file", "replaced");
+    assert.equal(readFileSync(join(svc, "real/file"), "utf8"), "replaced");
+    assert.ok(lstatSync(join(svc, "in-file")).isSymbolicLink(), "an inside link stays a link");
+  });
+
+  test("directories, missing files and non-directories in the path", async () => {
+    const { ctx, dataRoot } = agentContext();
+    mkdirSync(join(dataRoot, "svc/sub"), { recursive: true });
+    writeFileSync(join(dataRoot, "svc/file"), "f");
+    await rejectsMcp(
+      pullFile(ctx, { service: "svc", path: "nope" }),
+      "not_found",
+      /no file "nope"/,
+    );
+    await rejectsMcp(pullFile(ctx, { service: "svc", path: "a/b" }), "not_found", /a\/ does not/);
+    await rejectsMcp(
+      pullFile(ctx, { service: "svc", path: "sub" }),
+      "failed_precondition",
+      /directory/,
+    );
+    await rejectsMcp(push(ctx, "sub", "x"), "failed_precondition", /is a directory/);
+    await rejectsMcp(push(ctx, "file/x", "x"), "failed_precondition", /file is not a directory/);
+  });
+});
+
+// ------------------------------------------------------------------ agent: logs
+
+/** A stand-in for grpc-js's ServerWritableStream: records writes, can be cancelled. */
+class FakeCall extends EventEmitter {
+  chunks: string[] = [];
+  cancelled = false;
+  writableEnded = false;
+  destroyed = false;
+  /** write() answers false (backpressure) while this is set. */
+  full = false;
+  write(msg: LogsResponse): boolean {
+    this.chunks.push(Buffer.from(msg.data).toString());
+    return !this.full;
+  }
+  end(): void {
+    this.writableEnded = true;
+  }
+  cancel(): void {
+    this.cancelled = true;
+    this.emit("cancelled");
+  }
+}
+
+function scriptedLogs(): LogStream & {
+  stdout: PassThrough;
+  stderr: PassThrough;
+  killed: number;
+  finish(err?: Error): void;
+} {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let settle: (err?: Error) => void = () => {};
+  const done = new Promise<void>((resolve, reject) => {
+    settle = (err) => {
+      stdout.end();
+      stderr.end();
+      if (err) reject(err);
+      else resolve();
+    };
+  });
+  const s = {
+    stdout,
+    stderr,
+    done,
+    killed: 0,
+    kill: () => {
+      s.killed++;
+      settle();
+    },
+    finish: (err?: Error) => settle(err),
+  };
+  return s;
+}
+
+const asCall = (c: FakeCall) => c as unknown as ServerWritableStream<LogsRequest, LogsResponse>;
+
+describe("agent logs", () => {
+  test("stdout and stderr chunks are streamed, then the call ends OK", async () => {
+    const logs = scriptedLogs();
+    const call = new FakeCall();
+    const piped = pipeLogs(logs, asCall(call), "logs svc/web");
+    logs.stdout.write("tick 0\n");
+    logs.stderr.write("warn\n");
+    logs.stdout.write("tick 1\n");
+    await new Promise((r) => setImmediate(r));
+    logs.finish();
+    await piped;
+    assert.deepEqual(call.chunks, ["tick 0\n", "warn\n", "tick 1\n"]);
+    assert.ok(call.writableEnded);
+    assert.equal(logs.killed, 0);
+  });
+
+  test("backpressure pauses podman's pipes until the call drains", async () => {
+    const logs = scriptedLogs();
+    const call = new FakeCall();
+    call.full = true;
+    const piped = pipeLogs(logs, asCall(call), "logs svc/web");
+    logs.stdout.write("a\n");
+    await new Promise((r) => setImmediate(r));
+    assert.ok(logs.stdout.isPaused() && logs.stderr.isPaused());
+    assert.equal(call.listenerCount("drain"), 1);
+    call.full = false;
+    call.emit("drain");
+    assert.ok(!logs.stdout.isPaused() && !logs.stderr.isPaused());
+    logs.stdout.write("b\n");
+    await new Promise((r) => setImmediate(r));
+    logs.finish();
+    await piped;
+    assert.deepEqual(call.chunks, ["a\n", "b\n"]);
+    assert.ok(call.writableEnded);
+  });
+
+  test("a cancelled call kills podman, even while paused by backpressure", async () => {
+    const logs = scriptedLogs();
+    const call = new FakeCall();
+    call.full = true;
+    const piped = pipeLogs(logs, asCall(call), "logs svc/web");
+    logs.stdout.write("a\n");
+    await new Promise((r) => setImmediate(r));
+    assert.ok(logs.stdout.isPaused(), "paused while the client is slow");
+    call.cancel();
+    await piped;
+    assert.equal(logs.killed, 1);
+    assert.ok(!call.writableEnded, "a cancelled call is not ended by us");
+  });
+
+  test("podman failures become typed errors", async () => {
+    const gone = scriptedLogs();
+    const p1 = pipeLogs(gone, asCall(new FakeCall()), "logs svc/web");
+    gone.finish(
+      new CommandError({
+        argv: ["podman", "logs", "svc-web"],
+        exitCode: 125,
+        stderr: 'Error: no container with name or ID "svc-web" found: no such container\n',
+      }),
+    );
+    await rejectsMcp(p1, "not_found", /^logs svc\/web: the container is gone$/);
+    const since = scriptedLogs();
+    const p2 = pipeLogs(since, asCall(new FakeCall()), "logs svc/web");
+    since.finish(
+      new CommandError({
+        argv: ["podman", "logs"],
+        exitCode: 125,
+        stderr: 'Error: parsing --since "x": unable to interpret time value\n',
+      }),
+    );
+    await rejectsMcp(p2, "invalid_argument", /unable to interpret time value/);
+  });
+
+  test("target: unknown service, component choice, missing container", async () => {
+    const { ctx, runtime } = agentContext();
+    await rejectsMcp(resolveLogsTarget(ctx, "ghost", ""), "not_found", /unknown service "ghost"/);
+    await rejectsMcp(resolveLogsTarget(ctx, "", ""), "invalid_argument", /no service/);
+    for (const name of ["api", "web"]) {
+      ctx.registry.components.upsert({
+        service: "svc",
+        name,
+        spec: ComponentSpec.fromPartial({ name, image: "localhost/x:v1" }),
+        desiredState: "running",
+      });
+    }
+    await rejectsMcp(resolveLogsTarget(ctx, "svc", ""), "invalid_argument", /name one/);
+    await rejectsMcp(
+      resolveLogsTarget(ctx, "svc", "api"),
+      "failed_precondition",
+      /svc\/api has no container on node lf-unit/,
+    );
+    runtime.addContainer({ name: "svc-api", image: "localhost/x:v1" });
+    assert.deepEqual(await resolveLogsTarget(ctx, "svc", "api"), {
+      component: "api",
+      container: "svc-api",
+    });
+  });
+});
+
+// ------------------------------------------------------------------ CLI: local files
+
+describe("CLI local files", () => {
+  test("pull destination: default base name, into a directory, or the path given", async () => {
+    const d = mkdtempSync(join(dir, "dest-"));
+    assert.equal(await pullDestination("conf/app.toml", undefined), "app.toml");
+    assert.equal(await pullDestination("conf/app.toml", d), join(d, "app.toml"));
+    assert.equal(await pullDestination("conf/app.toml", join(d, "x.toml")), join(d, "x.toml"));
+  });
+
+  test("writeLocalFile replaces atomically and applies the mode despite the umask", async () => {
+    const d = mkdtempSync(join(dir, "write-"));
+    const f = join(d, "f");
+    writeFileSync(f, "old");
+    chmodSync(f, 0o600);
+    await writeLocalFile(f, Buffer.from([0, 1, 0]), 0o755);
+    assert.deepEqual(readFileSync(f), Buffer.from([0, 1, 0]));
+    assert.equal(statSync(f).mode & 0o777, 0o755);
+    assert.deepEqual(readdirSync(d), ["f"]);
+    await rejectsMcp(
+      writeLocalFile(join(d, "missing/f"), Buffer.from("x"), 0o644),
+      "not_found",
+      /cannot write .*missing\/f: directory .* does not exist$/,
+    );
+  });
+});
