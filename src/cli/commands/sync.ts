@@ -1,0 +1,173 @@
+/**
+ * `mcp sync [--dry-run]`: push every definition in the services dir to the
+ * agent of its node (SyncDesiredState), all nodes in parallel. Additive and
+ * intent-only (see src/agent/sync.ts): nothing is deleted, deployed or
+ * stopped.
+ *
+ * Exit codes, for scripts: 0 = done / nothing would change, 1 = (dry run)
+ * something would change, 2 = error (a bad definition file, an unknown node,
+ * a node that did not answer). Definitions are all read and checked first;
+ * if any is bad, every problem is printed and nothing is pushed.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import type { ServiceSpec, ServiceSyncResult } from "../../gen/mcp/v1/mcp.js";
+import type { ResolvedNode } from "../../config/cli.js";
+import { parseServiceDef } from "../../servicedef/parse.js";
+import { toServiceSpec } from "../../servicedef/spec.js";
+import { McpError, ValidationError, errorMessage } from "../../util/errors.js";
+import type { CliContext, LoadedDefinition } from "../context.js";
+
+/** Exit codes of `mcp sync`. */
+export const SYNC_EXIT = { ok: 0, changes: 1, error: 2 } as const;
+
+export interface AllDefinitions {
+  dir: string;
+  definitions: LoadedDefinition[];
+  /** One line per problem, each naming its file. */
+  problems: string[];
+}
+
+/**
+ * Reads and validates every `*.toml` in the services dir (sorted by name).
+ * A file whose `name` differs from its file name is a problem, as for
+ * `mcp deploy <service>`. A missing or unreadable dir throws.
+ */
+export async function loadAllDefinitions(ctx: CliContext): Promise<AllDefinitions> {
+  const dir = (await ctx.config()).services.dir;
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith(".toml")).sort();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new McpError(
+      code === "ENOENT" ? "not_found" : "invalid_argument",
+      code === "ENOENT"
+        ? `services dir ${dir} does not exist`
+        : `cannot read services dir ${dir}: ${errorMessage(err)}`,
+    );
+  }
+  const definitions: LoadedDefinition[] = [];
+  const problems: string[] = [];
+  for (const name of names) {
+    const file = path.join(dir, name);
+    try {
+      const text = await readFile(file, "utf8");
+      const def = parseServiceDef(text, file);
+      const expected = name.slice(0, -".toml".length);
+      if (def.name !== expected) {
+        problems.push(`${file}: name is "${def.name}", expected "${expected}" (the file name)`);
+        continue;
+      }
+      definitions.push({ def, file, text });
+    } catch (err) {
+      if (err instanceof ValidationError) problems.push(...err.message.split("\n"));
+      else problems.push(`${file}: ${errorMessage(err)}`);
+    }
+  }
+  return { dir, definitions, problems };
+}
+
+/** Definitions grouped by their node, nodes in config order; unknown nodes are problems. */
+export async function groupByNode(
+  ctx: CliContext,
+  definitions: LoadedDefinition[],
+): Promise<{ groups: { node: ResolvedNode; defs: LoadedDefinition[] }[]; problems: string[] }> {
+  const byName = new Map<string, LoadedDefinition[]>();
+  for (const d of definitions) {
+    const list = byName.get(d.def.node) ?? [];
+    list.push(d);
+    byName.set(d.def.node, list);
+  }
+  const groups: { node: ResolvedNode; defs: LoadedDefinition[] }[] = [];
+  const problems: string[] = [];
+  for (const [name, defs] of byName) {
+    try {
+      groups.push({ node: await ctx.node(name), defs });
+    } catch (err) {
+      for (const d of defs) problems.push(`${d.file}: node: ${errorMessage(err)}`);
+    }
+  }
+  return { groups, problems };
+}
+
+/** Per node: one line per service, then its changes indented. Pure. */
+export function formatSyncResults(
+  node: string,
+  results: ServiceSyncResult[],
+  dryRun: boolean,
+): string {
+  let text = `node ${node}${dryRun ? " (dry run)" : ""}:\n`;
+  for (const r of results) {
+    const summary = dryRun && r.changed ? `would be ${r.summary}` : r.summary;
+    text += `  ${r.name}: ${summary}\n`;
+    for (const change of r.changes) text += `    ${change}\n`;
+  }
+  return text;
+}
+
+/** `mcp: node N: reason` (the client's errors already name the node), extra lines indented. */
+export function nodeError(node: string, lines: string[]): string {
+  return lines
+    .map((line, i) => {
+      if (i > 0) return `mcp:   ${line}\n`;
+      return line.startsWith(`node ${node}`) ? `mcp: ${line}\n` : `mcp: node ${node}: ${line}\n`;
+    })
+    .join("");
+}
+
+export async function syncCommand(ctx: CliContext, opts: { dryRun?: boolean }): Promise<number> {
+  const dryRun = opts.dryRun ?? false;
+  try {
+    const all = await loadAllDefinitions(ctx);
+    const { groups, problems } = await groupByNode(ctx, all.definitions);
+    problems.unshift(...all.problems);
+    if (problems.length > 0) {
+      for (const p of problems) ctx.io.err(`mcp: ${p}\n`);
+      ctx.io.err(`mcp: sync: nothing pushed (${problems.length} problem(s))\n`);
+      return SYNC_EXIT.error;
+    }
+    if (groups.length === 0) {
+      ctx.io.out(`no definitions in ${all.dir}: nothing to sync\n`);
+      return SYNC_EXIT.ok;
+    }
+    const answers = await Promise.all(
+      groups.map(async ({ node, defs }) => {
+        const services: ServiceSpec[] = defs.map((d) => toServiceSpec(d.def));
+        try {
+          const res = await ctx.withClient(node, (client) =>
+            client.call("syncDesiredState", { services, dryRun }),
+          );
+          return { node, results: res.results };
+        } catch (err) {
+          return { node, error: errorMessage(err).split("\n") };
+        }
+      }),
+    );
+    let failed = false;
+    let changed = 0;
+    for (const a of answers) {
+      if (a.error) {
+        failed = true;
+        ctx.io.err(nodeError(a.node.name, a.error));
+        continue;
+      }
+      ctx.io.out(formatSyncResults(a.node.name, a.results, dryRun));
+      changed += a.results.filter((r) => r.changed).length;
+    }
+    if (failed) return SYNC_EXIT.error;
+    if (dryRun) {
+      ctx.io.out(
+        changed === 0
+          ? "nothing would change\n"
+          : `${changed} service${changed === 1 ? "" : "s"} would change\n`,
+      );
+      return changed === 0 ? SYNC_EXIT.ok : SYNC_EXIT.changes;
+    }
+    ctx.io.out(`${changed} service${changed === 1 ? "" : "s"} changed\n`);
+    return SYNC_EXIT.ok;
+  } catch (err) {
+    ctx.io.err(`mcp: sync: ${errorMessage(err).split("\n")[0]}\n`);
+    return SYNC_EXIT.error;
+  }
+}
