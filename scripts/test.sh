@@ -23,4 +23,10 @@ else
   # Always an explicit file list: Node 20 runs zero tests when given none.
   files=(test/unit/*.test.ts test/integration/*.test.ts)
 fi
-exec node --import tsx --test --test-reporter=spec "${files[@]}"
+# Network-namespace nodes (scripts/nodes.sh) for the tests that use them: made
+# here once when missing, and then removed when the run ends, whatever the outcome.
+if [ "$(id -u)" = 0 ] && grep -q netns-nodes "${files[@]}" 2>/dev/null && ! scripts/nodes.sh check 2; then
+  trap 'scripts/nodes.sh down >/dev/null || echo "[test] scripts/nodes.sh down failed" >&2' EXIT
+  scripts/nodes.sh up 2
+fi
+node --import tsx --test --test-reporter=spec "${files[@]}"

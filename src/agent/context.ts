@@ -5,6 +5,7 @@
 import type { Logger } from "pino";
 import type { Registry } from "../registry/index.js";
 import type { Runtime } from "../runtime/types.js";
+import type { ObservedSnapshot } from "./observe.js";
 import { KeyedMutex } from "../util/keyed-mutex.js";
 import { ImageCache } from "./images.js";
 import type { PortAllocator } from "./ports.js";
@@ -31,6 +32,11 @@ export interface AgentContext {
   serviceLocks: KeyedMutex;
   logger: Logger;
   startedAt: Date;
+  /**
+   * The watch loop (src/monitor), set by serve.ts once the server is up.
+   * GetServiceStatus runs a pass through it first, so `mcp status` shows fresh drift.
+   */
+  monitor?: { runOnce(): Promise<ObservedSnapshot> };
 }
 
 export function createAgentContext(deps: {

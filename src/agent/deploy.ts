@@ -102,6 +102,7 @@ function recordDesired(
   registry.transaction(() => {
     registry.services.upsert({ name: spec.name, active, comment: spec.comment });
     for (const component of components) {
+      const ord = spec.components.indexOf(component);
       const row = registry.components.get(spec.name, component.name);
       if (row) {
         const routes = registry.routes.list({ service: spec.name, component: component.name });
@@ -112,6 +113,7 @@ function recordDesired(
         name: component.name,
         spec: component,
         desiredState: active ? "running" : "stopped",
+        ord,
       });
     }
   });
@@ -163,7 +165,15 @@ export async function runComponent(
   ctx: AgentContext,
   service: string,
   component: ComponentSpec,
-  opts: { existed: boolean; previous?: PreviousComponent | undefined; kind: string },
+  opts: {
+    existed: boolean;
+    previous?: PreviousComponent | undefined;
+    kind: string;
+    /** false: never pull, fail the "image" step if the image is not local (recovery). */
+    pull?: boolean;
+    /** Put before the event's message, e.g. why the container is recreated. */
+    note?: string;
+  },
 ): Promise<ComponentResult> {
   const existed = opts.existed;
   const name = containerName(service, component.name);
@@ -171,7 +181,8 @@ export async function runComponent(
   // Set once the old container is gone: from then on a failure must clean up.
   let replacing = false;
   try {
-    await step("pull", () => ctx.images.ensure(component.image));
+    if (opts.pull === false) await step("image", () => requireLocalImage(ctx, component.image));
+    else await step("pull", () => ctx.images.ensure(component.image));
     await step("prepare volumes", () => prepareVolumes(ctx, service, component));
     await step("remove old container", () =>
       ctx.runtime.remove(name, { force: true, timeoutSeconds: ctx.settings.stopTimeoutSeconds }),
@@ -181,17 +192,19 @@ export async function runComponent(
     replacing = true;
     const { id, hostPorts } = await allocateAndRun(ctx, service, component);
     ctx.registry.transaction(() => {
+      const startedAt = new Date().toISOString();
       ctx.registry.components.setObserved(service, component.name, {
         state: "running",
         containerId: id,
-        startedAt: new Date().toISOString(),
+        startedAt,
       });
+      ctx.registry.components.setDeployed(service, component.name, startedAt);
       ctx.registry.events.add({
         service,
         component: component.name,
         kind: opts.kind,
         newState: "running",
-        message: `${opts.kind === "deploy" ? "deployed" : "recreated"} ${component.image}${describePorts(hostPorts)}`,
+        message: `${opts.note ? `${opts.note}: ` : ""}${opts.kind === "deploy" ? "deployed" : "recreated"} ${component.image}${describePorts(hostPorts)}`,
       });
     });
     log.info({ image: component.image, ports: Object.fromEntries(hostPorts) }, "deployed");
@@ -213,6 +226,16 @@ export async function runComponent(
       kind: opts.kind,
     });
     return { name: component.name, success: false, error: message, container: name, routes: [] };
+  }
+}
+
+/** For runs that must not pull: the image has to be in local storage already. */
+async function requireLocalImage(ctx: AgentContext, image: string): Promise<void> {
+  if (!(await ctx.runtime.imageExists(image))) {
+    throw new McpError(
+      "failed_precondition",
+      `${image} is not in local storage and this operation does not pull (mcp deploy pulls it)`,
+    );
   }
 }
 

@@ -6,7 +6,12 @@
 import type { McpAgentServiceServer } from "../gen/mcp/v1/mcp.js";
 import { McpError } from "../util/errors.js";
 import type { AgentContext } from "./context.js";
+import { adoptContainers } from "./adopt.js";
+import { purge } from "./purge.js";
+import { syncDesiredState } from "./sync.js";
 import { deploy } from "./deploy.js";
+import { pullFile, pushFile } from "./files.js";
+import { logsHandler } from "./logs.js";
 import { restartService, startService, stopService, undeployService } from "./lifecycle.js";
 import { nodeStatus } from "./node.js";
 import { refreshObserved } from "./observe.js";
@@ -53,7 +58,8 @@ export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer
     }),
 
     getServiceStatus: unary(async (req) => {
-      const { components } = await refreshObserved(ctx);
+      // A monitor pass (drift/flap events, alerts) when the loop runs; else a plain refresh.
+      const { components } = await (ctx.monitor?.runOnce() ?? refreshObserved(ctx));
       const selected = req.name ? components.filter((c) => c.service === req.name) : components;
       const services = registry.services.list().filter((s) => !req.name || s.name === req.name);
       if (req.name && services.length === 0) {
@@ -81,5 +87,14 @@ export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer
     }),
 
     nodeStatus: unary(() => nodeStatus(ctx)),
+
+    pushFile: unary((req) => pushFile(ctx, req)),
+    pullFile: unary((req) => pullFile(ctx, req)),
+    // Server streaming: see logs.ts (cancel kills podman; failures end the stream with a status).
+    logs: logsHandler(ctx),
+
+    syncDesiredState: unary(async (req) => ({ results: await syncDesiredState(ctx, req) })),
+    adoptContainers: unary(async (req) => ({ results: await adoptContainers(ctx, req.service) })),
+    purgeComponent: unary(async (req) => ({ results: await purge(ctx, req) })),
   };
 }

@@ -133,6 +133,7 @@ export function undeployService(ctx: AgentContext, service: string): Promise<Com
       ctx.registry.services.setActive(service, false);
       ctx.registry.components.setDesired(service, row.name, "stopped");
       const released = ctx.registry.routes.clearHostPorts(service, row.name);
+      ctx.registry.components.setDeployed(service, row.name, null);
       ctx.registry.components.setObserved(service, row.name, {
         state: "removed",
         containerId: "",

@@ -52,42 +52,98 @@ export function isDrift(desired: string, observed: string): boolean {
   return observed === "running" || observed === "paused";
 }
 
-/**
- * Asks podman for every container, updates each component's observed state
- * in the registry and records a `state` event for every change.
- */
-export async function refreshObserved(ctx: AgentContext): Promise<{
+/** What one refresh found; `skipped` keys were left as they were (see refreshObserved). */
+export interface ObservedSnapshot {
   components: ComponentRow[];
   byKey: Map<string, ContainerStatus>;
   unmanaged: ContainerStatus[];
-}> {
+  /** `service/component` keys whose registry row this refresh did not touch. */
+  skipped: Set<string>;
+}
+
+/**
+ * Asks podman for every container, updates each component's observed state
+ * in the registry and records a `state` event for every change.
+ *
+ * A restart podman did between two refreshes (a restart policy at work: same
+ * container, same state, a later start time) is a `state` event too, with
+ * prev = new state and the message "restarted": flap detection counts state
+ * events, and a container that crash-loops faster than the refresh interval
+ * would otherwise look steady.
+ *
+ * A row that changed while podman was listing (a deploy finished meanwhile)
+ * is newer than the snapshot and is left alone. With `skipBusy` (the
+ * monitor), components of a service that has an operation in progress are
+ * left alone too: mid-deploy, "no container" is a step, not a fact.
+ */
+export async function refreshObserved(
+  ctx: AgentContext,
+  opts: { skipBusy?: boolean } = {},
+): Promise<ObservedSnapshot> {
+  const listedAt = new Date().toISOString();
   const containers = await ctx.runtime.list();
   const rows = ctx.registry.components.list();
   const { byKey, unmanaged } = matchContainers(containers, rows);
   const changed: ComponentRow[] = [];
+  const skipped = new Set<string>();
   ctx.registry.transaction(() => {
     for (const row of rows) {
-      const container = byKey.get(componentKey(row.service, row.name));
+      const key = componentKey(row.service, row.name);
+      if (row.updatedAt > listedAt || (opts.skipBusy && ctx.serviceLocks.isLocked(row.service))) {
+        skipped.add(key);
+        continue;
+      }
+      const container = byKey.get(key);
       const observed = container ? container.state : REMOVED;
       const startedAt = container?.startedAt ? container.startedAt.toISOString() : null;
-      if (observed === row.observedState && (container?.id ?? "") === row.containerId) continue;
+      const restarted = isUnseenRestart(row, container, startedAt);
+      if (
+        observed === row.observedState &&
+        (container?.id ?? "") === row.containerId &&
+        !restarted
+      ) {
+        continue;
+      }
       ctx.registry.components.setObserved(row.service, row.name, {
         state: observed,
         containerId: container?.id ?? "",
         startedAt,
       });
-      if (observed !== row.observedState) {
+      if (observed !== row.observedState || restarted) {
         ctx.registry.events.add({
           service: row.service,
           component: row.name,
           kind: "state",
           prevState: row.observedState,
           newState: observed,
+          message: restarted ? `restarted (started ${startedAt})` : "",
         });
       }
       changed.push(row);
     }
   });
   const components = changed.length > 0 ? ctx.registry.components.list() : rows;
-  return { components, byKey, unmanaged };
+  return { components, byKey, unmanaged, skipped };
+}
+
+/**
+ * The same container, in the same state, started later than the registry
+ * recorded: podman restarted it in between. The recorded time is the agent's
+ * clock just after `run`/`start` returned or podman's own start time, both at
+ * or after podman's (whole-second) start time of that same start, so only a
+ * later start is strictly greater.
+ */
+function isUnseenRestart(
+  row: ComponentRow,
+  container: ContainerStatus | undefined,
+  startedAt: string | null,
+): boolean {
+  return (
+    container !== undefined &&
+    container.id === row.containerId &&
+    container.state === row.observedState &&
+    startedAt !== null &&
+    row.startedAt !== null &&
+    Date.parse(startedAt) > Date.parse(row.startedAt)
+  );
 }

@@ -12,7 +12,8 @@ import type { Runtime } from "../runtime/types.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { createAgentContext, type AgentContext } from "./context.js";
 import { createHandlers } from "./handlers.js";
-import { refreshObserved } from "./observe.js";
+import { Monitor } from "../monitor/monitor.js";
+import { recoverAtStart } from "./recover.js";
 import { RegistryPortBook } from "./port-book.js";
 import { buildCandidatePool, PortAllocator, readEphemeralRange, type PortRange } from "./ports.js";
 import { startAgentServer } from "./server.js";
@@ -67,14 +68,9 @@ export async function serveAgent(
       }),
       logger,
     });
-    // The registry survives restarts; podman may have moved on meanwhile.
-    const { unmanaged } = await refreshObserved(ctx);
-    if (unmanaged.length > 0) {
-      logger.info(
-        { containers: unmanaged.map((c) => c.name) },
-        "containers not managed by this agent",
-      );
-    }
+    // The registry survives restarts; podman may have moved on meanwhile:
+    // recreate what should run, report what we do not manage (recover.ts).
+    await recoverAtStart(ctx);
     const [cert, key] = await Promise.all([
       readFile(config.server.tlsCert, "utf8"),
       readFile(config.server.tlsKey, "utf8"),
@@ -86,6 +82,9 @@ export async function serveAgent(
       validator: await FileTokenStore.open(config.auth.tokensFile),
       logger,
     });
+    const monitor = new Monitor(ctx, config.monitor);
+    ctx.monitor = monitor;
+    monitor.start();
     logger.info(
       { node: ctx.settings.node, version: VERSION, ports: ctx.allocator.stats().pool },
       "agent ready",
@@ -95,6 +94,7 @@ export async function serveAgent(
       port: server.port,
       close: async () => {
         await server.close();
+        await monitor.stop();
         registry.close();
       },
     };

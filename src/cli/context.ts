@@ -10,6 +10,7 @@ import { parseServiceDef } from "../servicedef/parse.js";
 import type { ServiceDef } from "../servicedef/types.js";
 import { McpError, errorMessage } from "../util/errors.js";
 import { connectNode, type AgentClient } from "./client.js";
+import { nodeReason, waitConnected, withNodeDeadline } from "./deadline.js";
 
 export interface CliIO {
   out(text: string): void;
@@ -21,7 +22,11 @@ export const processIO: CliIO = {
   err: (text) => void process.stderr.write(text),
 };
 
-/** How long fan-out commands (ps, list, status, node list) wait for each node. */
+/**
+ * How long fan-out commands (ps, list, status, node list/status) wait for each
+ * node, connection and calls together; every other command waits this long
+ * for the connection only (its calls keep their own deadlines). See deadline.ts.
+ */
 export const NODE_TIMEOUT_MS = 5000;
 
 export interface LoadedDefinition {
@@ -95,6 +100,7 @@ export class CliContext {
   async withClient<T>(node: ResolvedNode, fn: (client: AgentClient) => Promise<T>): Promise<T> {
     const client = await connectNode(node);
     try {
+      await waitConnected(client, NODE_TIMEOUT_MS);
       return await fn(client);
     } finally {
       client.close();
@@ -109,9 +115,9 @@ export class CliContext {
     return Promise.all(
       nodes.map(async (node): Promise<NodeAnswer<T>> => {
         try {
-          return { node, result: await this.withClient(node, fn) };
+          return { node, result: await withNodeDeadline(node, NODE_TIMEOUT_MS, fn) };
         } catch (err) {
-          return { node, error: errorMessage(err) };
+          return { node, error: nodeReason(errorMessage(err), node.name) };
         }
       }),
     );

@@ -9,12 +9,23 @@ import { VERSION } from "../version.js";
 import { CliContext, processIO, type CliIO } from "./context.js";
 import { deployCommand, undeployCommand } from "./commands/deploy.js";
 import { lifecycleCommand } from "./commands/lifecycle.js";
+import { adoptCommand } from "./commands/adopt.js";
+import { purgeCommand } from "./commands/purge.js";
+import {
+  serviceEditCommand,
+  serviceExportCommand,
+  serviceShowCommand,
+} from "./commands/service.js";
+import { syncCommand } from "./commands/sync.js";
+import { pullCommand, pushCommand } from "./commands/files.js";
+import { logsCommand } from "./commands/logs.js";
 import {
   loginCommand,
   nodeAddCommand,
   nodeListCommand,
   nodeRemoveCommand,
 } from "./commands/node.js";
+import { nodeStatusCommand } from "./commands/node-status.js";
 import { listCommand, psCommand, statusCommand } from "./commands/views.js";
 
 async function readStdin(): Promise<string> {
@@ -96,6 +107,12 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option("--json", "print JSON")
     .action(run((ctx, opts) => nodeListCommand(ctx, opts)));
   node
+    .command("status")
+    .description("each node's versions, counts, port pool and resources (all nodes by default)")
+    .argument("[node]", "only this node")
+    .option("--json", "print JSON")
+    .action(run((ctx, name, opts) => nodeStatusCommand(ctx, name, opts)));
+  node
     .command("add")
     .description("add a node")
     .argument("<name>")
@@ -115,6 +132,103 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option("--token-file <file>", "read the token from this file")
     .option("-n, --node <node>", "store it as this node's token instead of the shared one")
     .action(run((ctx, opts) => loginCommand(ctx, opts, readStdin)));
+
+  program
+    .command("logs")
+    .description(
+      "print a component's container logs (-f follows until the container stops; Ctrl-C ends with exit 130)",
+    )
+    .argument(
+      "<target>",
+      "<service> or <service>/<component> (the component may be omitted when there is one)",
+    )
+    .option("-n, --tail <N>", "only the last N lines")
+    .option("-f, --follow", "keep printing new lines as they are written")
+    .option("-t, --timestamps", "prefix each line with its timestamp")
+    .option(
+      "--since <time>",
+      "only lines since a duration ago (10m) or a time (2024-01-31T10:00:00Z)",
+    )
+    .option("--node <node>", "node to ask when the definition file is gone")
+    .action(run((ctx, target, opts) => logsCommand(ctx, target, opts)));
+
+  program
+    .command("push")
+    .description("copy a local file into the service's data directory on its node (mode kept)")
+    .argument("<local>", "local file")
+    .argument("<service>")
+    .argument("[path]", "path relative to the data directory (default: the local base name)")
+    .option("--node <node>", "node to ask when the definition file is gone")
+    .action(run((ctx, local, service, dest, opts) => pushCommand(ctx, local, service, dest, opts)));
+
+  program
+    .command("pull")
+    .description("copy a file from the service's data directory on its node (mode kept)")
+    .argument("<service>")
+    .argument("<path>", "path relative to the data directory")
+    .argument(
+      "[local]",
+      "local file or directory (default: the base name in the current directory; - = stdout)",
+    )
+    .option("--node <node>", "node to ask when the definition file is gone")
+    .action(run((ctx, service, src, local, opts) => pullCommand(ctx, service, src, local, opts)));
+
+  program
+    .command("sync")
+    .description(
+      "push every definition to its node's agent (records intent; deploys, stops and deletes nothing)",
+    )
+    .option(
+      "--dry-run",
+      "only show what would change; exit 0 = nothing, 1 = something would change, 2 = error",
+    )
+    // Usage errors exit 2 like every other sync failure, so scripts can tell them from "changes".
+    .exitOverride((err) => {
+      throw err.exitCode === 0 ? err : new CommanderError(2, err.code, err.message);
+    })
+    .action(run((ctx, opts) => syncCommand(ctx, opts)));
+
+  program
+    .command("adopt")
+    .description("take a service's existing containers (by label, else by name) into the registry")
+    .argument("<service>")
+    .option("-n, --node <node>", "node where the containers run (needed without a definition)")
+    .action(run((ctx, service, opts) => adoptCommand(ctx, service, opts)));
+
+  program
+    .command("purge")
+    .description("remove registry entries of components that are gone and no longer defined")
+    .argument("[target]", "<service> or <service>/<component> (default: everything)")
+    .option("--dry-run", "only show what would be purged")
+    .option("-n, --node <node>", "ask only this node (default: every node)")
+    .action(run((ctx, target, opts) => purgeCommand(ctx, target, opts)));
+
+  const service = program
+    .command("service")
+    .description("show, edit or export a service definition");
+  service
+    .command("show")
+    .description("the spec the agent holds, with each route's allocated host port")
+    .argument("<service>")
+    .option("-n, --node <node>", "node to ask (default: the definition's, else every node)")
+    .option("--json", "print JSON")
+    .action(run((ctx, name, opts) => serviceShowCommand(ctx, name, opts)));
+  service
+    .command("edit")
+    .description("open the local definition in $EDITOR; save it only if it is valid")
+    .argument("<service>")
+    .action(run((ctx, name) => serviceEditCommand(ctx, name)));
+  service
+    .command("export")
+    .description("write the agent's spec as a definition file")
+    .argument("<service>")
+    .option(
+      "-o, --output <file>",
+      "file to write, - for stdout (default: <services dir>/<service>.toml)",
+    )
+    .option("-f, --force", "overwrite an existing file")
+    .option("-n, --node <node>", "node to ask (default: the definition's, else every node)")
+    .action(run((ctx, name, opts) => serviceExportCommand(ctx, name, opts)));
 
   return program;
 }

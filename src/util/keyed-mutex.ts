@@ -8,6 +8,11 @@ import { Mutex } from "./mutex.js";
 export class KeyedMutex {
   private readonly locks = new Map<string, { mutex: Mutex; users: number }>();
 
+  /** Whether an operation holds or awaits the key's lock right now. */
+  isLocked(key: string): boolean {
+    return this.locks.has(key);
+  }
+
   async runExclusive<T>(key: string, fn: () => Promise<T> | T): Promise<T> {
     let entry = this.locks.get(key);
     if (!entry) {

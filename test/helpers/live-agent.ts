@@ -9,7 +9,8 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, stringify } from "smol-toml";
-import { initAgentDir } from "../../src/agent/init.js";
+import { initAgentDir, type InitOptions } from "../../src/agent/init.js";
+import { parseHostPort } from "../../src/config/address.js";
 import { runCommand } from "../../src/util/exec.js";
 import { freePort, tempDir } from "./agent.js";
 
@@ -32,6 +33,13 @@ export interface LiveAgentOptions {
   config?: Record<string, Record<string, unknown>>;
   /** Parent of the services' data dirs (default: inside the temp dir). */
   dataRoot?: string;
+  /** `mcp-agent init` options: `listen` (default 127.0.0.1 on a free port), `caDir`, `sans`. */
+  init?: Pick<InitOptions, "listen" | "caDir" | "sans">;
+  /**
+   * argv put in front of the agent process and of cleanup()'s podman commands,
+   * e.g. `nsenter --net=… env CONTAINERS_CONF=…` for a network-namespace node.
+   */
+  prefix?: string[];
 }
 
 export class LiveAgent {
@@ -45,6 +53,7 @@ export class LiveAgent {
     readonly agentConfig: string,
     readonly cliConfig: string,
     readonly servicesDir: string,
+    readonly prefix: string[] = [],
   ) {}
 
   static async start(opts: LiveAgentOptions): Promise<LiveAgent> {
@@ -53,11 +62,13 @@ export class LiveAgent {
         throw new Error(`${bin} is missing: run "npm run build" (npm test does)`);
     }
     const dir = await tempDir(`mcp-${opts.node}-`);
-    const port = await freePort();
+    const listen = opts.init?.listen ?? `127.0.0.1:${await freePort()}`;
+    const port = parseHostPort(listen).port;
     const init = await initAgentDir({
+      ...opts.init,
       dir,
       node: opts.node,
-      listen: `127.0.0.1:${port}`,
+      listen,
       dataRoot: opts.dataRoot ?? path.join(dir, "data"),
     });
     if (opts.config) {
@@ -78,6 +89,7 @@ export class LiveAgent {
       init.agentConfig,
       init.cliConfig,
       init.servicesDir,
+      opts.prefix,
     );
     await agent.launch();
     return agent;
@@ -85,10 +97,18 @@ export class LiveAgent {
 
   /** Starts the agent process and waits until it says it is ready. */
   async launch(): Promise<void> {
-    const child = spawn(process.execPath, [AGENT_BIN, "serve", "--config", this.agentConfig], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const [cmd, ...args] = [
+      ...this.prefix,
+      process.execPath,
+      AGENT_BIN,
+      "serve",
+      "--config",
+      this.agentConfig,
+    ];
+    const child = spawn(cmd ?? process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
+    // Only this launch's output counts: after kill(), the log already says "agent ready".
+    const from = this.output.length;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`agent ${this.node} not ready in 15 s:\n${this.output}`)),
@@ -96,7 +116,7 @@ export class LiveAgent {
       );
       const onData = (chunk: Buffer) => {
         this.output += chunk.toString();
-        if (this.output.includes('"msg":"agent ready"')) {
+        if (this.output.includes('"msg":"agent ready"', from)) {
           clearTimeout(timer);
           resolve();
         }
@@ -145,6 +165,7 @@ export class LiveAgent {
   async cleanup(): Promise<void> {
     await this.kill("SIGTERM");
     const { stdout } = await runCommand([
+      ...this.prefix,
       "podman",
       "ps",
       "-aq",
@@ -152,7 +173,7 @@ export class LiveAgent {
       `label=mcp.node=${this.node}`,
     ]);
     const ids = stdout.split("\n").filter(Boolean);
-    if (ids.length > 0) await runCommand(["podman", "rm", "-f", "-t", "0", ...ids]);
+    if (ids.length > 0) await runCommand([...this.prefix, "podman", "rm", "-f", "-t", "0", ...ids]);
     await rm(this.dir, { recursive: true, force: true });
   }
 }

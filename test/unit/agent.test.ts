@@ -592,6 +592,7 @@ describe("undeploy and lifecycle errors", () => {
     const { ctx, runtime, registry } = harness();
     await deployOk(ctx, example("multi"));
     await deployOk(ctx, example("hello"));
+    assert.ok(registry.components.get("multi", "api")?.deployedAt, "deploy records deployed_at");
     const results = await undeployService(ctx, "multi");
     assert.ok(results.every((r) => r.success));
     assert.deepEqual(
@@ -609,6 +610,7 @@ describe("undeploy and lifecycle errors", () => {
       assert.equal(c.observedState, "removed");
       assert.equal(c.containerId, "");
       assert.equal(c.startedAt, null);
+      assert.equal(c.deployedAt, null, "an undeployed component is not recovered at start");
     }
     const undeployEvents = () => eventKinds(registry, "multi").filter((k) => k === "undeploy");
     assert.equal(undeployEvents().length, 2);
@@ -1214,6 +1216,8 @@ function componentRow(
   return {
     image: IMAGE,
     version: "v1",
+    deployedAt: "2026-11-27T09:00:00.000Z",
+    ord: 0,
     spec,
     desiredState: "running",
     observedState: "running",

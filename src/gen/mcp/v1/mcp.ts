@@ -243,6 +243,8 @@ export interface AdoptResult {
   component: string;
   success: boolean;
   error: string;
+  /** "adopted" | "skipped" (already managed; error says why) | "error" */
+  outcome: string;
 }
 
 export interface AdoptContainersResponse {
@@ -3432,7 +3434,7 @@ export const AdoptContainersRequest: MessageFns<AdoptContainersRequest> = {
 };
 
 function createBaseAdoptResult(): AdoptResult {
-  return { container: "", component: "", success: false, error: "" };
+  return { container: "", component: "", success: false, error: "", outcome: "" };
 }
 
 export const AdoptResult: MessageFns<AdoptResult> = {
@@ -3448,6 +3450,9 @@ export const AdoptResult: MessageFns<AdoptResult> = {
     }
     if (message.error !== "") {
       writer.uint32(34).string(message.error);
+    }
+    if (message.outcome !== "") {
+      writer.uint32(42).string(message.outcome);
     }
     return writer;
   },
@@ -3497,6 +3502,14 @@ export const AdoptResult: MessageFns<AdoptResult> = {
             message.error = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3515,6 +3528,7 @@ export const AdoptResult: MessageFns<AdoptResult> = {
       component: isSet(object.component) ? globalThis.String(object.component) : "",
       success: isSet(object.success) ? globalThis.Boolean(object.success) : false,
       error: isSet(object.error) ? globalThis.String(object.error) : "",
+      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
     };
   },
 
@@ -3532,6 +3546,9 @@ export const AdoptResult: MessageFns<AdoptResult> = {
     if (message.error !== "") {
       obj.error = message.error;
     }
+    if (message.outcome !== "") {
+      obj.outcome = message.outcome;
+    }
     return obj;
   },
 
@@ -3544,6 +3561,7 @@ export const AdoptResult: MessageFns<AdoptResult> = {
     message.component = object.component ?? "";
     message.success = object.success ?? false;
     message.error = object.error ?? "";
+    message.outcome = object.outcome ?? "";
     return message;
   },
 };
