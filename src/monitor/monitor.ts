@@ -22,6 +22,7 @@ import type { AgentContext } from "../agent/context.js";
 import { componentKey, refreshObserved, type ObservedSnapshot } from "../agent/observe.js";
 import { errorMessage } from "../util/errors.js";
 import { runAlertCommand, type AlertRunner } from "./alerter.js";
+import type { AgentConfig } from "../config/agent.js";
 import {
   alertEnv,
   emptyMemory,
@@ -32,16 +33,8 @@ import {
   type MonitorPolicy,
 } from "./alerts.js";
 
-/** The `[monitor]` section of the agent config (AgentConfig["monitor"]). */
-export interface MonitorSettings {
-  intervalMs: number;
-  /** argv run without a shell; empty = no alerts. */
-  alertCommand: string[];
-  cooldownMs: number;
-  flapThreshold: number;
-  flapWindowMs: number;
-  retentionMs: number;
-}
+/** The `[monitor]` section of the agent config. */
+export type MonitorSettings = AgentConfig["monitor"];
 
 export interface PassResult extends ObservedSnapshot {
   /** Conditions that started this pass (each got an event). */

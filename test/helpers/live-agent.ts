@@ -3,6 +3,7 @@
  * dir, driven through the real `mcp` CLI: what an operator runs, end to end.
  * Used by the integration tests and the benchmarks.
  */
+import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -176,6 +177,31 @@ export class LiveAgent {
     if (ids.length > 0) await runCommand([...this.prefix, "podman", "rm", "-f", "-t", "0", ...ids]);
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Asserts that a CLI run succeeded, showing its output when it did not. */
+export function ok(run: CliRun, what: string): CliRun {
+  assert.equal(run.code, 0, `${what} failed (exit ${run.code}):\n${run.stdout}${run.stderr}`);
+  return run;
+}
+
+/** The shape of `mcp list --json` (one entry per node), as far as tests read it. */
+export interface RouteJson {
+  name: string;
+  port: number;
+  hostPort: number;
+}
+export interface ComponentJson {
+  name: string;
+  desiredState: string;
+  observedState: string;
+  version: string;
+  routes: RouteJson[];
+  ports: string[];
+}
+export interface NodeServicesJson {
+  node: string;
+  services: { name: string; components: ComponentJson[] }[];
 }
 
 export function runMcp(

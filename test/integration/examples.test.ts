@@ -18,30 +18,10 @@ import {
   LiveAgent,
   httpGet,
   parseEnvPage,
-  type CliRun,
+  ok,
+  type ComponentJson,
+  type NodeServicesJson,
 } from "../helpers/live-agent.js";
-
-interface RouteJson {
-  name: string;
-  hostPort: number;
-}
-interface ComponentJson {
-  name: string;
-  desiredState: string;
-  observedState: string;
-  version: string;
-  routes: RouteJson[];
-  ports: string[];
-}
-interface NodeServicesJson {
-  node: string;
-  services: { name: string; components: ComponentJson[] }[];
-}
-
-function ok(run: CliRun, what: string): CliRun {
-  assert.equal(run.code, 0, `${what} failed (exit ${run.code}):\n${run.stdout}${run.stderr}`);
-  return run;
-}
 
 describe("the examples on real podman through the CLI", { timeout: 240_000 }, () => {
   let agent: LiveAgent;

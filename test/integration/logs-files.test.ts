@@ -20,7 +20,7 @@ import { McpAgentServiceClient, type LogsResponse } from "../../src/gen/mcp/v1/m
 import { McpError } from "../../src/util/errors.js";
 import { runCommand } from "../../src/util/exec.js";
 import { tempDir } from "../helpers/agent.js";
-import { LiveAgent, MCP_BIN, TEST_IMAGE, runMcp, type CliRun } from "../helpers/live-agent.js";
+import { LiveAgent, MCP_BIN, TEST_IMAGE, runMcp, type CliRun, ok } from "../helpers/live-agent.js";
 
 const NODE = "lf-node";
 const CONTAINERS = ["lf-tick", "lf-pair-a", "lf-pair-b"];
@@ -48,11 +48,6 @@ const PAIR = [
   ]),
   "",
 ].join("\n");
-
-function ok(run: CliRun, what: string): CliRun {
-  assert.equal(run.code, 0, `${what} failed (exit ${run.code}):\n${run.stdout}${run.stderr}`);
-  return run;
-}
 
 /** A failure: non-zero exit, nothing on stdout, exactly one `mcp: …` line on stderr matching `re`. */
 function fails(run: CliRun, re: RegExp, what: string): void {

@@ -25,18 +25,13 @@ import {
   httpGet,
   oneRouteDefinition,
   parseEnvPage,
-  type CliRun,
+  ok,
 } from "../helpers/live-agent.js";
 
 const NODE = "mon";
 const INTERVAL_MS = 1000;
 const ALERTS = path.join(tmpdir(), `mcp-mon-alerts-${process.pid}.log`);
 const STRAY = "mon-stray";
-
-function ok(run: CliRun, what: string): CliRun {
-  assert.equal(run.code, 0, `${what} failed (exit ${run.code}):\n${run.stdout}${run.stderr}`);
-  return run;
-}
 
 /** Every alert the alert command wrote so far: one env record each. */
 async function alerts(): Promise<Record<string, string>[]> {

@@ -28,7 +28,7 @@ import {
   oneRouteDefinition,
   parseEnvPage,
   runMcp,
-  type CliRun,
+  ok,
 } from "../helpers/live-agent.js";
 import {
   NODE_AGENT_PORT,
@@ -51,11 +51,6 @@ interface PsRow {
   component: string;
   node: string;
   info: { observedState: string };
-}
-
-function ok(run: CliRun, what: string): CliRun {
-  assert.equal(run.code, 0, `${what} failed (exit ${run.code}):\n${run.stdout}${run.stderr}`);
-  return run;
 }
 
 /** `service component node state` of every `mcp ps` table row, sorted. */

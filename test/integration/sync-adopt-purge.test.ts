@@ -24,29 +24,10 @@ import {
   oneRouteDefinition,
   runMcp,
   type CliRun,
+  ok,
+  type ComponentJson,
+  type NodeServicesJson,
 } from "../helpers/live-agent.js";
-
-interface RouteJson {
-  name: string;
-  port: number;
-  hostPort: number;
-}
-interface ComponentJson {
-  name: string;
-  desiredState: string;
-  observedState: string;
-  routes: RouteJson[];
-  ports: string[];
-}
-interface NodeServicesJson {
-  node: string;
-  services: { name: string; components: ComponentJson[] }[];
-}
-
-function ok(run: CliRun, what: string): CliRun {
-  assert.equal(run.code, 0, `${what} failed (exit ${run.code}):\n${run.stdout}${run.stderr}`);
-  return run;
-}
 
 /** A failure with a one-line `mcp: …` reason on stderr matching `reason`. */
 function failsWith(run: CliRun, code: number, reason: RegExp, what: string): void {
