@@ -218,6 +218,12 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .description("open the local definition in $EDITOR; save it only if it is valid")
     .argument("<service>")
     .action(run((ctx, name) => serviceEditCommand(ctx, name)));
+  // The original's top-level shortcut for `service edit`.
+  program
+    .command("edit")
+    .description("same as `mcp service edit`")
+    .argument("<service>")
+    .action(run((ctx, name) => serviceEditCommand(ctx, name)));
   service
     .command("export")
     .description("write the agent's spec as a definition file")

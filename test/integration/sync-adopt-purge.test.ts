@@ -508,6 +508,9 @@ describe("sync, adopt, purge, service commands on real podman", { timeout: 180_0
     const good = ok(await cli.run(["service", "edit", "sv2"], { EDITOR: valid }), "edit");
     assert.match(good.stdout, /saved .*sv2\.toml/);
     assert.equal(await readFile(file, "utf8"), `${before}# edited by test\n`);
+    // The top-level shortcut does the same.
+    ok(await cli.run(["edit", "sv2"], { EDITOR: valid }), "mcp edit");
+    assert.equal(await readFile(file, "utf8"), `${before}# edited by test\n# edited by test\n`);
 
     failsWith(
       await cli.run(["service", "edit", "sv-nope"], { EDITOR: valid }),
