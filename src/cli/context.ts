@@ -59,13 +59,18 @@ export class CliContext {
     return path.join((await this.config()).services.dir, `${service}.toml`);
   }
 
-  /** Reads and validates `<services dir>/<service>.toml`, or `file` when given. */
-  async loadDefinition(service: string | undefined, file?: string): Promise<LoadedDefinition> {
+  /**
+   * Reads `<services dir>/<service>.toml` (or `file`) without validating it:
+   * `service edit` must be able to open a file that does not parse yet.
+   */
+  async readDefinition(
+    service: string | undefined,
+    file?: string,
+  ): Promise<{ file: string; text: string }> {
     const target = file ?? (service ? await this.definitionPath(service) : undefined);
     if (!target) throw new McpError("invalid_argument", "name a service or pass -f <file>");
-    let text: string;
     try {
-      text = await readFile(target, "utf8");
+      return { file: target, text: await readFile(target, "utf8") };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {
         throw new McpError(
@@ -77,6 +82,11 @@ export class CliContext {
       }
       throw new McpError("invalid_argument", `cannot read ${target}: ${errorMessage(err)}`);
     }
+  }
+
+  /** Reads and validates `<services dir>/<service>.toml`, or `file` when given. */
+  async loadDefinition(service: string | undefined, file?: string): Promise<LoadedDefinition> {
+    const { file: target, text } = await this.readDefinition(service, file);
     const def = parseServiceDef(text, target);
     if (service && !file && def.name !== service) {
       throw new McpError(

@@ -5,8 +5,8 @@
  * from the local definition; without either the command refuses.
  */
 import type { AdoptResult } from "../../gen/mcp/v1/mcp.js";
-import { McpError } from "../../util/errors.js";
 import type { CliContext } from "../context.js";
+import { nodeOfService } from "./deploy.js";
 
 /** One line per container: `  ad1-web → web: adopted` / `: skipped: …` / `: error: …`. Pure. */
 export function formatAdoptResults(results: AdoptResult[]): string {
@@ -19,32 +19,12 @@ export function formatAdoptResults(results: AdoptResult[]): string {
     .join("");
 }
 
-/** `--node`, else the node of the local definition; a missing definition needs `--node`. */
-export async function adoptNode(
-  ctx: CliContext,
-  service: string,
-  nodeOpt: string | undefined,
-): Promise<string> {
-  if (nodeOpt) return nodeOpt;
-  try {
-    return (await ctx.loadDefinition(service)).def.node;
-  } catch (err) {
-    if (err instanceof McpError && err.code === "not_found") {
-      throw new McpError(
-        "invalid_argument",
-        `no definition for service "${service}": pass --node <node> to say where its containers run`,
-      );
-    }
-    throw err;
-  }
-}
-
 export async function adoptCommand(
   ctx: CliContext,
   service: string,
   opts: { node?: string },
 ): Promise<number> {
-  const node = await ctx.node(await adoptNode(ctx, service, opts.node));
+  const node = await ctx.node(await nodeOfService(ctx, service, opts.node));
   const response = await ctx.withClient(node, (client) =>
     client.call("adoptContainers", { service }),
   );

@@ -55,14 +55,29 @@ export async function deployCommand(
   return response.results.every((r) => r.success) ? 0 : 1;
 }
 
-/** The node a service lives on: from its definition, or `--node` when the file is gone. */
+/**
+ * The node a service lives on: `--node`, else its local definition's `node`.
+ * Without either, say how to name it (undeploy, adopt, logs, push and pull
+ * all take `--node` for services with no definition file here).
+ */
 export async function nodeOfService(
   ctx: CliContext,
   service: string,
   nodeOverride: string | undefined,
 ): Promise<string> {
   if (nodeOverride) return nodeOverride;
-  return (await ctx.loadDefinition(service)).def.node;
+  try {
+    return (await ctx.loadDefinition(service)).def.node;
+  } catch (err) {
+    if (err instanceof McpError && err.code === "not_found") {
+      throw new McpError(
+        "not_found",
+        `no definition for service "${service}": pass --node <node> to say where it runs`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
 }
 
 export async function undeployCommand(

@@ -222,19 +222,7 @@ export async function serviceEditCommand(
   service: string,
   deps: EditDeps = {},
 ): Promise<number> {
-  const file = await ctx.definitionPath(service);
-  let original: string;
-  try {
-    original = await readFile(file, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new McpError(
-        "not_found",
-        `no definition for service "${service}": ${file} does not exist (mcp service export ${service} writes one)`,
-      );
-    }
-    throw new McpError("invalid_argument", `cannot read ${file}: ${errorMessage(err)}`);
-  }
+  const { file, text: original } = await ctx.readDefinition(service);
   const argv = editorArgv("editor" in deps ? deps.editor : process.env.EDITOR);
   const isTTY = deps.isTTY ?? Boolean(process.stdin.isTTY);
   const prompt = deps.ask ?? ask;
