@@ -48,7 +48,7 @@ import type {
 } from "../gen/mcp/v1/mcp.js";
 import { McpError, errorMessage } from "../util/errors.js";
 import type { AgentContext } from "./context.js";
-import { checkFileSize, checkMode, checkRelativePath, isInside } from "./file-paths.js";
+import { checkFileSize, checkMode, checkRelativePath, isInside } from "../protocol/file-paths.js";
 
 /** Mode of directories push creates. */
 const DIR_MODE = 0o750;

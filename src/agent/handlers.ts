@@ -30,29 +30,27 @@ export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer
     restartService: unary(async (req) => ({ results: await restartService(ctx, req.name) })),
     undeployService: unary(async (req) => ({ results: await undeployService(ctx, req.name) })),
 
-    listServices: unary(() =>
-      Promise.resolve({
+    listServices: unary((req) => {
+      const services = registry.services.list().filter((s) => !req.name || s.name === req.name);
+      const only = req.name ? { service: req.name } : {};
+      return Promise.resolve({
         services: serviceInfos(
-          registry.services.list(),
-          registry.components.list(),
-          registry.routes.list(),
-          undefined,
-          ctx.settings.node,
+          services,
+          req.name ? registry.components.list(req.name) : registry.components.list(),
+          registry.routes.list(only),
+          { node: ctx.settings.node, withSpec: req.includeSpec },
         ),
-      }),
-    ),
+      });
+    }),
 
     liveCheck: unary(async () => {
       const { components, byKey, unmanaged } = await refreshObserved(ctx);
       return {
         node: ctx.settings.node,
-        services: serviceInfos(
-          registry.services.list(),
-          components,
-          registry.routes.list(),
-          byKey,
-          ctx.settings.node,
-        ),
+        services: serviceInfos(registry.services.list(), components, registry.routes.list(), {
+          live: byKey,
+          node: ctx.settings.node,
+        }),
         unmanaged: containerInfos(unmanaged),
       };
     }),
@@ -73,8 +71,7 @@ export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer
           services,
           selected,
           registry.routes.list(req.name ? { service: req.name } : {}),
-          undefined,
-          ctx.settings.node,
+          { node: ctx.settings.node },
         ),
         drift: driftOf(selected),
         recentEvents: eventInfos(

@@ -23,7 +23,7 @@ import type { LogStream } from "../runtime/types.js";
 import { CommandError } from "../util/exec.js";
 import { McpError, errorMessage } from "../util/errors.js";
 import type { AgentContext } from "./context.js";
-import { logOptions, pickComponent } from "./logs-options.js";
+import { logOptions, pickComponent } from "../protocol/logs-options.js";
 import { toServiceError } from "./rpc.js";
 
 type LogsCall = ServerWritableStream<LogsRequest, LogsResponse>;

@@ -5,10 +5,8 @@
  * the CLI can rebuild the same error.
  */
 import { Metadata, status, type handleUnaryCall, type ServerErrorResponse } from "@grpc/grpc-js";
+import { ERROR_CODE_KEY } from "../protocol/wire.js";
 import { McpError, type McpErrorCode, errorMessage } from "../util/errors.js";
-
-/** Trailer carrying the McpError code. */
-export const ERROR_CODE_KEY = "x-mcp-error-code";
 
 const STATUS_FOR: Record<McpErrorCode, status> = {
   invalid_definition: status.INVALID_ARGUMENT,

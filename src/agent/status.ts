@@ -27,9 +27,22 @@ export function routeStatuses(rows: RouteRow[]): RouteStatus[] {
   }));
 }
 
+export interface ServiceInfoOptions {
+  /** Containers as podman reports them now (LiveCheck). */
+  live?: Map<string, ContainerStatus> | undefined;
+  /** The node the spec is held on. */
+  node?: string;
+  /**
+   * Carry the spec and the comment the agent holds (service show/export).
+   * Listings leave both out: one large definition must never make every
+   * listing of the node exceed the message limit.
+   */
+  withSpec?: boolean;
+}
+
 /**
  * One ServiceInfo per service, components in registry order, with the spec
- * the agent holds for it (on `node`). With `live` containers (LiveCheck),
+ * the agent holds for it when asked. With `live` containers (LiveCheck),
  * image, version and start time come from the container actually running,
  * not from the recorded spec.
  */
@@ -37,22 +50,24 @@ export function serviceInfos(
   services: ServiceRow[],
   components: ComponentRow[],
   routes: RouteRow[],
-  live?: Map<string, ContainerStatus>,
-  node = "",
+  opts: ServiceInfoOptions = {},
 ): ServiceInfo[] {
+  const { live, node = "", withSpec = false } = opts;
   const routesByKey = groupBy(routes, (r) => componentKey(r.service, r.component));
   const componentsByService = groupBy(components, (c) => c.service);
   return services.map((s) => ({
     name: s.name,
     active: s.active,
-    comment: s.comment,
-    spec: {
-      name: s.name,
-      active: s.active,
-      comment: s.comment,
-      node,
-      components: (componentsByService.get(s.name) ?? []).map((c) => c.spec),
-    },
+    comment: withSpec ? s.comment : "",
+    spec: withSpec
+      ? {
+          name: s.name,
+          active: s.active,
+          comment: s.comment,
+          node,
+          components: (componentsByService.get(s.name) ?? []).map((c) => c.spec),
+        }
+      : undefined,
     components: (componentsByService.get(s.name) ?? []).map((c): ComponentInfo => {
       const key = componentKey(c.service, c.name);
       const container = live?.get(key);

@@ -3,7 +3,6 @@
  * the bearer token on every call (unary and streaming), typed promise helpers,
  * and gRPC failures turned into one-line McpErrors naming the node.
  */
-import { ERROR_CODE_KEY } from "../agent/rpc.js";
 import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import { checkServerIdentity, createSecureContext } from "node:tls";
@@ -17,6 +16,7 @@ import {
 } from "@grpc/grpc-js";
 import { isLoopbackHost, parseHostPort } from "../config/address.js";
 import type { ResolvedNode } from "../config/cli.js";
+import { ERROR_CODE_KEY } from "../protocol/wire.js";
 import { McpAgentServiceClient, McpAgentServiceService } from "../gen/mcp/v1/mcp.js";
 import { McpError, errorMessage, type McpErrorCode } from "../util/errors.js";
 

@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { credentials } from "@grpc/grpc-js";
 import { createSecureContext } from "node:tls";
 import { parse, stringify } from "smol-toml";
-import { MAX_FILE_BYTES } from "../../src/agent/file-paths.js";
+import { MAX_FILE_BYTES } from "../../src/protocol/file-paths.js";
 import { dialAgent } from "../../src/cli/client.js";
 import { McpAgentServiceClient, type LogsResponse } from "../../src/gen/mcp/v1/mcp.js";
 import { McpError } from "../../src/util/errors.js";

@@ -27,7 +27,8 @@ import { nodeStatus } from "../../src/agent/node.js";
 import { isDrift, matchContainers, refreshObserved } from "../../src/agent/observe.js";
 import { RegistryPortBook } from "../../src/agent/port-book.js";
 import { PortAllocator, describePool, type PortRange } from "../../src/agent/ports.js";
-import { ERROR_CODE_KEY, toServiceError, unary } from "../../src/agent/rpc.js";
+import { toServiceError, unary } from "../../src/agent/rpc.js";
+import { ERROR_CODE_KEY } from "../../src/protocol/wire.js";
 import { driftOf, serviceInfos } from "../../src/agent/status.js";
 import {
   ComponentSpec,
@@ -1252,8 +1253,18 @@ describe("status", () => {
     },
   ];
 
+  test("serviceInfos without spec: listings carry neither spec nor comment", () => {
+    const [hello] = serviceInfos(services, rows, routes, { node: "n1" });
+    assert.equal(hello?.comment, "");
+    assert.equal(hello?.spec, undefined);
+    assert.deepEqual(
+      hello?.components.map((c) => c.name),
+      ["web", "worker"],
+    );
+  });
+
   test("serviceInfos from the registry: recorded image and state", () => {
-    const [hello, idle] = serviceInfos(services, rows, routes, undefined, "n1");
+    const [hello, idle] = serviceInfos(services, rows, routes, { node: "n1", withSpec: true });
     assert.equal(hello?.comment, "hi");
     assert.deepEqual(
       hello?.components.map((c) => [c.name, c.image, c.version, c.observedState, c.container]),
@@ -1285,7 +1296,7 @@ describe("status", () => {
     const live = new Map([
       ["hello/web", container("hello-web", { state: "exited", startedAt: started })],
     ]);
-    const [hello] = serviceInfos(services, rows, routes, live);
+    const [hello] = serviceInfos(services, rows, routes, { live });
     const [web, worker] = hello?.components ?? [];
     assert.equal(web?.image, IMAGE);
     assert.equal(web?.version, "v1");
@@ -1433,7 +1444,7 @@ describe("handlers and rpc", () => {
       "invalid_argument",
     );
 
-    const list = await invoke(h.listServices, {});
+    const list = await invoke(h.listServices, { name: "", includeSpec: false });
     assert.deepEqual(
       list.services.map((s) => [s.name, s.components.map((c) => [c.name, c.routes[0]?.hostPort])]),
       [["hello", [["web", port]]]],

@@ -33,10 +33,15 @@ import {
   checkRelativePath,
   formatMode,
   isInside,
-} from "../../src/agent/file-paths.js";
+} from "../../src/protocol/file-paths.js";
 import { pullFile, pushFile } from "../../src/agent/files.js";
 import { pipeLogs, resolveLogsTarget } from "../../src/agent/logs.js";
-import { checkSince, logOptions, parseTail, pickComponent } from "../../src/agent/logs-options.js";
+import {
+  checkSince,
+  logOptions,
+  parseTail,
+  pickComponent,
+} from "../../src/protocol/logs-options.js";
 import { RegistryPortBook } from "../../src/agent/port-book.js";
 import { PortAllocator } from "../../src/agent/ports.js";
 import { logsRequest } from "../../src/cli/commands/logs.js";

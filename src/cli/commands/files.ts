@@ -16,7 +16,7 @@
 import { randomBytes } from "node:crypto";
 import { chmod, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { checkFileSize, formatBytes, formatMode } from "../../agent/file-paths.js";
+import { checkFileSize, formatBytes, formatMode } from "../../protocol/file-paths.js";
 import { McpError, errorMessage } from "../../util/errors.js";
 import { processIO, type CliContext } from "../context.js";
 import { nodeOfService } from "./deploy.js";

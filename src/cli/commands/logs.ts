@@ -15,7 +15,7 @@
  *   error) → one line on stderr, exit 1.
  */
 import type { ClientReadableStream } from "@grpc/grpc-js";
-import { checkSince, parseTail } from "../../agent/logs-options.js";
+import { checkSince, parseTail } from "../../protocol/logs-options.js";
 import type { LogsRequest, LogsResponse } from "../../gen/mcp/v1/mcp.js";
 import { toMcpError, type AgentClient } from "../client.js";
 import { processIO, type CliContext } from "../context.js";

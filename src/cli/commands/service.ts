@@ -47,7 +47,9 @@ async function fetchService(
   node: ResolvedNode,
   service: string,
 ): Promise<ServiceInfo | undefined> {
-  const res = await ctx.withClient(node, (client) => client.call("listServices", {}));
+  const res = await ctx.withClient(node, (client) =>
+    client.call("listServices", { name: service, includeSpec: true }),
+  );
   return res.services.find((s) => s.name === service);
 }
 
@@ -73,7 +75,7 @@ export async function locateService(
     return { node, info };
   }
   const answers = await ctx.fanOut(await ctx.allNodes(), (client) =>
-    client.call("listServices", {}),
+    client.call("listServices", { name: service, includeSpec: true }),
   );
   const holders = answers.flatMap((a) => {
     const info = a.result?.services.find((s) => s.name === service);

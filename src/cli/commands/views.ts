@@ -145,7 +145,7 @@ export async function psCommand(ctx: CliContext, opts: { json?: boolean }): Prom
 
 export async function listCommand(ctx: CliContext, opts: { json?: boolean }): Promise<number> {
   const answers = await ctx.fanOut(await ctx.allNodes(), (client) =>
-    client.call("listServices", {}),
+    client.call("listServices", { name: "", includeSpec: false }),
   );
   const services = answered(answers).map(({ node, result }) => ({
     node,

@@ -59,6 +59,12 @@ export interface ComponentSpec {
   routes: RouteSpec[];
   /** KEY=VALUE */
   env: string[];
+  /** Resource limits (ours), passed to podman; "" / 0 = no limit. */
+  memory: string;
+  /** e.g. 0.5 (podman --cpus) */
+  cpus: number;
+  /** podman --pids-limit */
+  pids: number;
 }
 
 export interface ServiceSpec {
@@ -206,6 +212,13 @@ export interface SyncDesiredStateResponse {
 }
 
 export interface ListServicesRequest {
+  /** "" = every service */
+  name: string;
+  /**
+   * Carry each ServiceInfo's spec and comment (service show/export). Listings
+   * leave them out, so one large definition can never break `ps` or `list`.
+   */
+  includeSpec: boolean;
 }
 
 export interface ListServicesResponse {
@@ -474,6 +487,9 @@ function createBaseComponentSpec(): ComponentSpec {
     cmd: [],
     routes: [],
     env: [],
+    memory: "",
+    cpus: 0,
+    pids: 0,
   };
 }
 
@@ -508,6 +524,15 @@ export const ComponentSpec: MessageFns<ComponentSpec> = {
     }
     for (const v of message.env) {
       writer.uint32(82).string(v!);
+    }
+    if (message.memory !== "") {
+      writer.uint32(114).string(message.memory);
+    }
+    if (message.cpus !== 0) {
+      writer.uint32(121).double(message.cpus);
+    }
+    if (message.pids !== 0) {
+      writer.uint32(128).int32(message.pids);
     }
     return writer;
   },
@@ -605,6 +630,30 @@ export const ComponentSpec: MessageFns<ComponentSpec> = {
             message.env.push(reader.string());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.memory = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 121) {
+              break;
+            }
+
+            message.cpus = reader.double();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.pids = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -629,6 +678,9 @@ export const ComponentSpec: MessageFns<ComponentSpec> = {
       cmd: globalThis.Array.isArray(object?.cmd) ? object.cmd.map((e: any) => globalThis.String(e)) : [],
       routes: globalThis.Array.isArray(object?.routes) ? object.routes.map((e: any) => RouteSpec.fromJSON(e)) : [],
       env: globalThis.Array.isArray(object?.env) ? object.env.map((e: any) => globalThis.String(e)) : [],
+      memory: isSet(object.memory) ? globalThis.String(object.memory) : "",
+      cpus: isSet(object.cpus) ? globalThis.Number(object.cpus) : 0,
+      pids: isSet(object.pids) ? globalThis.Number(object.pids) : 0,
     };
   },
 
@@ -664,6 +716,15 @@ export const ComponentSpec: MessageFns<ComponentSpec> = {
     if (message.env?.length) {
       obj.env = message.env;
     }
+    if (message.memory !== "") {
+      obj.memory = message.memory;
+    }
+    if (message.cpus !== 0) {
+      obj.cpus = floatToJson(message.cpus);
+    }
+    if (message.pids !== 0) {
+      obj.pids = Math.round(message.pids);
+    }
     return obj;
   },
 
@@ -682,6 +743,9 @@ export const ComponentSpec: MessageFns<ComponentSpec> = {
     message.cmd = object.cmd?.map((e) => e) || [];
     message.routes = object.routes?.map((e) => RouteSpec.fromPartial(e)) || [];
     message.env = object.env?.map((e) => e) || [];
+    message.memory = object.memory ?? "";
+    message.cpus = object.cpus ?? 0;
+    message.pids = object.pids ?? 0;
     return message;
   },
 };
@@ -2891,11 +2955,17 @@ export const SyncDesiredStateResponse: MessageFns<SyncDesiredStateResponse> = {
 };
 
 function createBaseListServicesRequest(): ListServicesRequest {
-  return {};
+  return { name: "", includeSpec: false };
 }
 
 export const ListServicesRequest: MessageFns<ListServicesRequest> = {
-  encode(_: ListServicesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListServicesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.includeSpec !== false) {
+      writer.uint32(16).bool(message.includeSpec);
+    }
     return writer;
   },
 
@@ -2912,6 +2982,22 @@ export const ListServicesRequest: MessageFns<ListServicesRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.includeSpec = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2924,20 +3010,35 @@ export const ListServicesRequest: MessageFns<ListServicesRequest> = {
     }
   },
 
-  fromJSON(_: any): ListServicesRequest {
-    return {};
+  fromJSON(object: any): ListServicesRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      includeSpec: isSet(object.includeSpec)
+        ? globalThis.Boolean(object.includeSpec)
+        : isSet(object.include_spec)
+        ? globalThis.Boolean(object.include_spec)
+        : false,
+    };
   },
 
-  toJSON(_: ListServicesRequest): unknown {
+  toJSON(message: ListServicesRequest): unknown {
     const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.includeSpec !== false) {
+      obj.includeSpec = message.includeSpec;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<ListServicesRequest>, I>>(base?: I): ListServicesRequest {
     return ListServicesRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListServicesRequest>, I>>(_: I): ListServicesRequest {
+  fromPartial<I extends Exact<DeepPartial<ListServicesRequest>, I>>(object: I): ListServicesRequest {
     const message = createBaseListServicesRequest();
+    message.name = object.name ?? "";
+    message.includeSpec = object.includeSpec ?? false;
     return message;
   },
 };
