@@ -9,6 +9,7 @@ import type { ObservedSnapshot } from "./observe.js";
 import { KeyedMutex } from "../util/keyed-mutex.js";
 import { ImageCache } from "./images.js";
 import type { PortAllocator } from "./ports.js";
+import type { CrashPoint } from "./crash-points.js";
 
 export interface AgentSettings {
   node: string;
@@ -32,6 +33,8 @@ export interface AgentContext {
   serviceLocks: KeyedMutex;
   logger: Logger;
   startedAt: Date;
+  /** Before every named step of a component operation (tests inject crashes here). */
+  crashPoint?: CrashPoint | undefined;
   /**
    * The watch loop (src/monitor), set by serve.ts once the server is up.
    * GetServiceStatus runs a pass through it first, so `mcp status` shows fresh drift.
@@ -45,6 +48,7 @@ export function createAgentContext(deps: {
   runtime: Runtime;
   allocator: PortAllocator;
   logger: Logger;
+  crashPoint?: CrashPoint | undefined;
 }): AgentContext {
   return {
     ...deps,

@@ -1,33 +1,35 @@
 /**
- * Deploy, per component: validate → record desired state → pull (only when
- * missing or mutable) → remove the old container → allocate ports (keeping
- * recorded ones when still free) → run (another port when podman reports the
- * address in use) → record observed state and an event.
+ * Deploy, one component at a time, in named steps (each a crash point, see
+ * crash-points.ts): record (the new spec and a pending operation holding the
+ * registry state to go back to) → pull (only when missing or mutable) →
+ * prepare volumes → remove old container → allocate ports (keeping recorded
+ * ones when still free) → run (another port when podman reports the address
+ * in use) → commit (observed state, an event, nothing pending).
  *
  * The old container is removed before allocation so the OS probe sees the
  * route's own port as free again: that keeps ports stable across redeploys
- * without trusting the registry over the kernel.
+ * without trusting the registry over the kernel. Start and restart, when a
+ * port was taken, keep the old container instead ("set aside old container"
+ * before run, "remove old container" after commit).
  *
- * A failure names its step, releases the component's ports, removes any
- * container it created, and leaves the registry saying what really runs (a
- * component that never ran before is dropped again).
+ * A failure names its step, removes any container it created, and leaves the
+ * registry saying what really runs (a component that never ran before is
+ * dropped again). An agent killed mid-way finds the pending operation at its
+ * next start and finishes or undoes it (interrupted.ts).
  */
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import type {
-  ComponentResult,
-  ComponentSpec,
-  DeployRequest,
-  ServiceSpec,
-} from "../gen/mcp/v1/mcp.js";
-import type { ComponentRow, RouteRow } from "../registry/index.js";
+import { ComponentSpec, type ComponentResult, type DeployRequest } from "../gen/mcp/v1/mcp.js";
+import type { PendingOperation } from "../registry/index.js";
 import {
   containerName,
   ifContainerExists,
   isAddressInUse,
   isNoSuchImage,
   isPullFailure,
+  setAsideName,
 } from "../runtime/args.js";
+import type { DesiredState } from "../servicedef/types.js";
 import { validateServiceSpec } from "../servicedef/spec.js";
 import { McpError, StepError, errorMessage, formatProblem } from "../util/errors.js";
 import { containerSpecFor, routeKey } from "./container-spec.js";
@@ -61,152 +63,166 @@ export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<Com
     );
   }
   return ctx.serviceLocks.runExclusive(spec.name, async () => {
-    const previous = recordDesired(ctx, spec, selected);
+    const active = spec.active ?? true;
+    ctx.registry.services.upsert({ name: spec.name, active, comment: spec.comment });
     const results: ComponentResult[] = [];
+    // One component at a time, each recorded only when it is applied: a
+    // crash leaves the earlier ones done, this one pending, the later ones
+    // as they were (issue: the registry never describes a container with a
+    // spec it does not run).
     for (const component of selected) {
-      if (spec.active === false) {
-        results.push(await recordInactive(ctx, spec.name, component.name));
-        continue;
-      }
+      const ord = spec.components.indexOf(component);
       results.push(
-        await runComponent(ctx, spec.name, component, {
-          existed: previous.has(component.name),
-          previous: previous.get(component.name),
-          kind: "deploy",
-        }),
+        active
+          ? await runComponent(ctx, spec.name, component, {
+              kind: "deploy",
+              record: { ord, desiredState: "running" },
+            })
+          : await recordInactive(ctx, spec.name, component, ord),
       );
+    }
+    // A first deploy whose every component failed leaves nothing behind.
+    if (ctx.registry.components.list(spec.name).length === 0) {
+      ctx.registry.services.delete(spec.name);
     }
     return results;
   });
 }
 
-/** A component's registry rows before a deploy, to restore if it fails early. */
-export interface PreviousComponent {
-  row: ComponentRow;
-  routes: RouteRow[];
-}
-
 /**
- * Upserts the service and the selected components (the registry keeps each
- * component's routes in step with its spec, host ports of kept routes
- * included); returns what the components that existed before looked like.
- */
-function recordDesired(
-  ctx: AgentContext,
-  spec: ServiceSpec,
-  components: ComponentSpec[],
-): Map<string, PreviousComponent> {
-  const { registry } = ctx;
-  const active = spec.active ?? true;
-  const previous = new Map<string, PreviousComponent>();
-  registry.transaction(() => {
-    registry.services.upsert({ name: spec.name, active, comment: spec.comment });
-    for (const component of components) {
-      const ord = spec.components.indexOf(component);
-      const row = registry.components.get(spec.name, component.name);
-      if (row) {
-        const routes = registry.routes.list({ service: spec.name, component: component.name });
-        previous.set(component.name, { row, routes });
-      }
-      registry.components.upsert({
-        service: spec.name,
-        name: component.name,
-        spec: component,
-        desiredState: active ? "running" : "stopped",
-        ord,
-      });
-    }
-  });
-  return previous;
-}
-
-/**
- * An inactive service is recorded (desired stopped) but not started; a
- * container it still has is stopped, as `mcp stop` would, so there is no drift.
+ * An inactive service is recorded (desired stopped) but not started. A
+ * container it still has is stopped, as `mcp stop` would, so there is no
+ * drift; if the spec changed, the old container is removed instead, so that
+ * `mcp start` creates the new version rather than starting the old one.
  */
 async function recordInactive(
   ctx: AgentContext,
   service: string,
-  component: string,
+  component: ComponentSpec,
+  ord: number,
 ): Promise<ComponentResult> {
-  const container = containerName(service, component);
+  const container = containerName(service, component.name);
+  const before = ctx.registry.components.get(service, component.name);
+  const changed =
+    before !== undefined &&
+    JSON.stringify(ComponentSpec.toJSON(before.spec)) !==
+      JSON.stringify(ComponentSpec.toJSON(component));
   try {
-    const existed = await ifContainerExists(
-      ctx.runtime.stop(container, ctx.settings.stopTimeoutSeconds),
-    );
-    if (existed) ctx.registry.components.setObserved(service, component, { state: "exited" });
-    return { name: component, success: true, error: "", container, routes: [] };
+    ctx.registry.components.upsert({
+      service,
+      name: component.name,
+      spec: component,
+      desiredState: "stopped",
+      ord,
+    });
+    if (changed) {
+      await ctx.runtime.remove(container, {
+        force: true,
+        timeoutSeconds: ctx.settings.stopTimeoutSeconds,
+      });
+      ctx.registry.components.setObserved(service, component.name, {
+        state: "removed",
+        containerId: "",
+        startedAt: null,
+      });
+      ctx.registry.components.setDeployed(service, component.name, null);
+    } else {
+      const existed = await ifContainerExists(
+        ctx.runtime.stop(container, ctx.settings.stopTimeoutSeconds),
+      );
+      if (existed)
+        ctx.registry.components.setObserved(service, component.name, { state: "exited" });
+    }
+    return { name: component.name, success: true, error: "", container, routes: [] };
   } catch (err) {
+    const verb = changed ? "remove old container" : "stop";
     return {
-      name: component,
+      name: component.name,
       success: false,
-      error: `stop: ${errorMessage(err)}`,
+      error: `${verb}: ${errorMessage(err)}`,
       container,
       routes: [],
     };
   }
 }
 
-async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof StepError) throw err;
-    throw new StepError(name, errorMessage(err), { cause: err });
-  }
+export interface RunOptions {
+  /** deploy, start, restart, recover: names the events and the crash points. */
+  kind: string;
+  /**
+   * Record `component` as the component's new spec (deploy). Absent: run the
+   * spec already recorded (start, restart, recover).
+   */
+  record?: { ord: number; desiredState: DesiredState };
+  /** false: never pull, fail the "image" step if the image is not local (recovery). */
+  pull?: boolean;
+  /** Put before the event's message, e.g. why the container is recreated. */
+  note?: string;
+  /**
+   * Keep the old container until the new one runs: it is renamed aside, and
+   * put back if the new one fails (start/restart when a port was taken: the
+   * old container is stopped, so its ports are free; a failure must never
+   * remove a container this operation did not create).
+   */
+  keepOld?: boolean;
+}
+
+/** What one run of runComponent has done so far, for its undo. */
+interface Progress {
+  pending: PendingOperation;
+  /** The old container has been removed (or set aside): the component no longer runs. */
+  replacing: boolean;
+  /** The old container was renamed to its set-aside name. */
+  setAside: boolean;
 }
 
 /**
- * (Re)creates one component's container from its spec: used by deploy, and
- * by start/restart when the container is gone. `existed` says whether the
- * component was in the registry before this operation (rollback drops it if not).
+ * (Re)creates one component's container, step by step (see the file
+ * comment): used by deploy, and by start/restart/recover when the container
+ * is gone or must move. Each step is a crash point; the pending operation
+ * recorded first lets the next agent start finish or undo it.
  */
 export async function runComponent(
   ctx: AgentContext,
   service: string,
   component: ComponentSpec,
-  opts: {
-    existed: boolean;
-    previous?: PreviousComponent | undefined;
-    kind: string;
-    /** false: never pull, fail the "image" step if the image is not local (recovery). */
-    pull?: boolean;
-    /** Put before the event's message, e.g. why the container is recreated. */
-    note?: string;
-  },
+  opts: RunOptions,
 ): Promise<ComponentResult> {
-  const existed = opts.existed;
   const name = containerName(service, component.name);
   const log = ctx.logger.child({ service, component: component.name });
-  // Set once the old container is gone: from then on a failure must clean up.
-  let replacing = false;
+  const step = <T>(stepName: string, fn: () => Promise<T>) =>
+    runStep(ctx, `${opts.kind}:${stepName}`, component.name, stepName, fn);
+  let progress: Progress | undefined;
   try {
+    const pending = await step("record", () =>
+      Promise.resolve(recordPending(ctx, service, component, opts)),
+    );
+    progress = { pending, replacing: false, setAside: false };
     if (opts.pull === false) await step("image", () => requireLocalImage(ctx, component.image));
     else await step("pull", () => ctx.images.ensure(component.image));
     await step("prepare volumes", () => prepareVolumes(ctx, service, component));
-    await step("remove old container", () =>
-      ctx.runtime.remove(name, { force: true, timeoutSeconds: ctx.settings.stopTimeoutSeconds }),
-    );
-    // Only now: if `rm` failed, the old container may still run and hold its
-    // ports, so the rollback must neither release them nor record "removed".
-    replacing = true;
-    const { id, hostPorts } = await allocateAndRun(ctx, service, component);
-    ctx.registry.transaction(() => {
-      const startedAt = new Date().toISOString();
-      ctx.registry.components.setObserved(service, component.name, {
-        state: "running",
-        containerId: id,
-        startedAt,
-      });
-      ctx.registry.components.setDeployed(service, component.name, startedAt);
-      ctx.registry.events.add({
-        service,
-        component: component.name,
-        kind: opts.kind,
-        newState: "running",
-        message: `${opts.note ? `${opts.note}: ` : ""}${opts.kind === "deploy" ? "deployed" : "recreated"} ${component.image}${describePorts(hostPorts)}`,
-      });
+    if (!opts.keepOld) {
+      await step("remove old container", () =>
+        ctx.runtime.remove(name, { force: true, timeoutSeconds: ctx.settings.stopTimeoutSeconds }),
+      );
+      // Only now: if `rm` failed, the old container may still run and hold its
+      // ports, so the rollback must neither release them nor record "removed".
+      progress.replacing = true;
+    }
+    const current = progress;
+    const { id, hostPorts } = await allocateAndRun(ctx, service, component, step, async () => {
+      if (!opts.keepOld || current.setAside) return;
+      await step("set aside old container", () => setAside(ctx, name));
+      current.setAside = true;
+      current.replacing = true;
     });
+    await step("commit", () => {
+      commit(ctx, service, component, { id, hostPorts, kind: opts.kind, note: opts.note });
+      return Promise.resolve();
+    });
+    if (progress.setAside) {
+      await step("remove old container", () => removeSetAside(ctx, name));
+    }
     log.info({ image: component.image, ports: Object.fromEntries(hostPorts) }, "deployed");
     return {
       name: component.name,
@@ -218,15 +234,110 @@ export async function runComponent(
   } catch (err) {
     const message = errorMessage(err);
     log.warn({ err: message }, `${opts.kind} failed`);
-    await rollback(ctx, service, component.name, {
-      existed,
-      previous: opts.previous,
-      replacing,
-      reason: message,
-      kind: opts.kind,
-    });
+    if (progress) await rollback(ctx, service, component.name, progress, message, opts.kind);
     return { name: component.name, success: false, error: message, container: name, routes: [] };
   }
+}
+
+async function runStep<T>(
+  ctx: AgentContext,
+  point: string,
+  component: string,
+  stepName: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  await ctx.crashPoint?.(point, component);
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof StepError) throw err;
+    throw new StepError(stepName, errorMessage(err), { cause: err });
+  }
+}
+
+/**
+ * Records the operation as pending, with the registry state to go back to,
+ * and (deploy) the component's new spec, in one transaction.
+ */
+function recordPending(
+  ctx: AgentContext,
+  service: string,
+  component: ComponentSpec,
+  opts: RunOptions,
+): PendingOperation {
+  const { registry } = ctx;
+  return registry.transaction(() => {
+    const row = registry.components.get(service, component.name);
+    const pending: PendingOperation = {
+      kind: opts.kind,
+      startedAt: new Date().toISOString(),
+      previous: row
+        ? {
+            spec: row.spec,
+            desiredState: row.desiredState,
+            deployedAt: row.deployedAt,
+            containerId: row.containerId,
+            routes: registry.routes
+              .list({ service, component: component.name })
+              .map((r) => ({ name: r.name, hostPort: r.hostPort })),
+          }
+        : null,
+    };
+    if (opts.record) {
+      registry.components.upsert({
+        service,
+        name: component.name,
+        spec: component,
+        desiredState: opts.record.desiredState,
+        ord: opts.record.ord,
+      });
+    } else if (!row) {
+      throw new McpError("not_found", `component ${service}/${component.name} is not registered`);
+    }
+    registry.components.setPending(service, component.name, pending);
+    return pending;
+  });
+}
+
+/** The new container runs: observed state, deployed_at, an event; nothing pending. */
+function commit(
+  ctx: AgentContext,
+  service: string,
+  component: ComponentSpec,
+  done: { id: string; hostPorts: Map<string, number>; kind: string; note?: string | undefined },
+): void {
+  ctx.registry.transaction(() => {
+    const startedAt = new Date().toISOString();
+    ctx.registry.components.setObserved(service, component.name, {
+      state: "running",
+      containerId: done.id,
+      startedAt,
+    });
+    ctx.registry.components.setDeployed(service, component.name, startedAt);
+    ctx.registry.components.setPending(service, component.name, null);
+    ctx.registry.events.add({
+      service,
+      component: component.name,
+      kind: done.kind,
+      newState: "running",
+      message: `${done.note ? `${done.note}: ` : ""}${done.kind === "deploy" ? "deployed" : "recreated"} ${component.image}${describePorts(done.hostPorts)}`,
+    });
+  });
+}
+
+/** Renames the old container aside (a missing one is fine: nothing to keep). */
+async function setAside(ctx: AgentContext, name: string): Promise<void> {
+  const aside = setAsideName(name);
+  // A leftover from an earlier interrupted run would block the rename.
+  await ctx.runtime.remove(aside, { force: true, timeoutSeconds: 0 });
+  if (await ctx.runtime.inspect(name)) await ctx.runtime.rename(name, aside);
+}
+
+async function removeSetAside(ctx: AgentContext, name: string): Promise<void> {
+  await ctx.runtime.remove(setAsideName(name), {
+    force: true,
+    timeoutSeconds: ctx.settings.stopTimeoutSeconds,
+  });
 }
 
 /** For runs that must not pull: the image has to be in local storage already. */
@@ -243,22 +354,26 @@ async function allocateAndRun(
   ctx: AgentContext,
   service: string,
   component: ComponentSpec,
+  step: <T>(name: string, fn: () => Promise<T>) => Promise<T>,
+  beforeRun: () => Promise<void>,
 ): Promise<{ id: string; hostPorts: Map<string, number> }> {
   const avoid: number[] = [];
   for (let attempt = 1; ; attempt++) {
     const hostPorts = await step("allocate ports", () =>
       allocateRoutePorts(ctx, service, component, avoid),
     );
+    await beforeRun();
     const container = containerSpecFor(
       { node: ctx.settings.node, service, bindAddress: ctx.settings.bindAddress },
       component,
       hostPorts,
     );
     try {
-      const id = await ctx.runtime.run(container);
+      const id = await step("run", () => ctx.runtime.run(container));
       return { id, hostPorts };
     } catch (err) {
-      if (isAddressInUse(err) && attempt < RUN_ATTEMPTS) {
+      const cause = err instanceof StepError ? err.cause : err;
+      if (isAddressInUse(cause) && attempt < RUN_ATTEMPTS) {
         // Something took a port between our probe and podman's bind: pick others.
         avoid.push(...hostPorts.values());
         ctx.logger.warn(
@@ -267,8 +382,8 @@ async function allocateAndRun(
         );
         continue;
       }
-      if (isNoSuchImage(err) || isPullFailure(err)) ctx.images.forget(component.image);
-      throw new StepError("run", errorMessage(err), { cause: err });
+      if (isNoSuchImage(cause) || isPullFailure(cause)) ctx.images.forget(component.image);
+      throw err;
     }
   }
 }
@@ -327,66 +442,82 @@ async function prepareVolumes(
 }
 
 /**
- * Undoes a failed component deploy. Before the old container was removed
- * nothing changed on the node, so only a brand-new component's rows go; after
- * it, any half-created container goes and the ports are released.
+ * Undoes a failed component operation. Before the old container was removed
+ * nothing changed on the node, so the registry describes it again (a
+ * brand-new component's rows go); after it, the half-created container goes
+ * and either the set-aside old one comes back, or the ports are released.
  */
 async function rollback(
   ctx: AgentContext,
   service: string,
   component: string,
-  outcome: {
-    existed: boolean;
-    previous?: PreviousComponent | undefined;
-    replacing: boolean;
-    reason: string;
-    kind: string;
-  },
+  progress: Progress,
+  reason: string,
+  kind: string,
 ): Promise<void> {
   const name = containerName(service, component);
-  if (outcome.replacing) {
-    await ctx.runtime
-      .remove(name, { force: true, timeoutSeconds: 0 })
-      .catch((err: unknown) =>
-        ctx.logger.error({ err: errorMessage(err), container: name }, "rollback: remove failed"),
-      );
+  const previous = progress.pending.previous;
+  const logFailure = (what: string) => (err: unknown) =>
+    ctx.logger.error({ err: errorMessage(err), container: name }, `rollback: ${what} failed`);
+  if (progress.replacing) {
+    await ctx.runtime.remove(name, { force: true, timeoutSeconds: 0 }).catch(logFailure("remove"));
+  }
+  let restored = false;
+  if (progress.setAside) {
+    restored = await ctx.runtime.rename(setAsideName(name), name).then(
+      () => true,
+      (err: unknown) => {
+        logFailure("restore old container")(err);
+        return false;
+      },
+    );
   }
   const { registry } = ctx;
   registry.transaction(() => {
-    if (!outcome.existed) {
+    if (!previous) {
+      // The caller (deploy) drops the service too if it ends up empty.
       registry.components.delete(service, component);
-      if (registry.components.list(service).length === 0) registry.services.delete(service);
-    } else if (!outcome.replacing && outcome.previous) {
-      // The old container still runs: the registry describes it again.
-      restorePrevious(ctx, service, outcome.previous);
-    } else if (outcome.replacing) {
+    } else if (!progress.replacing || restored) {
+      // The old container is there again: the registry describes it again.
+      restorePrevious(ctx, service, component, previous);
+      registry.components.setPending(service, component, null);
+    } else {
       registry.routes.clearHostPorts(service, component);
       registry.components.setObserved(service, component, {
         state: "removed",
         containerId: "",
         startedAt: null,
       });
+      registry.components.setPending(service, component, null);
     }
-    registry.events.add({
-      service,
-      component,
-      kind: `${outcome.kind}_failed`,
-      message: outcome.reason,
-    });
+    registry.events.add({ service, component, kind: `${kind}_failed`, message: reason });
   });
 }
 
-function restorePrevious(ctx: AgentContext, service: string, previous: PreviousComponent): void {
-  const { row, routes } = previous;
-  ctx.registry.components.upsert({
+/** Puts a component's spec, desired state and route host ports back as they were. */
+export function restorePrevious(
+  ctx: AgentContext,
+  service: string,
+  component: string,
+  previous: NonNullable<PendingOperation["previous"]>,
+): void {
+  const { registry } = ctx;
+  registry.components.upsert({
     service,
-    name: row.name,
-    spec: row.spec,
-    desiredState: row.desiredState,
+    name: component,
+    spec: previous.spec,
+    desiredState: previous.desiredState,
   });
-  for (const route of routes) {
-    if (route.hostPort > 0) {
-      ctx.registry.routes.setHostPort(service, row.name, route.name, route.hostPort);
+  registry.components.setDeployed(service, component, previous.deployedAt);
+  for (const route of previous.routes) {
+    const now = registry.routes.list({ service, component }).find((r) => r.name === route.name);
+    if (!now || now.hostPort === route.hostPort) continue;
+    try {
+      registry.routes.setHostPort(service, component, route.name, route.hostPort);
+    } catch (err) {
+      // Taken meanwhile: the next start allocates another one.
+      if (!(err instanceof McpError)) throw err;
+      registry.routes.setHostPort(service, component, route.name, 0);
     }
   }
 }

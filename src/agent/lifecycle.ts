@@ -91,7 +91,7 @@ export function startService(ctx: AgentContext, service: string): Promise<Compon
     const current = await ctx.runtime.inspect(name);
     if (!current) {
       // Gone (removed by hand or undeployed): recreate from the stored spec.
-      return runComponent(ctx, service, row.spec, { existed: true, kind: "start" });
+      return runComponent(ctx, service, row.spec, { kind: "start" });
     }
     if (current.state !== "running") {
       try {
@@ -117,7 +117,7 @@ export function restartService(ctx: AgentContext, service: string): Promise<Comp
       if (!isAddressInUse(err)) throw err;
       return recreateOnNewPorts(ctx, service, row, "restart");
     }
-    if (!restarted) return runComponent(ctx, service, row.spec, { existed: true, kind: "restart" });
+    if (!restarted) return runComponent(ctx, service, row.spec, { kind: "restart" });
     recordRunning(ctx, service, row, "restart");
   });
 }
@@ -156,8 +156,10 @@ export function undeployService(ctx: AgentContext, service: string): Promise<Com
 /**
  * A stopped container binds its ports again on start; if something took one
  * meanwhile, podman refuses ("address already in use") and the container
- * stays stopped. Recreate it instead: runComponent removes it and probes the
- * recorded ports, so only the taken route moves (DESIGN.md "Port allocation").
+ * stays stopped. Recreate it instead, on the recorded ports where they are
+ * still free, so only the taken route moves (DESIGN.md "Port allocation").
+ * The old container is only set aside until the new one runs: if no port can
+ * be had, or the new one fails, the stopped container is left as it was.
  */
 function recreateOnNewPorts(
   ctx: AgentContext,
@@ -169,7 +171,7 @@ function recreateOnNewPorts(
     { service, component: row.name },
     `${kind}: a published port is taken, recreating on free ports`,
   );
-  return runComponent(ctx, service, row.spec, { existed: true, kind });
+  return runComponent(ctx, service, row.spec, { kind, keepOld: true });
 }
 
 function recordRunning(ctx: AgentContext, service: string, row: ComponentRow, kind: string): void {

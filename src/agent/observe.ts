@@ -4,7 +4,7 @@
  * LiveCheck, GetServiceStatus and the agent's start-up reconciliation.
  */
 import type { ComponentRow } from "../registry/index.js";
-import { splitContainerName } from "../runtime/args.js";
+import { isSetAsideName, splitContainerName } from "../runtime/args.js";
 import type { ContainerStatus } from "../runtime/types.js";
 import type { AgentContext } from "./context.js";
 
@@ -29,6 +29,9 @@ export function matchContainers(
   const byKey = new Map<string, ContainerStatus>();
   const unmanaged: ContainerStatus[] = [];
   for (const container of containers) {
+    // An old container kept while its replacement starts (deploy.ts) carries
+    // the component's labels too; it is neither the component nor unmanaged.
+    if (isSetAsideName(container.name)) continue;
     const service = container.labels["mcp.service"];
     const component = container.labels["mcp.component"];
     let key: string | undefined;

@@ -28,6 +28,7 @@ import type { ComponentRow } from "../registry/index.js";
 import type { ContainerStatus } from "../runtime/types.js";
 import type { AgentContext } from "./context.js";
 import { runComponent } from "./deploy.js";
+import { settleInterrupted } from "./interrupted.js";
 import { componentKey, refreshObserved } from "./observe.js";
 
 /** Container states recovery leaves alone for a component desired running. */
@@ -106,6 +107,9 @@ export interface RecoveryReport {
  */
 export async function recoverAtStart(ctx: AgentContext): Promise<RecoveryReport> {
   const { registry, logger } = ctx;
+  // First what an earlier agent left half done, so the plan below sees the
+  // registry and podman agreeing on every component's spec.
+  await settleInterrupted(ctx);
   const snapshot = await refreshObserved(ctx);
   const plan = planRecovery(
     snapshot.components,
@@ -119,7 +123,6 @@ export async function recoverAtStart(ctx: AgentContext): Promise<RecoveryReport>
     logger.info({ service: row.service, component: row.name, reason }, "recovering component");
     const result = await ctx.serviceLocks.runExclusive(row.service, () =>
       runComponent(ctx, row.service, row.spec, {
-        existed: true,
         kind: "recover",
         pull: false,
         note: reason,

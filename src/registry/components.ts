@@ -10,6 +10,30 @@ import { McpError } from "../util/errors.js";
 import type { RouteStore } from "./routes.js";
 import { isSqliteError, now } from "./sql.js";
 
+/** Host port of one route, as recorded. */
+export interface RoutePort {
+  name: string;
+  hostPort: number;
+}
+
+/**
+ * An operation on a component that has begun and not finished (migration 3).
+ * `previous` is the component as the registry held it before; null when the
+ * operation creates the component.
+ */
+export interface PendingOperation {
+  kind: string;
+  startedAt: string;
+  previous: {
+    spec: ComponentSpec;
+    desiredState: DesiredState;
+    deployedAt: string | null;
+    /** The container that ran before (its id), "" if none. */
+    containerId: string;
+    routes: RoutePort[];
+  } | null;
+}
+
 export interface ComponentRow {
   service: string;
   name: string;
@@ -26,6 +50,8 @@ export interface ComponentRow {
   deployedAt: string | null;
   /** Position in the service definition. */
   ord: number;
+  /** An operation in progress (or interrupted by a crash), else null. */
+  pending: PendingOperation | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -47,7 +73,7 @@ export interface ObservedInput {
   startedAt?: string | null;
 }
 
-type Raw = Omit<ComponentRow, "spec"> & { spec: string };
+type Raw = Omit<ComponentRow, "spec" | "pending"> & { spec: string; pending: string | null };
 
 interface UpsertParams {
   service: string;
@@ -72,11 +98,31 @@ interface ObservedParams {
 
 const COLUMNS = `service, name, image, version, spec, desired_state AS desiredState,
   observed_state AS observedState, container_id AS containerId, started_at AS startedAt,
-  deployed_at AS deployedAt, ord, created_at AS createdAt, updated_at AS updatedAt`;
+  deployed_at AS deployedAt, ord, pending, created_at AS createdAt, updated_at AS updatedAt`;
 
 function toRow(r: Raw): ComponentRow {
   // fromJSON fills fields added to the proto after the row was written.
-  return { ...r, spec: ComponentSpec.fromJSON(JSON.parse(r.spec)) };
+  return {
+    ...r,
+    spec: ComponentSpec.fromJSON(JSON.parse(r.spec)),
+    pending: r.pending === null ? null : pendingFromJson(r.pending),
+  };
+}
+
+function pendingToJson(op: PendingOperation): string {
+  const previous = op.previous && { ...op.previous, spec: ComponentSpec.toJSON(op.previous.spec) };
+  return JSON.stringify({ ...op, previous });
+}
+
+function pendingFromJson(text: string): PendingOperation {
+  const raw = JSON.parse(text) as Omit<PendingOperation, "previous"> & {
+    previous: (Omit<NonNullable<PendingOperation["previous"]>, "spec"> & { spec: unknown }) | null;
+  };
+  const previous = raw.previous && {
+    ...raw.previous,
+    spec: ComponentSpec.fromJSON(raw.previous.spec),
+  };
+  return { ...raw, previous };
 }
 
 export class ComponentStore {
@@ -94,6 +140,7 @@ export class ComponentStore {
   readonly #delete: Database.Statement<[string, string]>;
   readonly #setDeployed: Database.Statement<[string | null, string, string, string]>;
   readonly #upsertWithRoutes: (c: ComponentInput) => void;
+  readonly #setPending: Database.Statement<[string | null, string, string, string]>;
 
   constructor(db: Database.Database, routes: RouteStore) {
     this.#routes = routes;
@@ -133,6 +180,9 @@ export class ComponentStore {
       .prepare<[string], number>("SELECT count(*) FROM services WHERE name = ?")
       .pluck();
     this.#delete = db.prepare("DELETE FROM components WHERE service = ? AND name = ?");
+    this.#setPending = db.prepare(
+      "UPDATE components SET pending = ?, updated_at = ? WHERE service = ? AND name = ?",
+    );
 
     this.#upsertWithRoutes = db.transaction((c: ComponentInput) => {
       this.#upsert.run({
@@ -217,6 +267,14 @@ export class ComponentStore {
   /** Records that a container was started from the stored spec (`at`), or clears it (undeploy). */
   setDeployed(service: string, name: string, at: string | null): void {
     if (this.#setDeployed.run(at, now(), service, name).changes === 0) {
+      throw notFound(service, name);
+    }
+  }
+
+  /** Marks an operation on the component as begun (`op`) or over (null). */
+  setPending(service: string, name: string, op: PendingOperation | null): void {
+    const json = op === null ? null : pendingToJson(op);
+    if (this.#setPending.run(json, now(), service, name).changes === 0) {
       throw notFound(service, name);
     }
   }

@@ -7,6 +7,8 @@ export {
   type ComponentInput,
   type ComponentRow,
   type ObservedInput,
+  type PendingOperation,
+  type RoutePort,
 } from "./components.js";
 export { RouteStore, type HeldPort, type RouteInput, type RouteRow } from "./routes.js";
 export {

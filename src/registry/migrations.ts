@@ -94,6 +94,18 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE components ADD COLUMN deployed_at TEXT;
     `,
   },
+  {
+    version: 3,
+    name: "components: pending operation",
+    sql: `
+      -- A deploy, start or recovery of this component that has begun and not
+      -- yet finished: JSON with the registry state to go back to. Written
+      -- before the component's container is touched and cleared when the
+      -- operation commits or rolls back, so an agent killed in between knows
+      -- at start which components to finish or undo (src/agent/interrupted.ts).
+      ALTER TABLE components ADD COLUMN pending TEXT;
+    `,
+  },
 ];
 
 /**

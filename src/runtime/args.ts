@@ -45,6 +45,19 @@ export function containerName(service: string, component: string): string {
 }
 
 /**
+ * The name a component's old container carries while its replacement starts
+ * (src/agent/deploy.ts, "set aside"). Component names cannot contain ".", so
+ * this never names another component's container.
+ */
+export function setAsideName(container: string): string {
+  return `${container}.prev`;
+}
+
+export function isSetAsideName(name: string): boolean {
+  return name.endsWith(".prev");
+}
+
+/**
  * Reads a container name back into service and component. Known services win
  * (longest first), so `mc-proxy` stays one service instead of `mc` + `proxy`;
  * an unknown name is split at its first `-`, and a name without `-` is a

@@ -112,6 +112,10 @@ export class PodmanRuntime implements Runtime {
     );
   }
 
+  async rename(from: string, to: string): Promise<void> {
+    await this.podman(["rename", from, to]);
+  }
+
   async inspect(name: string): Promise<ContainerStatus | undefined> {
     try {
       // `container inspect`, not `inspect`: the latter also matches images of that name.

@@ -71,6 +71,8 @@ export interface Runtime {
   /** A missing container is not an error. */
   remove(name: string, opts?: { force?: boolean; timeoutSeconds?: number }): Promise<void>;
   restart(name: string, timeoutSeconds?: number): Promise<void>;
+  /** Renames a container (running or not); fails if `to` is taken. */
+  rename(from: string, to: string): Promise<void>;
   /** undefined when there is no such container. */
   inspect(name: string): Promise<ContainerStatus | undefined>;
   /** Every container, running or not. */

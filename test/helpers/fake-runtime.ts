@@ -31,6 +31,7 @@ export type FakeOp =
   | "start"
   | "remove"
   | "restart"
+  | "rename"
   | "inspect"
   | "list"
   | "logs"
@@ -306,6 +307,16 @@ export class FakeRuntime implements Runtime {
     c.state = "running";
     c.startedAt = this.now();
     delete c.exitCode;
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.enter("rename", `${from}>${to}`);
+    const c = this.containers.get(from);
+    if (!c) throw noSuchContainer("rename", from);
+    if (this.containers.has(to)) throw nameInUse(to);
+    this.containers.delete(from);
+    c.name = to;
+    this.containers.set(to, c);
   }
 
   async inspect(name: string): Promise<ContainerStatus | undefined> {

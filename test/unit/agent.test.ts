@@ -540,11 +540,15 @@ describe("deploy: stable ports", () => {
     runtime.clearCalls();
     const results = await startService(ctx, "hello");
     assert.equal(results[0]?.success, true, results[0]?.error);
+    // The stopped container is set aside, not removed, until the new one runs.
     assert.deepEqual(runtime.ops(), [
       "inspect hello-web",
       "start hello-web",
-      "remove hello-web",
+      "remove hello-web.prev",
+      "inspect hello-web",
+      "rename hello-web>hello-web.prev",
       "run hello-web",
+      "remove hello-web.prev",
     ]);
     const now = hostPorts(registry, "hello")["web/"];
     assert.ok(now && now !== old && inPool(now));
@@ -564,7 +568,14 @@ describe("deploy: stable ports", () => {
     runtime.clearCalls();
     const results = await restartService(ctx, "hello");
     assert.equal(results[0]?.success, true, results[0]?.error);
-    assert.deepEqual(runtime.ops(), ["restart hello-web", "remove hello-web", "run hello-web"]);
+    assert.deepEqual(runtime.ops(), [
+      "restart hello-web",
+      "remove hello-web.prev",
+      "inspect hello-web",
+      "rename hello-web>hello-web.prev",
+      "run hello-web",
+      "remove hello-web.prev",
+    ]);
     const now = hostPorts(registry, "hello")["web/"];
     assert.ok(now && now !== old);
     assert.equal(runtime.containers.get("hello-web")?.state, "running");
@@ -1219,6 +1230,7 @@ function componentRow(
     version: "v1",
     deployedAt: "2026-11-27T09:00:00.000Z",
     ord: 0,
+    pending: null,
     spec,
     desiredState: "running",
     observedState: "running",

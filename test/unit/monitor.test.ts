@@ -685,6 +685,7 @@ function row(fields: Partial<ComponentRow> & Pick<ComponentRow, "service" | "nam
     version: "v1",
     deployedAt: "2026-11-27T09:00:00.000Z",
     ord: 0,
+    pending: null,
     spec: { name: fields.name, image: IMAGE } as ComponentRow["spec"],
     desiredState: "running",
     observedState: "running",

@@ -1,0 +1,295 @@
+/**
+ * Consistency when an operation is cut short: a component operation killed
+ * at any of its steps (an injected crash point that never returns, as the
+ * SIGKILL in test/integration/crash.test.ts never does) is finished or
+ * undone at the next start, and a failed start never removes a container it
+ * did not create. Real registry file, real allocator, fake runtime.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, describe, test } from "node:test";
+import { createAgentContext, type AgentContext } from "../../src/agent/context.js";
+import type { CrashPoint } from "../../src/agent/crash-points.js";
+import { parseCrashAt } from "../../src/agent/crash-points.js";
+import { deploy } from "../../src/agent/deploy.js";
+import { settle } from "../../src/agent/interrupted.js";
+import { startService, stopService } from "../../src/agent/lifecycle.js";
+import { RegistryPortBook } from "../../src/agent/port-book.js";
+import { PortAllocator, type PortRange } from "../../src/agent/ports.js";
+import { recoverAtStart } from "../../src/agent/recover.js";
+import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
+import { openRegistry, type Registry } from "../../src/registry/index.js";
+import { containerName, isSetAsideName } from "../../src/runtime/args.js";
+import { parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
+import { silentLogger } from "../../src/util/log.js";
+import { FakeRuntime, runFailed } from "../helpers/fake-runtime.js";
+
+const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), "../../examples");
+const IMAGE = "localhost/mcp-httpenv:v1";
+const IMAGE_V2 = "localhost/mcp-httpenv:v2";
+const NODE = "local";
+
+const dir = mkdtempSync(join(tmpdir(), "mcp-interrupted-"));
+const registries: Registry[] = [];
+after(() => {
+  for (const r of registries) r.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let count = 0;
+
+/** An agent on `dbPath` (a new registry file unless given) over `runtime`. */
+function agent(
+  opts: {
+    runtime?: FakeRuntime;
+    dbPath?: string;
+    crashPoint?: CrashPoint;
+    pool?: PortRange[];
+  } = {},
+): { ctx: AgentContext; runtime: FakeRuntime; registry: Registry; dbPath: string } {
+  const dbPath = opts.dbPath ?? join(dir, `registry-${++count}.db`);
+  const registry = openRegistry(dbPath);
+  registries.push(registry);
+  const runtime = opts.runtime ?? new FakeRuntime({ images: [IMAGE, IMAGE_V2] });
+  const ctx = createAgentContext({
+    settings: {
+      node: NODE,
+      bindAddress: "127.0.0.1",
+      allowLatest: false,
+      dataRoot: join(dir, "data"),
+      agentVersion: "0.0.0-test",
+      stopTimeoutSeconds: 0,
+    },
+    registry,
+    runtime,
+    allocator: new PortAllocator({
+      pool: opts.pool ?? [{ from: 20000, to: 20099 }],
+      bindAddresses: ["127.0.0.1"],
+      book: new RegistryPortBook(registry),
+      probe: runtime.probe,
+    }),
+    logger: silentLogger(),
+    crashPoint: opts.crashPoint,
+  });
+  return { ctx, runtime, registry, dbPath };
+}
+
+function example(name: "hello" | "multi"): ServiceSpec {
+  const file = join(EXAMPLES, `${name}.toml`);
+  return toServiceSpec(parseServiceDef(readFileSync(file, "utf8"), file));
+}
+
+function withImage(spec: ServiceSpec, image: string): ServiceSpec {
+  return { ...spec, components: spec.components.map((c) => ({ ...c, image })) };
+}
+
+/**
+ * A crash point that stops the operation for good at `point@component`:
+ * the promise never settles, as nothing runs after a SIGKILL. Resolves
+ * `reached` when it gets there.
+ */
+function hangAt(at: string): { crashPoint: CrashPoint; reached: Promise<void> } {
+  const target = parseCrashAt(at);
+  let hit!: () => void;
+  const reached = new Promise<void>((resolve) => (hit = resolve));
+  const crashPoint: CrashPoint = (point, component) => {
+    if (point !== target?.point || (target.component && target.component !== component)) {
+      return Promise.resolve();
+    }
+    hit();
+    return new Promise<void>(() => {});
+  };
+  return { crashPoint, reached };
+}
+
+/** Registry and runtime agree: what the next agent must always leave behind. */
+function assertConsistent(registry: Registry, runtime: FakeRuntime, what: string): void {
+  const rows = registry.components.list();
+  for (const row of rows) {
+    assert.equal(row.pending, null, `${what}: ${row.service}/${row.name} still pending`);
+    const container = runtime.containers.get(containerName(row.service, row.name));
+    if (row.desiredState === "running") {
+      assert.ok(row.deployedAt, `${what}: ${row.name} desired running but never run`);
+      assert.equal(container?.state, "running", `${what}: ${row.name} not running`);
+    }
+    if (container) {
+      assert.equal(
+        container.spec?.image,
+        row.spec.image,
+        `${what}: ${row.name} runs ${container.spec?.image}, registry says ${row.spec.image}`,
+      );
+      assert.deepEqual(
+        container.spec?.env.filter((e) => !e.startsWith("PORT")),
+        row.spec.env,
+        `${what}: ${row.name} env`,
+      );
+    }
+  }
+  const aside = [...runtime.containers.keys()].filter(isSetAsideName);
+  assert.deepEqual(aside, [], `${what}: set-aside containers left`);
+  const names = new Set(rows.map((r) => containerName(r.service, r.name)));
+  for (const name of runtime.containers.keys()) {
+    assert.ok(names.has(name), `${what}: container ${name} belongs to no component`);
+  }
+  for (const s of registry.services.list()) {
+    assert.ok(registry.components.list(s.name).length > 0, `${what}: empty service ${s.name}`);
+  }
+}
+
+const DEPLOY_STEPS = [
+  "record",
+  "pull",
+  "prepare volumes",
+  "remove old container",
+  "allocate ports",
+  "run",
+  "commit",
+];
+
+describe("an agent killed during a deploy: the next start finishes or undoes it", () => {
+  for (const component of ["api", "web"]) {
+    for (const step of DEPLOY_STEPS) {
+      const at = `deploy:${step}@${component}`;
+
+      test(`first deploy, killed at ${at}`, async () => {
+        const { crashPoint, reached } = hangAt(at);
+        const first = agent({ crashPoint });
+        void deploy(first.ctx, { service: example("multi"), component: "" });
+        await reached;
+        const next = agent({ runtime: first.runtime, dbPath: first.dbPath });
+        await recoverAtStart(next.ctx);
+        assertConsistent(next.registry, next.runtime, at);
+        // What got as far as a running container stays (committed, or
+        // finished at start: killed at "commit"); the rest is gone, so
+        // nothing is left "desired running" that never ran.
+        const kept = next.registry.components.list("multi").map((c) => c.name);
+        const expected = component === "api" ? [] : ["api"];
+        if (step === "commit") expected.push(component);
+        assert.deepEqual(kept, expected, at);
+      });
+
+      test(`redeploy with a new image, killed at ${at}`, async () => {
+        const first = agent();
+        const v1 = await deploy(first.ctx, { service: example("multi"), component: "" });
+        assert.ok(v1.every((r) => r.success));
+        const ports = first.registry.routes.heldHostPorts().map((h) => h.port);
+        const { crashPoint, reached } = hangAt(at);
+        const second = agent({ runtime: first.runtime, dbPath: first.dbPath, crashPoint });
+        void deploy(second.ctx, { service: withImage(example("multi"), IMAGE_V2), component: "" });
+        await reached;
+        const next = agent({ runtime: first.runtime, dbPath: first.dbPath });
+        await recoverAtStart(next.ctx);
+        assertConsistent(next.registry, next.runtime, at);
+        const images = Object.fromEntries(
+          next.registry.components.list("multi").map((c) => [c.name, c.spec.image]),
+        );
+        // api before web: a crash in web's deploy leaves api on v2; a crash
+        // at "commit" finishes that component's deploy.
+        const done = (c: string) =>
+          component === "web" ? c === "api" || step === "commit" : c === "api" && step === "commit";
+        assert.equal(images.api, done("api") ? IMAGE_V2 : IMAGE, `${at}: api`);
+        assert.equal(images.web, done("web") ? IMAGE_V2 : IMAGE, `${at}: web`);
+        // Stable ports survive the crash and the recovery.
+        assert.deepEqual(
+          next.registry.routes
+            .heldHostPorts()
+            .map((h) => h.port)
+            .sort(),
+          [...ports].sort(),
+          `${at}: host ports`,
+        );
+      });
+    }
+  }
+
+  test("killed after run, before commit: the new container is kept and committed", async () => {
+    const { crashPoint, reached } = hangAt("deploy:commit@web");
+    const first = agent({ crashPoint });
+    void deploy(first.ctx, { service: example("hello"), component: "" });
+    await reached;
+    const id = first.runtime.containers.get("hello-web")?.id;
+    const next = agent({ runtime: first.runtime, dbPath: first.dbPath });
+    const report = await recoverAtStart(next.ctx);
+    assert.deepEqual(report.recovered, [], "nothing to recreate");
+    assert.equal(next.runtime.containers.get("hello-web")?.id, id, "the same container");
+    const row = next.registry.components.get("hello", "web");
+    assert.equal(row?.observedState, "running");
+    assert.equal(row?.containerId, id);
+    assert.ok(row?.deployedAt);
+    assert.ok(next.registry.events.list({ service: "hello" }).some((e) => e.kind === "deploy"));
+  });
+
+  test("settle: finish only for a new, running container", () => {
+    const op = {
+      kind: "deploy",
+      startedAt: "",
+      previous: null,
+    };
+    const c = (id: string, state: string) => ({
+      id,
+      name: "x",
+      image: IMAGE,
+      state,
+      startedAt: null,
+      labels: {},
+      ports: [],
+    });
+    assert.equal(settle(op, undefined), "undo");
+    assert.equal(settle(op, c("new", "created")), "undo");
+    assert.equal(settle(op, c("new", "running")), "finish");
+    const redeploy = {
+      ...op,
+      previous: {
+        spec: example("hello").components[0]!,
+        desiredState: "running" as const,
+        deployedAt: "",
+        containerId: "old",
+        routes: [],
+      },
+    };
+    assert.equal(settle(redeploy, c("old", "running")), "undo", "the old one still runs");
+    assert.equal(settle(redeploy, c("new", "running")), "finish");
+  });
+});
+
+describe("a failed start never removes a container it did not create", () => {
+  test("port taken while stopped and no other port free: the stopped container stays", async () => {
+    const { ctx, runtime, registry } = agent({ pool: [{ from: 20000, to: 20000 }] });
+    assert.ok((await deploy(ctx, { service: example("hello"), component: "" }))[0]?.success);
+    await stopService(ctx, "hello");
+    const before = runtime.containers.get("hello-web");
+    runtime.hostBusy.add(20000);
+    const [result] = await startService(ctx, "hello");
+    assert.equal(result?.success, false);
+    assert.match(result?.error ?? "", /^allocate ports: /);
+    const after = runtime.containers.get("hello-web");
+    assert.equal(after?.id, before?.id, "the same container");
+    assert.equal(after?.state, "exited");
+    assert.equal(registry.routes.heldHostPorts()[0]?.port, 20000, "its port is still recorded");
+    assert.equal(registry.components.get("hello", "web")?.pending, null);
+    // Once the port is free again, start works on the same container.
+    runtime.hostBusy.delete(20000);
+    assert.ok((await startService(ctx, "hello"))[0]?.success);
+    assert.equal(runtime.containers.get("hello-web")?.id, before?.id);
+  });
+
+  test("port taken while stopped and the new container fails: the old one comes back", async () => {
+    const { ctx, runtime, registry } = agent();
+    assert.ok((await deploy(ctx, { service: example("hello"), component: "" }))[0]?.success);
+    await stopService(ctx, "hello");
+    const before = runtime.containers.get("hello-web");
+    const port = registry.routes.heldHostPorts()[0]?.port ?? 0;
+    runtime.hostBusy.add(port);
+    runtime.failNext("run", runFailed());
+    const [result] = await startService(ctx, "hello");
+    assert.equal(result?.success, false);
+    assert.match(result?.error ?? "", /^run: /);
+    assert.equal(runtime.containers.get("hello-web")?.id, before?.id, "the old container is back");
+    assert.equal(runtime.containers.get("hello-web")?.state, "exited");
+    assert.deepEqual([...runtime.containers.keys()], ["hello-web"]);
+    assert.equal(registry.routes.heldHostPorts()[0]?.port, port, "the old port is recorded again");
+  });
+});
