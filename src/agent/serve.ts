@@ -11,6 +11,7 @@ import { PodmanRuntime } from "../runtime/podman.js";
 import type { Runtime } from "../runtime/types.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { createAgentContext, type AgentContext } from "./context.js";
+import { crashPointFromEnv } from "./crash-points.js";
 import { createHandlers } from "./handlers.js";
 import { Monitor } from "../monitor/monitor.js";
 import { recoverAtStart } from "./recover.js";
@@ -67,6 +68,7 @@ export async function serveAgent(
         book: new RegistryPortBook(registry),
       }),
       logger,
+      crashPoint: crashPointFromEnv(),
     });
     // The registry survives restarts; podman may have moved on meanwhile:
     // recreate what should run, report what we do not manage (recover.ts).

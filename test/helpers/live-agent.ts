@@ -96,8 +96,11 @@ export class LiveAgent {
     return agent;
   }
 
-  /** Starts the agent process and waits until it says it is ready. */
-  async launch(): Promise<void> {
+  /**
+   * Starts the agent process and waits until it says it is ready. `env` is
+   * added to the agent's environment (e.g. MCP_CRASH_AT for one launch).
+   */
+  async launch(env: NodeJS.ProcessEnv = {}): Promise<void> {
     const [cmd, ...args] = [
       ...this.prefix,
       process.execPath,
@@ -106,7 +109,10 @@ export class LiveAgent {
       "--config",
       this.agentConfig,
     ];
-    const child = spawn(cmd ?? process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd ?? process.execPath, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    });
     this.child = child;
     // Only this launch's output counts: after kill(), the log already says "agent ready".
     const from = this.output.length;
@@ -138,6 +144,20 @@ export class LiveAgent {
 
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  /** Resolves with the signal (or exit code) once the agent process has ended by itself. */
+  async exited(): Promise<string> {
+    const child = this.child;
+    if (!child) return "not running";
+    const how =
+      child.exitCode !== null || child.signalCode !== null
+        ? String(child.signalCode ?? child.exitCode)
+        : await new Promise<string>((resolve) =>
+            child.once("exit", (code, signal) => resolve(String(signal ?? code))),
+          );
+    this.child = undefined;
+    return how;
   }
 
   /** Kills the agent process (SIGKILL by default: a crash) and waits for it. */
