@@ -23,7 +23,9 @@
  * 5. push creates missing directories, its temp file (O_EXCL|O_NOFOLLOW), the
  *    rename over the target and, on failure, the unlink of the temp file, all
  *    through the held descriptor of the target's directory; nothing is ever
- *    named by a path string that could have been redirected meanwhile.
+ *    named by a path string that could have been redirected meanwhile;
+ * 6. a file with more than one hard link is refused either way: a link made
+ *    on the host can lead anywhere (/etc/shadow), and the name says nothing.
  * What the walk cannot see is a held directory being moved out of the data
  * directory (only someone on the host can: a container's bind mount stops a
  * rename at its edge); so the opened file's /proc/self/fd path is checked
@@ -393,7 +395,7 @@ class Walk {
     throw this.changed(part);
   }
 
-  /** Refuses what is not a plain file. */
+  /** Refuses what is not a plain file with one link. */
   checkRegular(st: Stats): void {
     if (st.isDirectory()) {
       throw new McpError(
@@ -403,6 +405,12 @@ class Walk {
     }
     if (!st.isFile()) {
       throw new McpError("failed_precondition", `path "${this.t.shown}" is not a regular file`);
+    }
+    if (st.nlink > 1) {
+      throw new McpError(
+        "failed_precondition",
+        `path "${this.t.shown}" has ${st.nlink} hard links; push/pull refuse files with more than one link, since a link can lead out of the data directory`,
+      );
     }
   }
 
@@ -483,7 +491,7 @@ export async function pushFile(ctx: AgentContext, req: PushFileRequest): Promise
     walk = await Walk.open(t);
     if (!walk) throw new McpError("not_found", `${t.dataDir} vanished after it was created`);
     const { dir, name, st } = await walk.file(await walk.parent(true));
-    // An existing target must be a plain file; it is replaced, never written to.
+    // An existing target must be a plain file with one link; it is replaced, never written to.
     if (st) walk.checkRegular(st);
     // A temp name of our own next to the target (short: the target's name may be NAME_MAX).
     const tmp = `.mcp-push-${randomBytes(8).toString("hex")}.tmp`;

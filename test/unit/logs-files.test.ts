@@ -18,6 +18,8 @@ import {
   writeFileSync,
   lstatSync,
   readdirSync,
+  linkSync,
+  existsSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -553,6 +555,51 @@ describe("agent push/pull under attack", () => {
       `swaps ${swaps}, ok ${served}, refused ${refused}`,
     );
     assert.deepEqual(readdirSync(outside), ["secret"]);
+  });
+
+  test("hard links: pull from and push onto a file with more than one link are refused", async () => {
+    const { ctx, dataRoot } = agentContext();
+    const svc = join(dataRoot, "svc");
+    const outside = join(dataRoot, "outside");
+    mkdirSync(svc, { recursive: true });
+    mkdirSync(outside);
+    writeFileSync(join(outside, "shadow"), "root:secret");
+    linkSync(join(outside, "shadow"), join(svc, "hl")); // made by someone on the host
+    symlinkSync("hl", join(svc, "via")); // an inside symlink to it changes nothing
+    const refusal = (p: string) =>
+      new RegExp(
+        `path "${p}" has 2 hard links; push/pull refuse files with more than one link, since a link can lead out of the data directory`,
+      );
+    for (const p of ["hl", "via"]) {
+      await rejectsMcp(
+        pullFile(ctx, { service: "svc", path: p }),
+        "failed_precondition",
+        refusal(p),
+      );
+      await rejectsMcp(push(ctx, p, "evil"), "failed_precondition", refusal(p));
+    }
+    assert.equal(readFileSync(join(outside, "shadow"), "utf8"), "root:secret");
+    assert.equal(lstatSync(join(svc, "hl")).nlink, 2, "the link is not replaced either");
+    assert.equal(readFileSync(join(svc, "hl"), "utf8"), "root:secret");
+    assert.deepEqual(readdirSync(svc).sort(), ["hl", "via"], "no temp file left");
+
+    // Two links inside are refused alike: a link's other name is not ours to know.
+    writeFileSync(join(svc, "a"), "a");
+    linkSync(join(svc, "a"), join(svc, "b"));
+    await rejectsMcp(
+      pullFile(ctx, { service: "svc", path: "b" }),
+      "failed_precondition",
+      /has 2 hard links/,
+    );
+    // Once the other link is gone the file is an ordinary one again.
+    rmSync(join(svc, "a"));
+    assert.equal(
+      Buffer.from((await pullFile(ctx, { service: "svc", path: "b" })).content).toString(),
+      "a",
+    );
+    await push(ctx, "b", "b2");
+    assert.equal(readFileSync(join(svc, "b"), "utf8"), "b2");
+    assert.ok(!existsSync(join(svc, "a")));
   });
 });
 
