@@ -15,7 +15,8 @@
  *   data directory itself is refused;
  * - NUL bytes and over-long paths/segments are refused (the kernel would);
  * - symlinks are followed only while they stay inside (checked by the agent on
- *   the resolved path of every component, see files.ts).
+ *   the resolved path of every component, see files.ts);
+ * - a file with more than one hard link is refused (by the agent, files.ts).
  */
 import path from "node:path";
 import { McpError } from "../util/errors.js";

@@ -8,7 +8,17 @@
  */
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { chmod, lstat, mkdir, readFile, readdir, stat, symlink, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  link,
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { credentials } from "@grpc/grpc-js";
@@ -381,6 +391,26 @@ describe("mcp logs / push / pull against a real agent", { timeout: 120_000 }, ()
     assert.deepEqual(await readdir(outside), ["secret"]);
     assert.ok((await lstat(path.join(dataDir, "out-file"))).isSymbolicLink());
     await assert.rejects(stat(path.join(work, "stolen")), /ENOENT/);
+  });
+
+  test("push/pull refuse a hard link to a file outside the data directory", async () => {
+    const src = path.join(work, "evil.txt");
+    await writeFile(src, "evil\n");
+    const outside = path.join(agent.dir, "outside-hl");
+    await mkdir(outside, { recursive: true });
+    await writeFile(path.join(outside, "shadow"), "root:secret\n");
+    await mkdir(dataDir, { recursive: true });
+    await link(path.join(outside, "shadow"), path.join(dataDir, "hl"));
+    const refused = /path "hl" has 2 hard links; push\/pull refuse files with more than one link/;
+    fails(
+      await agent.cli(["pull", "lf-pair", "hl", path.join(work, "stolen-hl")]),
+      refused,
+      "pull",
+    );
+    fails(await agent.cli(["push", src, "lf-pair", "hl"]), refused, "push");
+    assert.equal(await readFile(path.join(outside, "shadow"), "utf8"), "root:secret\n");
+    assert.equal((await lstat(path.join(dataDir, "hl"))).nlink, 2);
+    await assert.rejects(stat(path.join(work, "stolen-hl")), /ENOENT/);
   });
 
   test("too-large files are refused on both sides", async () => {

@@ -18,11 +18,14 @@ import {
   writeFileSync,
   lstatSync,
   readdirSync,
+  linkSync,
+  existsSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, describe, test } from "node:test";
+import { Worker } from "node:worker_threads";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { createAgentContext, type AgentContext } from "../../src/agent/context.js";
 import {
@@ -397,6 +400,206 @@ describe("agent push/pull", () => {
     );
     await rejectsMcp(push(ctx, "sub", "x"), "failed_precondition", /is a directory/);
     await rejectsMcp(push(ctx, "file/x", "x"), "failed_precondition", /file is not a directory/);
+  });
+});
+
+/** Every regular file below `root` (symlinks not followed), as path → content. */
+function filesBelow(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const entry of readdirSync(root, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) {
+      const p = join(entry.parentPath, entry.name);
+      out.set(p, readFileSync(p, "utf8"));
+    }
+  }
+  return out;
+}
+
+/**
+ * The attack of the finding, in another thread so it really runs between the
+ * agent's system calls: `<svc>/sub` turns from a directory into a symlink to
+ * `outside` and back, as fast as it can, until `stop` is set or `deadline`.
+ * Renames keep everything inside: the real directory waits at `parked` (or at
+ * `extra-N` when a push recreated `sub` meanwhile), the symlink at `link`.
+ * Every step may lose a race with a push, so each one is allowed to fail.
+ */
+const SWAPPER = `
+const { workerData, parentPort } = require("node:worker_threads");
+const fs = require("node:fs");
+const path = require("node:path");
+const { svc, outside, stop, deadline, maxSwaps } = workerData;
+const sub = path.join(svc, "sub"), parked = path.join(svc, "parked"), link = path.join(svc, "link");
+const lst = (p) => { try { return fs.lstatSync(p); } catch { return undefined; } };
+const tryDo = (f) => { try { f(); return true; } catch { return false; } };
+fs.symlinkSync(outside, link);
+let swaps = 0, extra = 0;
+while (Atomics.load(stop, 0) === 0 && Date.now() < deadline && swaps < maxSwaps) {
+  const st = lst(sub);
+  if (st && st.isDirectory()) {
+    tryDo(() => fs.renameSync(sub, lst(parked) ? path.join(svc, "extra-" + extra++) : parked));
+    if (tryDo(() => fs.renameSync(link, sub))) swaps++;
+  } else if (st && st.isSymbolicLink()) {
+    tryDo(() => fs.renameSync(sub, link));
+    tryDo(() => fs.renameSync(parked, sub));
+  } else if (!st) {
+    tryDo(() => fs.renameSync(parked, sub));
+  }
+}
+// Leave sub a directory (or absent), never the symlink.
+const end = lst(sub);
+if (end && end.isSymbolicLink()) fs.unlinkSync(sub);
+if (!lst(sub) && lst(parked)) fs.renameSync(parked, sub);
+parentPort.postMessage(swaps);
+`;
+
+/** Runs `work` in `lanes` concurrent loops while the swapper attacks `<svc>/sub` for `ms`. */
+async function underSwap(
+  svc: string,
+  outside: string,
+  ms: number,
+  lanes: number,
+  work: (lane: number, i: number) => Promise<void>,
+): Promise<number> {
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + ms;
+  const worker = new Worker(SWAPPER, {
+    eval: true,
+    workerData: { svc, outside, stop, deadline, maxSwaps: 200_000 },
+  });
+  const swapped = new Promise<number>((resolve, reject) => {
+    worker.once("message", (n: number) => resolve(n));
+    worker.once("error", reject);
+  });
+  try {
+    await Promise.all(
+      Array.from({ length: lanes }, async (_, lane) => {
+        for (let i = 0; Date.now() < deadline; i++) await work(lane, i);
+      }),
+    );
+  } finally {
+    Atomics.store(stop, 0, 1);
+  }
+  return swapped;
+}
+
+/** A refusal the race may cause: typed, one line, and nothing else. */
+function raceRefusal(err: unknown): McpError {
+  assert.ok(err instanceof McpError, `untyped error: ${String(err)}`);
+  assert.ok(
+    err.code === "failed_precondition" || err.code === "not_found",
+    `${err.code}: ${err.message}`,
+  );
+  assert.doesNotMatch(err.message, /\n/);
+  return err;
+}
+
+describe("agent push/pull under attack", () => {
+  test("push while a directory is swapped with a symlink to outside creates nothing outside", async () => {
+    const { ctx, dataRoot } = agentContext();
+    const svc = join(dataRoot, "svc");
+    const outside = join(dataRoot, "outside");
+    mkdirSync(join(svc, "sub"), { recursive: true });
+    mkdirSync(outside);
+    writeFileSync(join(outside, "keep"), "outside");
+    const pushed: string[] = [];
+    let refused = 0;
+    const swaps = await underSwap(svc, outside, 1500, 8, async (lane, i) => {
+      // Alternate a file right under the swapped directory and one in a new
+      // directory below it (push's mkdir must not land outside either).
+      const p = i % 2 === 0 ? `sub/f-${lane}-${i}` : `sub/d-${lane}-${i}/f`;
+      const content = `push ${lane} ${i}`;
+      try {
+        await push(ctx, p, content);
+        pushed.push(content);
+      } catch (err) {
+        raceRefusal(err);
+        refused++;
+      }
+    });
+    assert.deepEqual(readdirSync(outside), ["keep"], "nothing may be created outside");
+    assert.equal(readFileSync(join(outside, "keep"), "utf8"), "outside");
+    assert.ok(
+      swaps > 0 && pushed.length > 0 && refused > 0,
+      `swaps ${swaps}, ok ${pushed.length}, refused ${refused}`,
+    );
+    // Every push that succeeded left its file inside (wherever the swapper
+    // moved its directory), and no temp file is left anywhere.
+    const inside = filesBelow(svc);
+    const contents = new Set(inside.values());
+    for (const c of pushed) assert.ok(contents.has(c), `pushed "${c}" is not inside`);
+    for (const p of inside.keys()) assert.doesNotMatch(p, /\.mcp-push-/);
+  });
+
+  test("pull while a directory is swapped with a symlink to outside never returns outside content", async () => {
+    const { ctx, dataRoot } = agentContext();
+    const svc = join(dataRoot, "svc");
+    const outside = join(dataRoot, "outside");
+    mkdirSync(join(svc, "sub"), { recursive: true });
+    mkdirSync(outside);
+    writeFileSync(join(svc, "sub/secret"), "inside");
+    writeFileSync(join(outside, "secret"), "OUTSIDE");
+    let served = 0;
+    let refused = 0;
+    const swaps = await underSwap(svc, outside, 1500, 8, async () => {
+      try {
+        const got = await pullFile(ctx, { service: "svc", path: "sub/secret" });
+        assert.equal(Buffer.from(got.content).toString(), "inside");
+        served++;
+      } catch (err) {
+        raceRefusal(err);
+        refused++;
+      }
+    });
+    assert.ok(
+      swaps > 0 && served > 0 && refused > 0,
+      `swaps ${swaps}, ok ${served}, refused ${refused}`,
+    );
+    assert.deepEqual(readdirSync(outside), ["secret"]);
+  });
+
+  test("hard links: pull from and push onto a file with more than one link are refused", async () => {
+    const { ctx, dataRoot } = agentContext();
+    const svc = join(dataRoot, "svc");
+    const outside = join(dataRoot, "outside");
+    mkdirSync(svc, { recursive: true });
+    mkdirSync(outside);
+    writeFileSync(join(outside, "shadow"), "root:secret");
+    linkSync(join(outside, "shadow"), join(svc, "hl")); // made by someone on the host
+    symlinkSync("hl", join(svc, "via")); // an inside symlink to it changes nothing
+    const refusal = (p: string) =>
+      new RegExp(
+        `path "${p}" has 2 hard links; push/pull refuse files with more than one link, since a link can lead out of the data directory`,
+      );
+    for (const p of ["hl", "via"]) {
+      await rejectsMcp(
+        pullFile(ctx, { service: "svc", path: p }),
+        "failed_precondition",
+        refusal(p),
+      );
+      await rejectsMcp(push(ctx, p, "evil"), "failed_precondition", refusal(p));
+    }
+    assert.equal(readFileSync(join(outside, "shadow"), "utf8"), "root:secret");
+    assert.equal(lstatSync(join(svc, "hl")).nlink, 2, "the link is not replaced either");
+    assert.equal(readFileSync(join(svc, "hl"), "utf8"), "root:secret");
+    assert.deepEqual(readdirSync(svc).sort(), ["hl", "via"], "no temp file left");
+
+    // Two links inside are refused alike: a link's other name is not ours to know.
+    writeFileSync(join(svc, "a"), "a");
+    linkSync(join(svc, "a"), join(svc, "b"));
+    await rejectsMcp(
+      pullFile(ctx, { service: "svc", path: "b" }),
+      "failed_precondition",
+      /has 2 hard links/,
+    );
+    // Once the other link is gone the file is an ordinary one again.
+    rmSync(join(svc, "a"));
+    assert.equal(
+      Buffer.from((await pullFile(ctx, { service: "svc", path: "b" })).content).toString(),
+      "a",
+    );
+    await push(ctx, "b", "b2");
+    assert.equal(readFileSync(join(svc, "b"), "utf8"), "b2");
+    assert.ok(!existsSync(join(svc, "a")));
   });
 });
 
