@@ -14,6 +14,15 @@ import { LOG_LEVELS, type LogLevel } from "../util/log.js";
 import { parseHostPort } from "./address.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { parseToml, readTextFile, resolvePath, throwProblems } from "./files.js";
+import {
+  AGENT_DIR_WHAT,
+  PODMAN_STORAGE_DIRS,
+  SYSTEM_DIRS,
+  describeReach,
+  normalizeAbsolute,
+  reach,
+  type ProtectedDir,
+} from "./protected-dirs.js";
 
 /** An inclusive range of host ports; a single port has `from === to`. */
 export interface PortRange {
@@ -57,6 +66,18 @@ export interface AgentConfig {
     retentionMs: number;
   };
   log: { level: LogLevel };
+  /**
+   * What a definition may ask of the host beyond the defaults (src/agent/policy.ts):
+   * every allowance is off unless the operator turns it on.
+   */
+  policy: {
+    /** `network = "host"` (never with routes or explicit ports). */
+    allowHostNetwork: boolean;
+    /** Host ports below 1024, for explicit `ports` and the `[ports] range`. */
+    allowLowPorts: boolean;
+    /** Host directories volumes may come from besides the service's data directory. */
+    volumeRoots: string[];
+  };
 }
 
 const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
@@ -71,6 +92,7 @@ const KEYS = {
   ports: ["range", "reserved", "exclude_ephemeral", "bind_addresses"],
   monitor: ["interval", "alert_command", "cooldown", "flap_threshold", "flap_window", "retention"],
   log: ["level"],
+  policy: ["allow_host_network", "allow_low_ports", "volume_roots"],
 };
 
 /**
@@ -90,6 +112,7 @@ export function agentConfigFromObject(data: unknown, baseDir: string, file: stri
   const ports = section("ports");
   const monitor = section("monitor");
   const log = section("log");
+  const policy = section("policy");
 
   const path: Parse<string> = (v, p) => {
     const s = c.nonEmpty(v, p);
@@ -132,9 +155,88 @@ export function agentConfigFromObject(data: unknown, baseDir: string, file: stri
       retentionMs: monitor("retention", duration(true)) ?? parseDuration("720h"),
     },
     log: { level: log("level", c.oneOf<LogLevel>(LOG_LEVELS)) ?? "info" },
+    policy: {
+      allowHostNetwork: policy("allow_host_network", c.boolean) ?? false,
+      allowLowPorts: policy("allow_low_ports", c.boolean) ?? false,
+      volumeRoots: defined(policy("volume_roots", c.list(absoluteDir(c))) ?? []),
+    },
   };
+  checkPolicy(c, cfg, baseDir);
   throwProblems(file, c);
   return cfg;
+}
+
+/**
+ * The directories holding the agent's own files (config, registry, tokens,
+ * TLS key and certificates; `mcp-agent init` puts them all in one): no
+ * service may mount them or have one as its data directory, since they hold
+ * the CA key, the token and the registry.
+ */
+export function agentDirectories(cfg: AgentConfig, configDir: string): string[] {
+  const files = [cfg.database.path, cfg.auth.tokensFile, cfg.server.tlsCert, cfg.server.tlsKey];
+  if (cfg.server.caCert !== undefined) files.push(cfg.server.caCert);
+  const dirs = [resolve(configDir), ...files.map((f) => dirname(f))];
+  return [...new Set(dirs)];
+}
+
+/** The agent's directories as protected directories, for the volume policy. */
+export function agentProtectedDirs(cfg: AgentConfig, configDir: string): ProtectedDir[] {
+  return agentDirectories(cfg, configDir).map((p) => ({
+    path: p,
+    kind: "agent",
+    what: AGENT_DIR_WHAT,
+  }));
+}
+
+/**
+ * Cross-field rules of [policy]: a volume root may not reach a protected
+ * directory (the host's, Podman's or the agent's) nor contain data_root (it
+ * would hand every service every other service's data); data_root may not be
+ * the agent's directory; a port range below 1024 needs allow_low_ports.
+ */
+function checkPolicy(c: TableChecker, cfg: AgentConfig, configDir: string): void {
+  const agentDirs = agentProtectedDirs(cfg, configDir);
+  const forbidden = [...SYSTEM_DIRS, ...PODMAN_STORAGE_DIRS, ...agentDirs];
+  cfg.policy.volumeRoots.forEach((root, i) => {
+    const p = at("policy.volume_roots", i);
+    for (const d of forbidden) {
+      const how = reach(root, d.path);
+      if (how) {
+        c.fail(p, `${root} ${describeReach(how, d)}: never allowed as a volume root`);
+        return;
+      }
+    }
+    const dataRoot = cfg.agent.dataRoot;
+    const how = reach(root, dataRoot);
+    if (how === "is" || how === "contains") {
+      c.fail(
+        p,
+        `${root} contains data_root ${dataRoot}: every service could mount every other service's data directory`,
+      );
+    }
+  });
+  const own = agentDirs.find((d) => d.path === cfg.agent.dataRoot);
+  if (own) {
+    c.fail(
+      "agent.data_root",
+      `${cfg.agent.dataRoot} is the agent's own directory: service data directories would be the agent's files; use another directory (the default is /srv)`,
+    );
+  }
+  if (cfg.ports.range.min < 1024 && !cfg.policy.allowLowPorts) {
+    c.fail(
+      "ports.range",
+      `starts at ${cfg.ports.range.min}, below 1024 (privileged ports); set [policy] allow_low_ports = true to allow it`,
+    );
+  }
+}
+
+/** An absolute directory without `..`, normalised. */
+function absoluteDir(c: TableChecker): Parse<string> {
+  return (v, p) => {
+    const s = c.nonEmpty(v, p);
+    if (s === undefined) return undefined;
+    return normalizeAbsolute(s) ?? c.expected(p, 'an absolute path without ".." segments', s);
+  };
 }
 
 /** `host:port`, kept as written. */
@@ -219,6 +321,11 @@ export function renderAgentConfig(cfg: AgentConfig): string {
       retention: formatDuration(cfg.monitor.retentionMs),
     },
     log: { level: cfg.log.level },
+    policy: {
+      allow_host_network: cfg.policy.allowHostNetwork,
+      allow_low_ports: cfg.policy.allowLowPorts,
+      volume_roots: cfg.policy.volumeRoots,
+    },
   });
   return `# mcp-agent configuration (reference §4.3). Relative paths are relative to this file.\n\n${body}\n`;
 }

@@ -128,6 +128,7 @@ describe("agent config", () => {
         retentionMs: 2_592_000_000,
       },
       log: { level: "info" },
+      policy: { allowHostNetwork: false, allowLowPorts: false, volumeRoots: [] },
     });
   });
 
