@@ -24,7 +24,8 @@ import type {
 export const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const ROUTE_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
 const NETWORK_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const USER_RE = /^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/;
+// Not starting with "-" or ".": the value follows `--user` in podman's argv.
+const USER_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+)?$/;
 const RESTART_RE = /^(no|always|on-failure(:[0-9]+)?|unless-stopped)$/;
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DNS_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
