@@ -3,11 +3,12 @@
  * plus the host ports allocated for its routes. Pure, so tests can assert on
  * the exact container that a deploy would start.
  */
+import { isIPv6 } from "node:net";
 import type { ComponentSpec, RouteSpec } from "../gen/mcp/v1/mcp.js";
 import { containerName, mcpLabels } from "../runtime/args.js";
 import type { ContainerSpec } from "../runtime/types.js";
 import { portEnv } from "../servicedef/env.js";
-import { formatRouteMapping } from "../servicedef/ports.js";
+import { formatRouteMapping, parsePortMapping } from "../servicedef/ports.js";
 
 export interface ContainerTarget {
   node: string;
@@ -26,9 +27,26 @@ export function routeProtocol(route: Pick<RouteSpec, "protocol">): "tcp" | "udp"
 }
 
 /**
+ * An explicit mapping without a host address (`18080:8080`) gets `bind`
+ * (the first `[ports] bind_addresses` entry): podman would otherwise publish
+ * it on every interface. Rewritten here, when the container is built, rather
+ * than in the stored spec: the registry keeps the mapping as the operator
+ * wrote it (service show/export and sync diffs match the file), and a changed
+ * bind address applies at the next (re)creation. Mappings with an address are
+ * kept verbatim (the policy allows only bind addresses); `bind` "" leaves
+ * them all alone.
+ */
+export function withHostAddress(mapping: string, bind: string): string {
+  const parsed = parsePortMapping(mapping);
+  if (bind === "" || parsed?.hostPort === undefined || parsed.hostIp !== undefined) return mapping;
+  return `${isIPv6(bind) ? `[${bind}]` : bind}:${mapping}`;
+}
+
+/**
  * Builds the container for `component`, given `hostPorts` (route name → host
  * port). Every route is published as `<bind>:H:H` (container port = host
- * port = $PORT…), after the component's explicit `ports`; the agent's port
+ * port = $PORT…), after the component's explicit `ports` (bound to `<bind>`
+ * when they name no address, see withHostAddress); the agent's port
  * variables come after the user's env so they are easy to spot.
  */
 export function containerSpecFor(
@@ -48,7 +66,7 @@ export function containerSpecFor(
     image: component.image,
     labels: mcpLabels(target.service, component.name, target.node),
     ports: [
-      ...component.ports,
+      ...component.ports.map((mapping) => withHostAddress(mapping, target.bindAddress)),
       ...routed.map(({ route, hostPort }) =>
         formatRouteMapping(target.bindAddress, hostPort, routeProtocol(route)),
       ),
