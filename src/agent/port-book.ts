@@ -6,23 +6,43 @@
 import type { Registry } from "../registry/index.js";
 import { parsePortMapping } from "../servicedef/ports.js";
 import { routeKey } from "./container-spec.js";
+import type { PortHolder } from "./policy.js";
 import type { PortBook } from "./ports.js";
+
+/**
+ * Every holder of every host port, routes first: unlike heldPorts() a port
+ * held twice (a stale spec, a race the policy check then refuses) lists both.
+ */
+export function portHolders(registry: Registry): PortHolder[] {
+  const holders: PortHolder[] = registry.routes.heldHostPorts().map((row) => ({
+    port: row.port,
+    service: row.service,
+    component: row.component,
+    route: row.name,
+  }));
+  for (const component of registry.components.list()) {
+    for (const mapping of component.spec.ports) {
+      const hostPort = parsePortMapping(mapping)?.hostPort;
+      if (hostPort !== undefined) {
+        holders.push({ port: hostPort, service: component.service, component: component.name });
+      }
+    }
+  }
+  return holders;
+}
 
 export class RegistryPortBook implements PortBook {
   constructor(private readonly registry: Registry) {}
 
   heldPorts(): Map<number, string> {
     const held = new Map<number, string>();
-    for (const row of this.registry.routes.heldHostPorts()) {
-      held.set(row.port, routeKey(row.service, row.component, row.name));
-    }
-    for (const component of this.registry.components.list()) {
-      for (const mapping of component.spec.ports) {
-        const hostPort = parsePortMapping(mapping)?.hostPort;
-        if (hostPort !== undefined && !held.has(hostPort)) {
-          held.set(hostPort, `${component.service}/${component.name}/ports`);
-        }
-      }
+    for (const h of portHolders(this.registry)) {
+      if (held.has(h.port)) continue;
+      const key =
+        h.route === undefined
+          ? `${h.service}/${h.component}/ports`
+          : routeKey(h.service, h.component, h.route);
+      held.set(h.port, key);
     }
     return held;
   }

@@ -149,12 +149,19 @@ export class PortAllocator {
    * the next allocation sees them. If `commit` throws, the error propagates
    * and nothing is kept (the allocator holds no state of its own).
    * Throws McpError("ports_exhausted") when a request finds no free port.
+   *
+   * `verify` runs first, inside the same critical section: a check of ports
+   * the caller claims outright (explicit mappings) against what the book
+   * holds, race-free against every other allocation. If it throws, nothing
+   * is picked or committed.
    */
   allocate(
     requests: PortRequest[],
     commit: (assigned: Map<string, number>) => void | Promise<void>,
+    verify?: () => void | Promise<void>,
   ): Promise<Map<string, number>> {
     return this.mutex.runExclusive(async () => {
+      if (verify) await verify();
       const held = this.book.heldPorts();
       const assigned = new Map<string, number>();
       const taken = new Set<number>(); // by earlier requests of this call
