@@ -8,6 +8,7 @@ import type { Runtime } from "../runtime/types.js";
 import type { ObservedSnapshot } from "./observe.js";
 import { KeyedMutex } from "../util/keyed-mutex.js";
 import { ImageCache } from "./images.js";
+import { defaultPolicy, type AgentPolicy } from "./policy.js";
 import type { PortAllocator } from "./ports.js";
 import type { CrashPoint } from "./crash-points.js";
 
@@ -21,6 +22,8 @@ export interface AgentSettings {
   agentVersion: string;
   /** Seconds podman waits after SIGTERM before SIGKILL. */
   stopTimeoutSeconds: number;
+  /** What definitions may publish and mount (policy.ts); serve.ts builds it from the config. */
+  policy: AgentPolicy;
 }
 
 export interface AgentContext {
@@ -42,16 +45,22 @@ export interface AgentContext {
   monitor?: { runOnce(): Promise<ObservedSnapshot> };
 }
 
+/**
+ * Without a policy the strictest one applies (defaultPolicy, publishing on
+ * `bindAddress`): tests that do not care about the policy still get it.
+ */
 export function createAgentContext(deps: {
-  settings: AgentSettings;
+  settings: Omit<AgentSettings, "policy"> & { policy?: AgentPolicy };
   registry: Registry;
   runtime: Runtime;
   allocator: PortAllocator;
   logger: Logger;
   crashPoint?: CrashPoint | undefined;
 }): AgentContext {
+  const { policy, ...settings } = deps.settings;
   return {
     ...deps,
+    settings: { ...settings, policy: policy ?? defaultPolicy([settings.bindAddress]) },
     images: new ImageCache(deps.runtime),
     serviceLocks: new KeyedMutex(),
     startedAt: new Date(),

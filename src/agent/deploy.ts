@@ -31,9 +31,16 @@ import {
 } from "../runtime/args.js";
 import type { DesiredState } from "../servicedef/types.js";
 import { validateServiceSpec } from "../servicedef/spec.js";
-import { McpError, StepError, errorMessage, formatProblem } from "../util/errors.js";
+import { McpError, StepError, errorMessage } from "../util/errors.js";
 import { containerSpecFor, routeKey } from "./container-spec.js";
 import type { AgentContext } from "./context.js";
+import { mergeProblems } from "./policy.js";
+import {
+  enforcePortClaims,
+  enforceStoredComponent,
+  policyError,
+  requestPolicyProblems,
+} from "./policy-guard.js";
 import { routeStatuses } from "./status.js";
 
 /** How often `run` may hit "address already in use" before the deploy fails. */
@@ -42,20 +49,22 @@ const RUN_ATTEMPTS = 3;
 export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<ComponentResult[]> {
   const spec = req.service;
   if (!spec) throw new McpError("invalid_argument", "deploy: no service spec in the request");
-  const problems = validateServiceSpec(spec, { allowLatest: ctx.settings.allowLatest });
-  if (problems.length > 0) {
-    const file = spec.name ? `service ${spec.name}` : "service";
-    throw new McpError("invalid_argument", problems.map((p) => formatProblem(file, p)).join("\n"));
-  }
+  const selected = req.component
+    ? spec.components.filter((c) => c.name === req.component)
+    : spec.components;
+  // Validation, then the agent's policy (exposure, volumes, data directory,
+  // ports held by others) on the components this deploy records.
+  const problems = mergeProblems(
+    validateServiceSpec(spec, { allowLatest: ctx.settings.allowLatest }),
+    requestPolicyProblems(ctx, spec, selected),
+  );
+  if (problems.length > 0) throw policyError(spec.name, problems);
   if (spec.node && spec.node !== ctx.settings.node) {
     throw new McpError(
       "invalid_argument",
       `service ${spec.name} is defined for node "${spec.node}", this agent is node "${ctx.settings.node}"`,
     );
   }
-  const selected = req.component
-    ? spec.components.filter((c) => c.name === req.component)
-    : spec.components;
   if (selected.length === 0) {
     throw new McpError(
       "not_found",
@@ -194,6 +203,7 @@ export async function runComponent(
     runStep(ctx, `${opts.kind}:${stepName}`, component.name, stepName, fn);
   let progress: Progress | undefined;
   try {
+    await step("policy", () => enforceStoredComponent(ctx, service, component, opts.record?.ord));
     const pending = await step("record", () =>
       Promise.resolve(recordPending(ctx, service, component, opts)),
     );
@@ -399,7 +409,9 @@ export async function allocateRoutePorts(
   avoid: number[] = [],
 ): Promise<Map<string, number>> {
   const rows = ctx.registry.routes.list({ service, component: component.name });
-  if (rows.length === 0) return new Map();
+  // Explicit mappings take no allocation but must pass the claim check, which
+  // only the allocator's critical section makes race-free.
+  if (rows.length === 0 && component.ports.length === 0) return new Map();
   const assigned = await ctx.allocator.allocate(
     rows.map((row) => ({
       key: routeKey(service, component.name, row.name),
@@ -416,6 +428,7 @@ export async function allocateRoutePorts(
         }
       });
     },
+    () => enforcePortClaims(ctx, service, component),
   );
   const byRoute = new Map<string, number>();
   for (const row of rows) {

@@ -4,6 +4,9 @@
  * default `/srv`). The service must be known to this agent's registry.
  *
  * Confinement, in order (the path syntax rules are in file-paths.ts):
+ * 0. the data directory must pass the policy's rule (policy.ts
+ *    checkDataDirectory), as at deploy: a service `mcp` under the defaults
+ *    (/srv, /srv/mcp) would otherwise reach the CA key, the token and the registry;
  * 1. the request path is checked (relative, no `..`, no NUL) and split;
  * 2. the data directory is resolved with realpath once and opened: it and
  *    data_root are the operator's, so a symlinked /srv is fine; everything
@@ -63,6 +66,8 @@ import type {
 } from "../gen/mcp/v1/mcp.js";
 import { McpError, errorMessage } from "../util/errors.js";
 import type { AgentContext } from "./context.js";
+import { checkDataDirectory } from "./policy.js";
+import { policyError } from "./policy-guard.js";
 import { checkFileSize, checkMode, checkRelativePath, isInside } from "../protocol/file-paths.js";
 
 /** Mode of directories push creates. */
@@ -90,6 +95,15 @@ function target(ctx: AgentContext, service: string, p: string): Target {
     );
   }
   const segments = checkRelativePath(p);
+  // The same rule as deploy's: a data directory that is (or contains) the
+  // agent's own directory would hand out the CA key, the token and the registry.
+  const problems = checkDataDirectory(service, ctx.settings);
+  if (problems.length > 0) {
+    throw policyError(
+      service,
+      problems.map((x) => ({ ...x, path: "" })),
+    );
+  }
   const dataDir = path.join(path.resolve(ctx.settings.dataRoot), service);
   return { service, dataDir, segments, shown: p };
 }

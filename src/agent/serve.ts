@@ -3,18 +3,21 @@
  * what podman runs, then serve McpAgentService over TLS 1.3.
  */
 import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { FileTokenStore } from "../auth/tokens.js";
 import { parseHostPort } from "../config/address.js";
 import { loadAgentConfig, type AgentConfig } from "../config/agent.js";
 import { openRegistry } from "../registry/index.js";
 import { PodmanRuntime } from "../runtime/podman.js";
 import type { Runtime } from "../runtime/types.js";
+import { ValidationError, errorMessage } from "../util/errors.js";
 import { createLogger, type Logger } from "../util/log.js";
 import { createAgentContext, type AgentContext } from "./context.js";
 import { crashPointFromEnv } from "./crash-points.js";
 import { createHandlers } from "./handlers.js";
 import { Monitor } from "../monitor/monitor.js";
 import { recoverAtStart } from "./recover.js";
+import { policyFromConfig, volumeRootProblems } from "./policy.js";
 import { RegistryPortBook } from "./port-book.js";
 import { buildCandidatePool, PortAllocator, readEphemeralRange, type PortRange } from "./ports.js";
 import { startAgentServer } from "./server.js";
@@ -39,12 +42,40 @@ export function excludedPorts(config: AgentConfig, ephemeral: PortRange | undefi
   ];
 }
 
+/**
+ * Podman's graphRoot and runRoot as `podman info` reports them (one quick
+ * command at start), so the volume policy protects a relocated storage too;
+ * the defaults are protected anyway. Another runtime (tests) has none.
+ */
+async function podmanStorage(runtime: Runtime, logger: Logger): Promise<string[]> {
+  if (!(runtime instanceof PodmanRuntime)) return [];
+  try {
+    return await runtime.storagePaths();
+  } catch (err) {
+    logger.warn(
+      { err: errorMessage(err) },
+      "podman info failed: the volume policy protects Podman's default storage only",
+    );
+    return [];
+  }
+}
+
 export async function serveAgent(
   configPath: string,
   deps: { runtime?: Runtime; logger?: Logger } = {},
 ): Promise<RunningAgent> {
   const config = await loadAgentConfig(configPath);
   const logger = deps.logger ?? createLogger(config.log.level, "mcp-agent");
+  const runtime = deps.runtime ?? new PodmanRuntime({ stopTimeoutSeconds: STOP_TIMEOUT_SECONDS });
+  const policy = policyFromConfig(
+    config,
+    dirname(resolve(configPath)),
+    await podmanStorage(runtime, logger),
+  );
+  const rootProblems = volumeRootProblems(policy);
+  if (rootProblems.length > 0) {
+    throw new ValidationError("invalid_config", resolve(configPath), rootProblems);
+  }
   const registry = openRegistry(config.database.path);
   try {
     const pool = buildCandidatePool(
@@ -59,9 +90,10 @@ export async function serveAgent(
         dataRoot: config.agent.dataRoot,
         agentVersion: VERSION,
         stopTimeoutSeconds: STOP_TIMEOUT_SECONDS,
+        policy,
       },
       registry,
-      runtime: deps.runtime ?? new PodmanRuntime({ stopTimeoutSeconds: STOP_TIMEOUT_SECONDS }),
+      runtime,
       allocator: new PortAllocator({
         pool,
         bindAddresses: config.ports.bindAddresses,

@@ -29,10 +29,13 @@
  */
 import type { ComponentSpec, ServiceSpec, ServiceSyncResult } from "../gen/mcp/v1/mcp.js";
 import type { ComponentRow, ServiceRow } from "../registry/index.js";
+import { parsePortMapping } from "../servicedef/ports.js";
 import { validateServiceSpec } from "../servicedef/spec.js";
 import type { DesiredState } from "../servicedef/types.js";
 import { McpError, formatProblem } from "../util/errors.js";
 import type { AgentContext } from "./context.js";
+import { mergeProblems } from "./policy.js";
+import { requestPolicyProblems } from "./policy-guard.js";
 
 /** What the registry holds for one service right now. */
 export interface CurrentService {
@@ -225,15 +228,23 @@ export function summarize(diff: ServiceDiff): string {
   return n === 0 ? "unchanged" : `${n} change${n === 1 ? "" : "s"}`;
 }
 
-/** Checks every spec before anything is written: one bad service fails the whole request. */
+/**
+ * Checks every spec (validation and the agent's policy) before anything is
+ * written: one bad service fails the whole request.
+ */
 function checkRequest(ctx: AgentContext, specs: ServiceSpec[]): void {
   const problems: string[] = [];
   const seen = new Set<string>();
+  const claimed = new Map<number, { service: string; where: string }>();
   for (const spec of specs) {
     const label = spec.name ? `service ${spec.name}` : "service";
-    for (const p of validateServiceSpec(spec, { allowLatest: ctx.settings.allowLatest })) {
-      problems.push(formatProblem(label, p));
-    }
+    // The policy too: a spec recorded here can be started later, and its
+    // explicit ports would be held (and kept from routes) from now on.
+    const found = mergeProblems(
+      validateServiceSpec(spec, { allowLatest: ctx.settings.allowLatest }),
+      requestPolicyProblems(ctx, spec),
+    );
+    for (const p of found) problems.push(formatProblem(label, p));
     if (spec.node && spec.node !== ctx.settings.node) {
       problems.push(
         `${label} is defined for node "${spec.node}", this agent is node "${ctx.settings.node}"`,
@@ -241,6 +252,24 @@ function checkRequest(ctx: AgentContext, specs: ServiceSpec[]): void {
     }
     if (seen.has(spec.name)) problems.push(`${label} appears twice in the request`);
     seen.add(spec.name);
+    // The registry check above cannot see a port two definitions of this request claim.
+    spec.components.forEach((c, i) =>
+      c.ports.forEach((mapping, j) => {
+        const port = parsePortMapping(mapping)?.hostPort;
+        if (port === undefined) return;
+        const first = claimed.get(port);
+        if (first === undefined)
+          claimed.set(port, {
+            service: spec.name,
+            where: `${label}: components[${i}].ports[${j}]`,
+          });
+        else if (first.service !== spec.name) {
+          problems.push(
+            `${label}: components[${i}].ports[${j}]: port ${port} is also claimed by ${first.where}`,
+          );
+        }
+      }),
+    );
   }
   if (problems.length > 0) throw new McpError("invalid_argument", problems.join("\n"));
 }

@@ -167,6 +167,21 @@ export class PodmanRuntime implements Runtime {
     const { stdout } = await this.podman(["version", "--format", "{{.Client.Version}}"]);
     return stdout.trim();
   }
+
+  /**
+   * Where this podman keeps images and containers (graphRoot) and its run
+   * state (runRoot): the volume policy never lets a service mount them.
+   */
+  async storagePaths(): Promise<string[]> {
+    const { stdout } = await this.podman(
+      ["info", "--format", "{{.Store.GraphRoot}}\n{{.Store.RunRoot}}"],
+      10_000,
+    );
+    return stdout
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith("/"));
+  }
 }
 
 function lastLine(text: string): string {

@@ -25,6 +25,7 @@ import {
 } from "../../src/agent/lifecycle.js";
 import { nodeStatus } from "../../src/agent/node.js";
 import { isDrift, matchContainers, refreshObserved } from "../../src/agent/observe.js";
+import { defaultPolicy } from "../../src/agent/policy.js";
 import { RegistryPortBook } from "../../src/agent/port-book.js";
 import { PortAllocator, describePool, type PortRange } from "../../src/agent/ports.js";
 import { toServiceError, unary } from "../../src/agent/rpc.js";
@@ -79,6 +80,8 @@ interface HarnessOptions {
   probe?: (port: number) => Promise<boolean>;
   images?: string[];
   allowLatest?: boolean;
+  /** [policy] volume_roots; default the multi example's /srv/multi (data_root is a temp dir here). */
+  volumeRoots?: string[];
 }
 
 let harnessCount = 0;
@@ -103,6 +106,7 @@ function harness(opts: HarnessOptions = {}): Harness {
       dataRoot: join(dir, `data-${n}`),
       agentVersion: "0.0.0-test",
       stopTimeoutSeconds: 0,
+      policy: { ...defaultPolicy(["127.0.0.1"]), volumeRoots: opts.volumeRoots ?? ["/srv/multi"] },
     },
     registry,
     runtime,
@@ -393,8 +397,10 @@ describe("deploy: the examples", () => {
 
 describe("deploy: volumes", () => {
   test("bind-mount sources inside the service's data dir are created, others are not", async () => {
-    const { ctx, runtime } = harness();
-    const data = join(ctx.settings.dataRoot, "files");
+    const data = join(dir, `data-${harnessCount + 1}`, "files");
+    // The two outside ones are allowed by the policy, but are not the agent's to create.
+    const { ctx, runtime } = harness({ volumeRoots: [`${data}-other`, join(dir, "outside")] });
+    assert.equal(join(ctx.settings.dataRoot, "files"), data);
     const spec = simple("files");
     const web = spec.components[0];
     assert.ok(web);

@@ -18,6 +18,7 @@ import { deploy } from "../../src/agent/deploy.js";
 import { createHandlers } from "../../src/agent/handlers.js";
 import { stopService } from "../../src/agent/lifecycle.js";
 import { refreshObserved } from "../../src/agent/observe.js";
+import { defaultPolicy } from "../../src/agent/policy.js";
 import { RegistryPortBook } from "../../src/agent/port-book.js";
 import { PortAllocator } from "../../src/agent/ports.js";
 import { planRecovery, recoverAtStart } from "../../src/agent/recover.js";
@@ -363,6 +364,8 @@ function harness(opts: { images?: string[]; logger?: Logger } = {}): Harness {
       dataRoot: join(dir, `data-${n}`),
       agentVersion: "0.0.0-test",
       stopTimeoutSeconds: 0,
+      // The multi example mounts /srv/multi; data_root is a temp dir here.
+      policy: { ...defaultPolicy(["127.0.0.1"]), volumeRoots: ["/srv/multi"] },
     },
     registry,
     runtime,
