@@ -17,6 +17,7 @@ import { parseCrashAt } from "../../src/agent/crash-points.js";
 import { deploy } from "../../src/agent/deploy.js";
 import { settle } from "../../src/agent/interrupted.js";
 import { startService, stopService } from "../../src/agent/lifecycle.js";
+import { defaultPolicy } from "../../src/agent/policy.js";
 import { RegistryPortBook } from "../../src/agent/port-book.js";
 import { PortAllocator, type PortRange } from "../../src/agent/ports.js";
 import { recoverAtStart } from "../../src/agent/recover.js";
@@ -62,6 +63,8 @@ function agent(
       dataRoot: join(dir, "data"),
       agentVersion: "0.0.0-test",
       stopTimeoutSeconds: 0,
+      // The multi example mounts /srv/multi; data_root is a temp dir here.
+      policy: { ...defaultPolicy(["127.0.0.1"]), volumeRoots: ["/srv/multi"] },
     },
     registry,
     runtime,
