@@ -245,6 +245,15 @@ export async function runComponent(
     const message = errorMessage(err);
     log.warn({ err: message }, `${opts.kind} failed`);
     if (progress) await rollback(ctx, service, component.name, progress, message, opts.kind);
+    else if (ctx.registry.components.get(service, component.name)) {
+      // Refused before anything was recorded or touched: only say so.
+      ctx.registry.events.add({
+        service,
+        component: component.name,
+        kind: `${opts.kind}_failed`,
+        message,
+      });
+    }
     return { name: component.name, success: false, error: message, container: name, routes: [] };
   }
 }
