@@ -69,7 +69,8 @@ const RULES: [string, string, string[]][] = [
   [
     "name is at most 63 chars",
     withComponent("").replace('"svc"', `"${"a".repeat(64)}"`),
-    [`name: ${NAME_MSG}, got "${"a".repeat(64)}"`],
+    // Long values are echoed cut short, with their size.
+    [`name: ${NAME_MSG}, got "${"a".repeat(60)}"… (64 bytes)`],
   ],
   [
     "name may not end with -",
