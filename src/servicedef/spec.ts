@@ -6,8 +6,9 @@
  * absent. `path` and `build` are CLI-side only (where the source is and how
  * to build it); ServiceSpec does not carry them, so toServiceSpec drops them.
  */
-import type { ComponentSpec, RouteSpec, ServiceSpec } from "../gen/mcp/v1/mcp.js";
+import { ServiceSpec, type ComponentSpec, type RouteSpec } from "../gen/mcp/v1/mcp.js";
 import type { Problem } from "../util/errors.js";
+import { BUILTIN_LIMITS, formatBytes } from "./limits.js";
 import type {
   ComponentDef,
   RouteDef,
@@ -91,7 +92,21 @@ export function fromServiceSpec(spec: ServiceSpec): ServiceDef {
   });
 }
 
-/** The same rules as for a file, on a spec received by the agent. */
+/**
+ * The same rules as for a file, on a spec received by the agent, and the
+ * same size limit on the spec as encoded on the wire.
+ */
 export function validateServiceSpec(spec: ServiceSpec, opts?: ServiceDefOptions): Problem[] {
-  return validateServiceDef(fromServiceSpec(spec), opts).problems;
+  const max = (opts?.limits ?? BUILTIN_LIMITS).maxDefinitionBytes;
+  const size = ServiceSpec.encode(spec).finish().length;
+  const tooBig: Problem[] =
+    size > max
+      ? [
+          {
+            path: "",
+            message: `expected a spec of at most ${formatBytes(max)} encoded, got ${size} bytes`,
+          },
+        ]
+      : [];
+  return validateServiceDef(fromServiceSpec(spec), opts, tooBig).problems;
 }

@@ -3,6 +3,8 @@
  * "Service definitions"). Optional fields stay absent when the file omits
  * them, so a definition converts to a ServiceSpec and back unchanged.
  */
+import type { Limits } from "./limits.js";
+
 export type RouteMode = "l4" | "l7";
 export type RouteProtocol = "tcp" | "udp";
 
@@ -58,4 +60,6 @@ export type DesiredState = "running" | "stopped" | "ignore";
 export interface ServiceDefOptions {
   /** Accept images tagged `:latest` (off by default: the agent's config decides). */
   allowLatest?: boolean;
+  /** The limits to apply (default BUILTIN_LIMITS; the agent passes its own, stricter ones). */
+  limits?: Limits;
 }
