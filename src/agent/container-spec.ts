@@ -67,5 +67,8 @@ export function containerSpecFor(
   if (component.network) spec.network = component.network;
   if (component.user) spec.user = component.user;
   if (component.restart) spec.restart = component.restart;
+  if (component.memory) spec.memory = component.memory;
+  if (component.cpus) spec.cpus = component.cpus;
+  if (component.pids) spec.pids = component.pids;
   return spec;
 }

@@ -149,8 +149,12 @@ function routeChanges(before: ComponentSpec["routes"], after: ComponentSpec["rou
 /** Field-by-field differences between two component specs, e.g. `image a:v1 → a:v2`. */
 export function diffComponentSpec(before: ComponentSpec, after: ComponentSpec): string[] {
   const out: string[] = [];
-  for (const key of ["image", "network", "user", "restart"] as const) {
+  for (const key of ["image", "network", "user", "restart", "memory"] as const) {
     if (before[key] !== after[key]) out.push(`${key} ${show(before[key])} → ${show(after[key])}`);
+  }
+  for (const key of ["cpus", "pids"] as const) {
+    const num = (n: number) => (n === 0 ? NONE : String(n));
+    if (before[key] !== after[key]) out.push(`${key} ${num(before[key])} → ${num(after[key])}`);
   }
   for (const key of ["ports", "volumes"] as const) {
     if (!sameList(before[key], after[key])) {

@@ -12,6 +12,12 @@ export interface ContainerSpec {
   network?: string;
   user?: string;
   restart?: string;
+  /** `--memory`, podman's syntax (`256m`). */
+  memory?: string;
+  /** `--cpus` (`0.5`). */
+  cpus?: number;
+  /** `--pids-limit`. */
+  pids?: number;
   labels: Record<string, string>;
   /** `-p` mappings, verbatim (`127.0.0.1:12345:12345`). */
   ports: string[];

@@ -85,6 +85,31 @@ export const MAX_NAME_LENGTH = 63;
 /** At most this many problems are listed for one definition; the rest are counted. */
 export const MAX_PROBLEMS = 100;
 
+// ------------------------------------------------------------------ resources
+
+/** `memory`: podman refuses less than 6 MiB; 1 TiB is more than any node here has. */
+export const MIN_MEMORY_BYTES = 6 * MiB;
+export const MAX_MEMORY_BYTES = 1024 * 1024 * MiB;
+/** `cpus`: podman's CFS quota must be at least 1 ms per 100 ms period. */
+export const MIN_CPUS = 0.01;
+export const MAX_CPUS = 1024;
+/** `pids`: the kernel's PID_MAX_LIMIT on 64-bit. */
+export const MAX_PIDS = 4_194_304;
+
+const SIZE_RE = /^([1-9][0-9]{0,15})([bkmg])$/i;
+const UNIT: Record<string, number> = { b: 1, k: KiB, m: MiB, g: 1024 * MiB };
+
+/**
+ * Bytes of a podman size (`256m`: a number and one of b, k, m, g), or
+ * undefined when `s` is not one. Deliberately narrower than podman's own
+ * parser: no fractions, no spaces, a unit always.
+ */
+export function parseSize(s: string): number | undefined {
+  const m = SIZE_RE.exec(s);
+  if (!m?.[1] || !m[2]) return undefined;
+  return Number(m[1]) * (UNIT[m[2].toLowerCase()] ?? 1);
+}
+
 /** `32768 bytes (32 KiB)`: a byte count as the limit messages say it. */
 export function formatBytes(n: number): string {
   if (n >= MiB && n % MiB === 0) return `${n} bytes (${n / MiB} MiB)`;

@@ -26,6 +26,12 @@ export interface ComponentDef {
   network?: string;
   user?: string;
   restart?: string;
+  /** Podman `--memory`: a whole number and b, k, m or g (`256m`), at least 6m. */
+  memory?: string;
+  /** Podman `--cpus` (`0.5`), 0.01-1024. */
+  cpus?: number;
+  /** Podman `--pids-limit`, at least 1. */
+  pids?: number;
   /** Old-style explicit podman -p mappings, kept verbatim. */
   ports?: string[];
   volumes?: string[];

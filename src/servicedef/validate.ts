@@ -12,7 +12,18 @@ import { at, defined, quote, ECHO_MAX, TableChecker, type Parse } from "../util/
 import type { Problem } from "../util/errors.js";
 import { routeEnvName } from "./env.js";
 import { imageName, parseImageRef } from "./image.js";
-import { BUILTIN_LIMITS, formatBytes, MAX_PROBLEMS, type Limits } from "./limits.js";
+import {
+  BUILTIN_LIMITS,
+  formatBytes,
+  MAX_CPUS,
+  MAX_MEMORY_BYTES,
+  MAX_PIDS,
+  MAX_PROBLEMS,
+  MIN_CPUS,
+  MIN_MEMORY_BYTES,
+  parseSize,
+  type Limits,
+} from "./limits.js";
 import { parsePortMapping } from "./ports.js";
 import type {
   BuildDef,
@@ -42,7 +53,7 @@ const IMAGE_DIGEST_RE = /^[a-z0-9]+([+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$/;
 const SERVICE_KEYS = ["name", "node", "active", "comment", "path", "build", "components"];
 const BUILD_KEYS = ["images", "uses_mcdsl"];
 const COMPONENT_KEYS = [
-  ...["name", "image", "network", "user", "restart"],
+  ...["name", "image", "network", "user", "restart", "memory", "cpus", "pids"],
   ...["ports", "volumes", "cmd", "env", "routes"],
 ];
 const ROUTE_KEYS = ["name", "port", "mode", "hostname", "protocol"];
@@ -55,6 +66,8 @@ const EXPECT = {
     'a network name of letters, digits, "_", "." and "-" (not starting with "_", "." or "-")',
   user: '"user" or "user:group" (letters, digits, "_", "." and "-"; neither starting with "." or "-")',
   restart: '"no", "always", "on-failure[:N]" or "unless-stopped"',
+  memory: 'a size like "256m" (a whole number and b, k, m or g) from "6m" to "1024g"',
+  cpus: `a number of CPUs from ${MIN_CPUS} to ${MAX_CPUS}`,
   port: '"[ip:]hostPort:containerPort[/tcp|/udp]"',
   volume: '"/host/path:/container/path[:options]"',
   env: '"KEY=VALUE" with KEY of letters, digits and "_" (not starting with a digit)',
@@ -183,6 +196,9 @@ class Checker extends TableChecker {
     );
     const user = this.field(t, p, "user", this.short(this.matching(USER_RE, EXPECT.user)));
     const restart = this.field(t, p, "restart", this.matching(RESTART_RE, EXPECT.restart));
+    const memory = this.field(t, p, "memory", this.memory);
+    const cpus = this.field(t, p, "cpus", this.cpus);
+    const pids = this.field(t, p, "pids", this.integer(1, MAX_PIDS));
     const ports = this.field(
       t,
       p,
@@ -222,6 +238,9 @@ class Checker extends TableChecker {
       network,
       user,
       restart,
+      memory,
+      cpus,
+      pids,
       ports: ports && defined(ports),
       volumes: volumes && defined(volumes),
       cmd: cmd && defined(cmd),
@@ -242,6 +261,20 @@ class Checker extends TableChecker {
       );
     }
   }
+
+  /** Podman's `--memory` syntax, narrowed (limits.ts parseSize). */
+  memory: Parse<string> = (v, p) => {
+    const bytes = typeof v === "string" ? parseSize(v) : undefined;
+    return bytes !== undefined && bytes >= MIN_MEMORY_BYTES && bytes <= MAX_MEMORY_BYTES
+      ? (v as string)
+      : this.expected(p, EXPECT.memory, v);
+  };
+
+  /** Podman's `--cpus`: an integer or a float. */
+  cpus: Parse<number> = (v, p) =>
+    typeof v === "number" && Number.isFinite(v) && v >= MIN_CPUS && v <= MAX_CPUS
+      ? v
+      : this.expected(p, EXPECT.cpus, v);
 
   image: Parse<string> = (v, p) => {
     const s = this.string(v, p);

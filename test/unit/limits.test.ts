@@ -1,6 +1,7 @@
 /**
  * Limits on every input of a service definition (src/servicedef/limits.ts),
- * values podman could read as options, and echoed values cut short.
+ * values podman could read as options, echoed values cut short, and the
+ * resource fields.
  */
 import assert from "node:assert/strict";
 import { writeFile, rm } from "node:fs/promises";
@@ -9,13 +10,17 @@ import { describe, test } from "node:test";
 import { ComponentSpec, ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import {
   BUILTIN_LIMITS,
+  fromServiceSpec,
   parseServiceDef,
+  parseSize,
   readServiceDefFile,
   toServiceSpec,
   validateServiceDef,
   validateServiceSpec,
   type Limits,
+  type ServiceDef,
 } from "../../src/servicedef/index.js";
+import { renderServiceDef } from "../../src/servicedef/render.js";
 import { at, describe as describeValue, quote } from "../../src/util/checker.js";
 import { ValidationError, type Problem } from "../../src/util/errors.js";
 import { tempDir } from "../helpers/agent.js";
@@ -267,6 +272,7 @@ describe("values podman could read as options are refused", () => {
     ['network = "--network=host"', "components[0].network", /expected a network name/],
     ['network = "-n"', "components[0].network", /expected a network name/],
     ['restart = "-always"', "components[0].restart", /expected "no", "always"/],
+    ['memory = "-1m"', "components[0].memory", /expected a size like "256m"/],
     ['env = ["-e=1"]', "components[0].env[0]", /expected "KEY=VALUE"/],
     ['volumes = ["-v:/x"]', "components[0].volumes[0]", /expected "\/host\/path/],
     ['ports = ["-p"]', "components[0].ports[0]", /expected "\[ip:\]hostPort/],
@@ -315,6 +321,100 @@ describe("values podman could read as options are refused", () => {
       'env = ["OPTS=--verbose"]',
     ].join("\n");
     assert.deepEqual(problemsOf(withComponent(body)), []);
+  });
+});
+
+describe("resources: memory, cpus, pids", () => {
+  const body = 'memory = "256m"\ncpus = 0.5\npids = 128';
+
+  test("parsed, and checked against their bounds", () => {
+    const def = parseServiceDef(withComponent(body), "x");
+    assert.deepEqual(def.components[0], {
+      name: "web",
+      image: "localhost/app:v1",
+      memory: "256m",
+      cpus: 0.5,
+      pids: 128,
+    });
+    const ok = ['memory = "6m"', 'memory = "1024g"', 'memory = "512M"', 'memory = "6291456b"'];
+    ok.push("cpus = 0.01", "cpus = 1024", "cpus = 2", "pids = 1", "pids = 4194304");
+    for (const line of ok) assert.deepEqual(problemsOf(withComponent(line)), [], line);
+
+    const memory =
+      'expected a size like "256m" (a whole number and b, k, m or g) from "6m" to "1024g"';
+    const cpus = "expected a number of CPUs from 0.01 to 1024";
+    const bad: [string, string][] = [
+      ['memory = "5m"', `memory: ${memory}, got "5m"`],
+      ['memory = "1025g"', `memory: ${memory}, got "1025g"`],
+      ['memory = "256"', `memory: ${memory}, got "256"`],
+      ['memory = "1.5g"', `memory: ${memory}, got "1.5g"`],
+      ['memory = "256 m"', `memory: ${memory}, got "256 m"`],
+      ['memory = "99999999999999999g"', `memory: ${memory}, got "99999999999999999g"`],
+      ["memory = 256", `memory: ${memory}, got 256`],
+      ["cpus = 0", `cpus: ${cpus}, got 0`],
+      ["cpus = 0.001", `cpus: ${cpus}, got 0.001`],
+      ["cpus = -1", `cpus: ${cpus}, got -1`],
+      ["cpus = 1024.5", `cpus: ${cpus}, got 1024.5`],
+      ["cpus = inf", `cpus: ${cpus}, got Infinity`],
+      ["cpus = nan", `cpus: ${cpus}, got NaN`],
+      ['cpus = "1"', `cpus: ${cpus}, got "1"`],
+      ["pids = 0", "pids: expected an integer 1-4194304, got 0"],
+      ["pids = -1", "pids: expected an integer 1-4194304, got -1"],
+      ["pids = 1.5", "pids: expected an integer 1-4194304, got 1.5"],
+      ["pids = 4194305", "pids: expected an integer 1-4194304, got 4194305"],
+    ];
+    for (const [line, problem] of bad) {
+      assert.deepEqual(problemsOf(withComponent(line)), [`components[0].${problem}`], line);
+    }
+  });
+
+  test("def → spec → def and def → spec → wire → def are exact", () => {
+    const def = parseServiceDef(withComponent(body), "x");
+    const spec = toServiceSpec(def);
+    assert.equal(spec.components[0]?.memory, "256m");
+    assert.equal(spec.components[0]?.cpus, 0.5);
+    assert.equal(spec.components[0]?.pids, 128);
+    assert.deepEqual(fromServiceSpec(spec), def);
+    const wire = ServiceSpec.decode(ServiceSpec.encode(spec).finish());
+    assert.deepEqual(fromServiceSpec(wire), def);
+    assert.deepEqual(validateServiceSpec(wire), []);
+    // The proto defaults ("" and 0) read back as absent.
+    const none = fromServiceSpec(toServiceSpec(parseServiceDef(withComponent(""), "x")));
+    assert.deepEqual(Object.keys(none.components[0] ?? {}), ["name", "image"]);
+  });
+
+  test("render → parse is exact, for awkward cpus values too", () => {
+    for (const cpus of [0.5, 2, 0.30000000000000004, 1023.9999999999999, 0.01]) {
+      const def: ServiceDef = {
+        name: "svc",
+        node: "local",
+        components: [{ name: "web", image: "localhost/app:v1", memory: "1g", cpus, pids: 7 }],
+      };
+      const text = renderServiceDef(def);
+      assert.match(text, /\nmemory = "1g"\ncpus = .*\npids = 7\n/);
+      assert.deepEqual(parseServiceDef(text, "x"), def);
+    }
+  });
+
+  test("a received spec with bad resources is refused with the field path", () => {
+    const spec = toServiceSpec(parseServiceDef(withComponent(body), "x"));
+    const c = spec.components[0];
+    assert.ok(c);
+    Object.assign(c, { memory: "lots", cpus: -0.5, pids: -3 });
+    assert.deepEqual(
+      validateServiceSpec(spec).map((p) => p.path),
+      ["components[0].memory", "components[0].cpus", "components[0].pids"],
+    );
+  });
+
+  test("parseSize", () => {
+    assert.equal(parseSize("10m"), 10 * 1024 * 1024);
+    assert.equal(parseSize("1G"), 1024 ** 3);
+    assert.equal(parseSize("64k"), 65536);
+    assert.equal(parseSize("7b"), 7);
+    for (const bad of ["", "m", "0m", "01m", "1.5m", "1mb", "1 m", "-1m", "1t", "10"]) {
+      assert.equal(parseSize(bad), undefined, bad);
+    }
   });
 });
 

@@ -121,6 +121,17 @@ describe("mcp service (pure parts)", () => {
     assert.deepEqual(parseServiceDef(text, "show.toml"), def);
   });
 
+  test("show: memory, cpus and pids are shown as the definition says them", () => {
+    const def: ServiceDef = {
+      name: "res",
+      node: "local",
+      components: [{ name: "web", image: "localhost/app:v1", memory: "256m", cpus: 0.5, pids: 64 }],
+    };
+    const text = formatServiceShow("local", info(def));
+    assert.match(text, /\nmemory = "256m"\ncpus = 0\.5\npids = 64\n/);
+    assert.deepEqual(parseServiceDef(text, "show.toml"), def);
+  });
+
   test("export: active = true (the default) is left out, false is kept", () => {
     const def = read("examples/hello.toml");
     assert.deepEqual(definitionOf(info(def, true)), def);
