@@ -5,6 +5,7 @@
 import type { Logger } from "pino";
 import type { Registry } from "../registry/index.js";
 import type { Runtime } from "../runtime/types.js";
+import type { Limits } from "../servicedef/limits.js";
 import type { ObservedSnapshot } from "./observe.js";
 import { KeyedMutex } from "../util/keyed-mutex.js";
 import { ImageCache } from "./images.js";
@@ -20,6 +21,10 @@ export interface AgentSettings {
   agentVersion: string;
   /** Seconds podman waits after SIGTERM before SIGKILL. */
   stopTimeoutSeconds: number;
+  /** The limits every received spec is validated with (config `[limits]`); absent: the built-ins. */
+  limits?: Limits;
+  /** Each container's log size cap (config `[containers] log_max_size`); absent: none. */
+  logMaxSize?: string;
 }
 
 export interface AgentContext {

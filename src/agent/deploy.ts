@@ -29,6 +29,8 @@ import {
   isPullFailure,
 } from "../runtime/args.js";
 import { validateServiceSpec } from "../servicedef/spec.js";
+import type { ServiceDefOptions } from "../servicedef/types.js";
+import { ECHO_MAX, quote } from "../util/checker.js";
 import { McpError, StepError, errorMessage, formatProblem } from "../util/errors.js";
 import { containerSpecFor, routeKey } from "./container-spec.js";
 import type { AgentContext } from "./context.js";
@@ -37,12 +39,30 @@ import { routeStatuses } from "./status.js";
 /** How often `run` may hit "address already in use" before the deploy fails. */
 const RUN_ATTEMPTS = 3;
 
+/** What every received spec is validated with: this agent's `:latest` policy and limits. */
+export function specOptions(ctx: AgentContext): ServiceDefOptions {
+  const opts: ServiceDefOptions = { allowLatest: ctx.settings.allowLatest };
+  if (ctx.settings.limits) opts.limits = ctx.settings.limits;
+  return opts;
+}
+
+const PLAIN_NAME = new RegExp(`^[\\x21-\\x7e]{1,${ECHO_MAX}}$`);
+
+/**
+ * `service web` for problem lines. The name has not been validated yet, so
+ * one that is long or not plain printable ASCII is quoted and cut short.
+ */
+export function serviceLabel(name: string): string {
+  if (!name) return "service";
+  return PLAIN_NAME.test(name) ? `service ${name}` : `service ${quote(name)}`;
+}
+
 export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<ComponentResult[]> {
   const spec = req.service;
   if (!spec) throw new McpError("invalid_argument", "deploy: no service spec in the request");
-  const problems = validateServiceSpec(spec, { allowLatest: ctx.settings.allowLatest });
+  const problems = validateServiceSpec(spec, specOptions(ctx));
   if (problems.length > 0) {
-    const file = spec.name ? `service ${spec.name}` : "service";
+    const file = serviceLabel(spec.name);
     throw new McpError("invalid_argument", problems.map((p) => formatProblem(file, p)).join("\n"));
   }
   if (spec.node && spec.node !== ctx.settings.node) {
@@ -57,7 +77,7 @@ export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<Com
   if (selected.length === 0) {
     throw new McpError(
       "not_found",
-      `service ${spec.name} has no component "${req.component}" (it has: ${spec.components.map((c) => c.name).join(", ")})`,
+      `service ${spec.name} has no component ${quote(req.component)} (it has: ${spec.components.map((c) => c.name).join(", ")})`,
     );
   }
   return ctx.serviceLocks.runExclusive(spec.name, async () => {
@@ -250,7 +270,12 @@ async function allocateAndRun(
       allocateRoutePorts(ctx, service, component, avoid),
     );
     const container = containerSpecFor(
-      { node: ctx.settings.node, service, bindAddress: ctx.settings.bindAddress },
+      {
+        node: ctx.settings.node,
+        service,
+        bindAddress: ctx.settings.bindAddress,
+        logMaxSize: ctx.settings.logMaxSize,
+      },
       component,
       hostPorts,
     );

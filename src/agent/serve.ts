@@ -58,6 +58,8 @@ export async function serveAgent(
         dataRoot: config.agent.dataRoot,
         agentVersion: VERSION,
         stopTimeoutSeconds: STOP_TIMEOUT_SECONDS,
+        limits: config.limits,
+        logMaxSize: config.containers.logMaxSize,
       },
       registry,
       runtime: deps.runtime ?? new PodmanRuntime({ stopTimeoutSeconds: STOP_TIMEOUT_SECONDS }),

@@ -31,8 +31,10 @@ import type { ComponentSpec, ServiceSpec, ServiceSyncResult } from "../gen/mcp/v
 import type { ComponentRow, ServiceRow } from "../registry/index.js";
 import { validateServiceSpec } from "../servicedef/spec.js";
 import type { DesiredState } from "../servicedef/types.js";
+import { quote } from "../util/checker.js";
 import { McpError, formatProblem } from "../util/errors.js";
 import type { AgentContext } from "./context.js";
+import { serviceLabel, specOptions } from "./deploy.js";
 
 /** What the registry holds for one service right now. */
 export interface CurrentService {
@@ -234,13 +236,13 @@ function checkRequest(ctx: AgentContext, specs: ServiceSpec[]): void {
   const problems: string[] = [];
   const seen = new Set<string>();
   for (const spec of specs) {
-    const label = spec.name ? `service ${spec.name}` : "service";
-    for (const p of validateServiceSpec(spec, { allowLatest: ctx.settings.allowLatest })) {
+    const label = serviceLabel(spec.name);
+    for (const p of validateServiceSpec(spec, specOptions(ctx))) {
       problems.push(formatProblem(label, p));
     }
     if (spec.node && spec.node !== ctx.settings.node) {
       problems.push(
-        `${label} is defined for node "${spec.node}", this agent is node "${ctx.settings.node}"`,
+        `${label} is defined for node ${quote(spec.node)}, this agent is node "${ctx.settings.node}"`,
       );
     }
     if (seen.has(spec.name)) problems.push(`${label} appears twice in the request`);

@@ -18,6 +18,8 @@ export interface ContainerSpec {
   cpus?: number;
   /** `--pids-limit`. */
   pids?: number;
+  /** `--log-opt max-size=…` (`10m`): the k8s-file log driver truncates the log there. */
+  logMaxSize?: string;
   labels: Record<string, string>;
   /** `-p` mappings, verbatim (`127.0.0.1:12345:12345`). */
   ports: string[];

@@ -96,6 +96,11 @@ export const MAX_CPUS = 1024;
 /** `pids`: the kernel's PID_MAX_LIMIT on 64-bit. */
 export const MAX_PIDS = 4_194_304;
 
+/** The container log size cap when the agent config sets none (`[containers] log_max_size`). */
+export const DEFAULT_LOG_MAX_SIZE = "10m";
+export const MIN_LOG_MAX_BYTES = 64 * KiB;
+export const MAX_LOG_MAX_BYTES = 1024 * 1024 * MiB;
+
 const SIZE_RE = /^([1-9][0-9]{0,15})([bkmg])$/i;
 const UNIT: Record<string, number> = { b: 1, k: KiB, m: MiB, g: 1024 * MiB };
 

@@ -21,6 +21,7 @@ import {
   type CliConfig,
 } from "../../src/config/cli.js";
 import { formatDuration, parseDuration } from "../../src/config/duration.js";
+import { BUILTIN_LIMITS } from "../../src/servicedef/limits.js";
 import { McpError, ValidationError } from "../../src/util/errors.js";
 import { tempDir } from "../helpers/agent.js";
 
@@ -128,6 +129,8 @@ describe("agent config", () => {
         retentionMs: 2_592_000_000,
       },
       log: { level: "info" },
+      containers: { logMaxSize: "10m" },
+      limits: BUILTIN_LIMITS,
     });
   });
 

@@ -1,15 +1,17 @@
 /**
  * Limits on every input of a service definition (src/servicedef/limits.ts),
- * values podman could read as options, echoed values cut short, and the
- * resource fields.
+ * values podman could read as options, echoed values cut short, resource
+ * fields, and the agent's stricter `[limits]`.
  */
 import assert from "node:assert/strict";
 import { writeFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
+import { agentConfigFromObject, renderAgentConfig } from "../../src/config/agent.js";
 import { ComponentSpec, ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import {
   BUILTIN_LIMITS,
+  LIMIT_KEYS,
   fromServiceSpec,
   parseServiceDef,
   parseSize,
@@ -415,6 +417,114 @@ describe("resources: memory, cpus, pids", () => {
     for (const bad of ["", "m", "0m", "01m", "1.5m", "1mb", "1 m", "-1m", "1t", "10"]) {
       assert.equal(parseSize(bad), undefined, bad);
     }
+  });
+});
+
+describe("agent config: [limits] and [containers]", () => {
+  let dir: string;
+  before(async () => {
+    dir = await tempDir("mcp-limits-config-");
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const base = {
+    agent: { node_name: "rift" },
+    server: { tls_cert: "/c.pem", tls_key: "/k.pem" },
+    database: { path: "/mcp.db" },
+    auth: { tokens_file: "/t.toml" },
+  };
+  const load = (extra: Record<string, unknown>) =>
+    agentConfigFromObject({ ...base, ...extra }, "/", "mcp-agent.toml");
+  function configProblems(extra: Record<string, unknown>): Problem[] {
+    try {
+      load(extra);
+    } catch (err) {
+      assert.ok(err instanceof ValidationError, String(err));
+      assert.equal(err.code, "invalid_config");
+      return err.problems;
+    }
+    assert.fail("expected a ValidationError");
+  }
+
+  test("defaults: the built-in limits and a 10m log cap", () => {
+    const cfg = load({});
+    assert.deepEqual(cfg.limits, BUILTIN_LIMITS);
+    assert.deepEqual(cfg.containers, { logMaxSize: "10m" });
+  });
+
+  test("stricter limits are accepted, every key named after its limit", () => {
+    const table = Object.fromEntries(Object.values(LIMIT_KEYS).map((k) => [k, 2]));
+    const cfg = load({ limits: table });
+    for (const name of Object.keys(LIMIT_KEYS) as (keyof Limits)[]) {
+      assert.equal(cfg.limits[name], 2, name);
+    }
+    const one = load({ limits: { max_routes_per_component: 8, max_definition_bytes: 65536 } });
+    assert.deepEqual(one.limits, {
+      ...BUILTIN_LIMITS,
+      maxRoutesPerComponent: 8,
+      maxDefinitionBytes: 65536,
+    });
+    assert.deepEqual(load({ limits: { max_components: 16 } }).limits, BUILTIN_LIMITS);
+  });
+
+  test("a looser limit is a config error naming the key and the built-in maximum", () => {
+    const byPath = (a: Problem, b: Problem) => a.path.localeCompare(b.path);
+    assert.deepEqual(
+      configProblems({
+        limits: {
+          max_routes_per_component: 65,
+          max_definition_bytes: 2 * 1024 * 1024,
+          max_components: 0,
+          max_env_entry_bytes: "1k",
+          max_cmd_args: 1.5,
+          max_everything: 1,
+        },
+      }).sort(byPath),
+      [
+        {
+          path: "limits.max_definition_bytes",
+          message:
+            "expected at most 1048576, the built-in limit ([limits] can only lower it), got 2097152",
+        },
+        { path: "limits.max_components", message: "expected an integer 1-16, got 0" },
+        {
+          path: "limits.max_routes_per_component",
+          message: "expected at most 64, the built-in limit ([limits] can only lower it), got 65",
+        },
+        { path: "limits.max_env_entry_bytes", message: 'expected an integer 1-32768, got "1k"' },
+        { path: "limits.max_cmd_args", message: "expected an integer 1-256, got 1.5" },
+        { path: "limits.max_everything", message: "unknown key" },
+      ].sort(byPath),
+    );
+  });
+
+  test("log_max_size: a podman size from 64k", () => {
+    assert.equal(load({ containers: { log_max_size: "64k" } }).containers.logMaxSize, "64k");
+    assert.equal(load({ containers: { log_max_size: "1G" } }).containers.logMaxSize, "1G");
+    for (const bad of ["10", "63k", "-1m", "10 m", 10]) {
+      const got = configProblems({ containers: { log_max_size: bad } });
+      assert.equal(got.length, 1);
+      assert.equal(got[0]?.path, "containers.log_max_size");
+      assert.match(
+        got[0]?.message ?? "",
+        /^expected a size like "10m" .* from "64k" to "1024g", got /,
+      );
+    }
+  });
+
+  test("render → load round-trips; only stricter limits are written", async () => {
+    const cfg = load({ limits: { max_components: 4 }, containers: { log_max_size: "2m" } });
+    const text = renderAgentConfig(cfg);
+    assert.match(text, /\[containers\]\nlog_max_size = "2m"\n/);
+    assert.match(text, /\[limits\]\nmax_components = 4\n/);
+    assert.doesNotMatch(text, /max_routes_per_component/);
+    assert.doesNotMatch(renderAgentConfig(load({})), /\[limits\]/);
+    const file = join(dir, "mcp-agent.toml");
+    await writeFile(file, text);
+    const { loadAgentConfig } = await import("../../src/config/agent.js");
+    assert.deepEqual(await loadAgentConfig(file), cfg);
   });
 });
 

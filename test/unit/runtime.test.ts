@@ -87,7 +87,7 @@ describe("buildRunArgs", () => {
     ]); // prettier-ignore
   });
 
-  test("resource limits come after the other flags", () => {
+  test("resource limits and the log size cap come after the other flags", () => {
     const args = buildRunArgs(
       spec({
         name: "api",
@@ -96,6 +96,7 @@ describe("buildRunArgs", () => {
         memory: "256m",
         cpus: 0.5,
         pids: 128,
+        logMaxSize: "10m",
         env: ["A=1"],
       }),
     );
@@ -105,6 +106,7 @@ describe("buildRunArgs", () => {
       "--memory", "256m",
       "--cpus", "0.5",
       "--pids-limit", "128",
+      "--log-opt", "max-size=10m",
       "-e", "A=1",
       "localhost/api:v1",
     ]); // prettier-ignore
@@ -112,7 +114,7 @@ describe("buildRunArgs", () => {
 
   test("absent or zero resources add nothing", () => {
     const args = buildRunArgs(
-      spec({ name: "a", image: "localhost/a:v1", memory: "", cpus: 0, pids: 0 }),
+      spec({ name: "a", image: "localhost/a:v1", memory: "", cpus: 0, pids: 0, logMaxSize: "" }),
     );
     assert.deepEqual(args, ["run", "-d", "--name", "a", "localhost/a:v1"]);
   });
