@@ -102,7 +102,7 @@ export function fromServiceSpec(spec: ServiceSpec): ServiceDef {
  */
 export function validateServiceSpec(spec: ServiceSpec, opts?: ServiceDefOptions): Problem[] {
   const max = (opts?.limits ?? BUILTIN_LIMITS).maxDefinitionBytes;
-  const size = ServiceSpec.encode(spec).finish().length;
+  const size = encodedSize(spec);
   const tooBig: Problem[] =
     size > max
       ? [
@@ -113,4 +113,17 @@ export function validateServiceSpec(spec: ServiceSpec, opts?: ServiceDefOptions)
         ]
       : [];
   return validateServiceDef(fromServiceSpec(spec), opts, tooBig).problems;
+}
+
+/**
+ * Bytes of the spec on the wire. A spec built in-process may hold a number
+ * the wire cannot (a fractional or out-of-range int32), which encode()
+ * throws on; its field checks report that number, so it counts as 0 here.
+ */
+function encodedSize(spec: ServiceSpec): number {
+  try {
+    return ServiceSpec.encode(spec).finish().length;
+  } catch {
+    return 0;
+  }
 }

@@ -210,6 +210,20 @@ describe("limits: at the limit accepted, one over refused with path and expected
     ]);
   });
 
+  test("a spec holding numbers the wire cannot carry is refused, not thrown on", () => {
+    const spec = toServiceSpec(
+      parseServiceDef(withComponent("[[components.routes]]\nport = 1"), "x"),
+    );
+    const c = spec.components[0];
+    assert.ok(c?.routes[0]);
+    c.pids = 1.5;
+    c.routes[0].port = 2 ** 40;
+    assert.deepEqual(validateServiceSpec(spec).map(show), [
+      "components[0].pids: expected an integer 1-4194304, got 1.5",
+      "components[0].routes[0].port: expected an integer 1-65535, got 1099511627776",
+    ]);
+  });
+
   test("at most 100 problems are listed, then how many more", () => {
     const bad = Array.from({ length: 150 }, (_, i) => `BAD-${i}`);
     const got = problemsOf(withComponent(`env = ${toml(bad)}`));
