@@ -15,6 +15,8 @@ export interface ContainerTarget {
   service: string;
   /** Host address the route ports are published on, e.g. 127.0.0.1. */
   bindAddress: string;
+  /** The size cap of the container's log (`10m`); absent: podman's default (none). */
+  logMaxSize?: string | undefined;
 }
 
 /** The registry key of a route: `service/component/name` ("" for the unnamed route). */
@@ -85,5 +87,9 @@ export function containerSpecFor(
   if (component.network) spec.network = component.network;
   if (component.user) spec.user = component.user;
   if (component.restart) spec.restart = component.restart;
+  if (component.memory) spec.memory = component.memory;
+  if (component.cpus) spec.cpus = component.cpus;
+  if (component.pids) spec.pids = component.pids;
+  if (target.logMaxSize) spec.logMaxSize = target.logMaxSize;
   return spec;
 }

@@ -5,6 +5,7 @@
 import type { Logger } from "pino";
 import type { Registry } from "../registry/index.js";
 import type { Runtime } from "../runtime/types.js";
+import type { Limits } from "../servicedef/limits.js";
 import type { ObservedSnapshot } from "./observe.js";
 import { KeyedMutex } from "../util/keyed-mutex.js";
 import { ImageCache } from "./images.js";
@@ -24,6 +25,10 @@ export interface AgentSettings {
   stopTimeoutSeconds: number;
   /** What definitions may publish and mount (policy.ts); serve.ts builds it from the config. */
   policy: AgentPolicy;
+  /** The limits every received spec is validated with (config `[limits]`); absent: the built-ins. */
+  limits?: Limits;
+  /** Each container's log size cap (config `[containers] log_max_size`); absent: none. */
+  logMaxSize?: string;
 }
 
 export interface AgentContext {

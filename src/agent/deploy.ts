@@ -29,8 +29,9 @@ import {
   isPullFailure,
   setAsideName,
 } from "../runtime/args.js";
-import type { DesiredState } from "../servicedef/types.js";
 import { validateServiceSpec } from "../servicedef/spec.js";
+import type { DesiredState, ServiceDefOptions } from "../servicedef/types.js";
+import { quote } from "../util/checker.js";
 import { McpError, StepError, errorMessage } from "../util/errors.js";
 import { containerSpecFor, routeKey } from "./container-spec.js";
 import type { AgentContext } from "./context.js";
@@ -46,6 +47,13 @@ import { routeStatuses } from "./status.js";
 /** How often `run` may hit "address already in use" before the deploy fails. */
 const RUN_ATTEMPTS = 3;
 
+/** What every received spec is validated with: this agent's `:latest` policy and limits. */
+export function specOptions(ctx: AgentContext): ServiceDefOptions {
+  const opts: ServiceDefOptions = { allowLatest: ctx.settings.allowLatest };
+  if (ctx.settings.limits) opts.limits = ctx.settings.limits;
+  return opts;
+}
+
 export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<ComponentResult[]> {
   const spec = req.service;
   if (!spec) throw new McpError("invalid_argument", "deploy: no service spec in the request");
@@ -55,7 +63,7 @@ export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<Com
   // Validation, then the agent's policy (exposure, volumes, data directory,
   // ports held by others) on the components this deploy records.
   const problems = mergeProblems(
-    validateServiceSpec(spec, { allowLatest: ctx.settings.allowLatest }),
+    validateServiceSpec(spec, specOptions(ctx)),
     requestPolicyProblems(ctx, spec, selected),
   );
   if (problems.length > 0) throw policyError(spec.name, problems);
@@ -68,7 +76,7 @@ export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<Com
   if (selected.length === 0) {
     throw new McpError(
       "not_found",
-      `service ${spec.name} has no component "${req.component}" (it has: ${spec.components.map((c) => c.name).join(", ")})`,
+      `service ${spec.name} has no component ${quote(req.component)} (it has: ${spec.components.map((c) => c.name).join(", ")})`,
     );
   }
   return ctx.serviceLocks.runExclusive(spec.name, async () => {
@@ -383,7 +391,12 @@ async function allocateAndRun(
     );
     await beforeRun();
     const container = containerSpecFor(
-      { node: ctx.settings.node, service, bindAddress: ctx.settings.bindAddress },
+      {
+        node: ctx.settings.node,
+        service,
+        bindAddress: ctx.settings.bindAddress,
+        logMaxSize: ctx.settings.logMaxSize,
+      },
       component,
       hostPorts,
     );

@@ -15,6 +15,7 @@
  */
 import type { ComponentSpec, ServiceSpec } from "../gen/mcp/v1/mcp.js";
 import { at } from "../util/checker.js";
+import { serviceLabel } from "../servicedef/spec.js";
 import { McpError, formatProblem, type Problem } from "../util/errors.js";
 import type { AgentContext } from "./context.js";
 import { portHolders } from "./port-book.js";
@@ -22,7 +23,7 @@ import { checkPortClaims, policyProblems, type PortHolder } from "./policy.js";
 
 /** One McpError("invalid_argument") with a `service NAME: path: message` line per problem. */
 export function policyError(service: string, problems: readonly Problem[]): McpError {
-  const file = service ? `service ${service}` : "service";
+  const file = serviceLabel(service);
   return new McpError("invalid_argument", problems.map((p) => formatProblem(file, p)).join("\n"));
 }
 

@@ -91,6 +91,8 @@ export async function serveAgent(
         agentVersion: VERSION,
         stopTimeoutSeconds: STOP_TIMEOUT_SECONDS,
         policy,
+        limits: config.limits,
+        logMaxSize: config.containers.logMaxSize,
       },
       registry,
       runtime,

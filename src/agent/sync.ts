@@ -30,10 +30,12 @@
 import type { ComponentSpec, ServiceSpec, ServiceSyncResult } from "../gen/mcp/v1/mcp.js";
 import type { ComponentRow, ServiceRow } from "../registry/index.js";
 import { parsePortMapping } from "../servicedef/ports.js";
-import { validateServiceSpec } from "../servicedef/spec.js";
+import { serviceLabel, validateServiceSpec } from "../servicedef/spec.js";
 import type { DesiredState } from "../servicedef/types.js";
+import { quote } from "../util/checker.js";
 import { McpError, formatProblem } from "../util/errors.js";
 import type { AgentContext } from "./context.js";
+import { specOptions } from "./deploy.js";
 import { mergeProblems } from "./policy.js";
 import { requestPolicyProblems } from "./policy-guard.js";
 
@@ -152,8 +154,12 @@ function routeChanges(before: ComponentSpec["routes"], after: ComponentSpec["rou
 /** Field-by-field differences between two component specs, e.g. `image a:v1 → a:v2`. */
 export function diffComponentSpec(before: ComponentSpec, after: ComponentSpec): string[] {
   const out: string[] = [];
-  for (const key of ["image", "network", "user", "restart"] as const) {
+  for (const key of ["image", "network", "user", "restart", "memory"] as const) {
     if (before[key] !== after[key]) out.push(`${key} ${show(before[key])} → ${show(after[key])}`);
+  }
+  for (const key of ["cpus", "pids"] as const) {
+    const num = (n: number) => (n === 0 ? NONE : String(n));
+    if (before[key] !== after[key]) out.push(`${key} ${num(before[key])} → ${num(after[key])}`);
   }
   for (const key of ["ports", "volumes"] as const) {
     if (!sameList(before[key], after[key])) {
@@ -237,17 +243,17 @@ function checkRequest(ctx: AgentContext, specs: ServiceSpec[]): void {
   const seen = new Set<string>();
   const claimed = new Map<number, { service: string; where: string }>();
   for (const spec of specs) {
-    const label = spec.name ? `service ${spec.name}` : "service";
+    const label = serviceLabel(spec.name);
     // The policy too: a spec recorded here can be started later, and its
     // explicit ports would be held (and kept from routes) from now on.
     const found = mergeProblems(
-      validateServiceSpec(spec, { allowLatest: ctx.settings.allowLatest }),
+      validateServiceSpec(spec, specOptions(ctx)),
       requestPolicyProblems(ctx, spec),
     );
     for (const p of found) problems.push(formatProblem(label, p));
     if (spec.node && spec.node !== ctx.settings.node) {
       problems.push(
-        `${label} is defined for node "${spec.node}", this agent is node "${ctx.settings.node}"`,
+        `${label} is defined for node ${quote(spec.node)}, this agent is node "${ctx.settings.node}"`,
       );
     }
     if (seen.has(spec.name)) problems.push(`${label} appears twice in the request`);

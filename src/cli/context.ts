@@ -3,10 +3,9 @@
  * definitions, and agent clients for the nodes. Commands get a CliContext and
  * return an exit code; they never call process.exit themselves.
  */
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { loadCliConfig, resolveNode, type CliConfig, type ResolvedNode } from "../config/cli.js";
-import { parseServiceDef } from "../servicedef/parse.js";
+import { parseServiceDef, readServiceDefFile } from "../servicedef/parse.js";
 import type { ServiceDef } from "../servicedef/types.js";
 import { McpError, errorMessage } from "../util/errors.js";
 import { connectNode, type AgentClient } from "./client.js";
@@ -61,7 +60,8 @@ export class CliContext {
 
   /**
    * Reads `<services dir>/<service>.toml` (or `file`) without validating it:
-   * `service edit` must be able to open a file that does not parse yet.
+   * `service edit` must be able to open a file that does not parse yet. A
+   * file over the size limit is refused before it is read.
    */
   async readDefinition(
     service: string | undefined,
@@ -70,8 +70,9 @@ export class CliContext {
     const target = file ?? (service ? await this.definitionPath(service) : undefined);
     if (!target) throw new McpError("invalid_argument", "name a service or pass -f <file>");
     try {
-      return { file: target, text: await readFile(target, "utf8") };
+      return { file: target, text: await readServiceDefFile(target) };
     } catch (err) {
+      if (err instanceof McpError) throw err;
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {
         throw new McpError(
           "not_found",
@@ -99,6 +100,27 @@ export class CliContext {
 
   async node(name: string): Promise<ResolvedNode> {
     return resolveNode(await this.config(), name);
+  }
+
+  /**
+   * The node a definition names. An unknown one is the definition's
+   * problem, so the error names the file and the field:
+   * `/path/web.toml: node: unknown node "x" (known: a, b)`.
+   */
+  async nodeOf(loaded: Pick<LoadedDefinition, "def" | "file">): Promise<ResolvedNode> {
+    const config = await this.config();
+    const name = loaded.def.node;
+    if (!config.nodes.some((n) => n.name === name)) {
+      const known =
+        config.nodes.length === 0
+          ? 'no nodes are configured; add one with "mcp node add <name> <host:port>"'
+          : `known: ${config.nodes.map((n) => n.name).join(", ")}`;
+      throw new McpError(
+        "not_found",
+        `${loaded.file}: node: unknown node ${JSON.stringify(name)} (${known})`,
+      );
+    }
+    return resolveNode(config, name);
   }
 
   async allNodes(): Promise<ResolvedNode[]> {

@@ -11,6 +11,15 @@ import { dirname, resolve } from "node:path";
 import { stringify } from "smol-toml";
 import { at, defined, TableChecker, type Parse } from "../util/checker.js";
 import { LOG_LEVELS, type LogLevel } from "../util/log.js";
+import {
+  BUILTIN_LIMITS,
+  DEFAULT_LOG_MAX_SIZE,
+  LIMIT_KEYS,
+  MAX_LOG_MAX_BYTES,
+  MIN_LOG_MAX_BYTES,
+  parseSize,
+  type Limits,
+} from "../servicedef/limits.js";
 import { parseHostPort } from "./address.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { parseToml, readTextFile, resolvePath, throwProblems } from "./files.js";
@@ -78,6 +87,12 @@ export interface AgentConfig {
     /** Host directories volumes may come from besides the service's data directory. */
     volumeRoots: string[];
   };
+  containers: {
+    /** Podman `--log-opt max-size` of every container the agent starts (`10m`). */
+    logMaxSize: string;
+  };
+  /** The limits on received specs: the built-ins, or stricter ones from `[limits]`. */
+  limits: Limits;
 }
 
 const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
@@ -93,6 +108,8 @@ const KEYS = {
   monitor: ["interval", "alert_command", "cooldown", "flap_threshold", "flap_window", "retention"],
   log: ["level"],
   policy: ["allow_host_network", "allow_low_ports", "volume_roots"],
+  containers: ["log_max_size"],
+  limits: Object.values(LIMIT_KEYS),
 };
 
 /**
@@ -113,6 +130,8 @@ export function agentConfigFromObject(data: unknown, baseDir: string, file: stri
   const monitor = section("monitor");
   const log = section("log");
   const policy = section("policy");
+  const containers = section("containers");
+  const limits = section("limits");
 
   const path: Parse<string> = (v, p) => {
     const s = c.nonEmpty(v, p);
@@ -160,6 +179,10 @@ export function agentConfigFromObject(data: unknown, baseDir: string, file: stri
       allowLowPorts: policy("allow_low_ports", c.boolean) ?? false,
       volumeRoots: defined(policy("volume_roots", c.list(absoluteDir(c))) ?? []),
     },
+    containers: {
+      logMaxSize: containers("log_max_size", logMaxSize(c)) ?? DEFAULT_LOG_MAX_SIZE,
+    },
+    limits: agentLimits(c, limits),
   };
   checkPolicy(c, cfg, baseDir);
   throwProblems(file, c);
@@ -239,6 +262,38 @@ function absoluteDir(c: TableChecker): Parse<string> {
   };
 }
 
+/** A podman size for `--log-opt max-size`, kept as written. */
+function logMaxSize(c: TableChecker): Parse<string> {
+  return (v, p) => {
+    const bytes = typeof v === "string" ? parseSize(v) : undefined;
+    return bytes !== undefined && bytes >= MIN_LOG_MAX_BYTES && bytes <= MAX_LOG_MAX_BYTES
+      ? (v as string)
+      : c.expected(
+          p,
+          'a size like "10m" (a whole number and b, k, m or g) from "64k" to "1024g"',
+          v,
+        );
+  };
+}
+
+/** Each `[limits]` key may lower its built-in limit, never raise it. */
+function agentLimits(c: TableChecker, read: ReturnType<TableChecker["section"]>): Limits {
+  const limits = { ...BUILTIN_LIMITS };
+  for (const name of Object.keys(LIMIT_KEYS) as (keyof Limits)[]) {
+    const builtin = BUILTIN_LIMITS[name];
+    const value = read(LIMIT_KEYS[name], (v, p) =>
+      typeof v === "number" && Number.isInteger(v) && v > builtin
+        ? c.fail(
+            p,
+            `expected at most ${builtin}, the built-in limit ([limits] can only lower it), got ${v}`,
+          )
+        : c.integer(1, builtin)(v, p),
+    );
+    if (value !== undefined) limits[name] = value;
+  }
+  return limits;
+}
+
 /** `host:port`, kept as written. */
 function hostPort(text: string): string {
   parseHostPort(text);
@@ -291,6 +346,10 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
 
 /** Renders a config as TOML with every key explicit (what `mcp-agent init` writes). */
 export function renderAgentConfig(cfg: AgentConfig): string {
+  const limits: Record<string, number> = {};
+  for (const name of Object.keys(LIMIT_KEYS) as (keyof Limits)[]) {
+    if (cfg.limits[name] !== BUILTIN_LIMITS[name]) limits[LIMIT_KEYS[name]] = cfg.limits[name];
+  }
   const server: Record<string, string> = {
     listen: cfg.server.listen,
     tls_cert: cfg.server.tlsCert,
@@ -326,6 +385,9 @@ export function renderAgentConfig(cfg: AgentConfig): string {
       allow_low_ports: cfg.policy.allowLowPorts,
       volume_roots: cfg.policy.volumeRoots,
     },
+    containers: { log_max_size: cfg.containers.logMaxSize },
+    // Only what is stricter than the built-ins: a later version may raise those.
+    ...(Object.keys(limits).length > 0 ? { limits } : {}),
   });
   return `# mcp-agent configuration (reference §4.3). Relative paths are relative to this file.\n\n${body}\n`;
 }

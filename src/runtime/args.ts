@@ -17,6 +17,10 @@ export function buildRunArgs(spec: ContainerSpec): string[] {
   if (spec.network) args.push("--network", spec.network);
   if (spec.user) args.push("--user", spec.user);
   if (spec.restart) args.push("--restart", spec.restart);
+  if (spec.memory) args.push("--memory", spec.memory);
+  if (spec.cpus) args.push("--cpus", String(spec.cpus));
+  if (spec.pids) args.push("--pids-limit", String(spec.pids));
+  if (spec.logMaxSize) args.push("--log-opt", `max-size=${spec.logMaxSize}`);
   // Sorted so the same spec always gives the same argv (stable tests and logs).
   for (const key of Object.keys(spec.labels).sort()) {
     args.push("--label", `${key}=${spec.labels[key]}`);

@@ -12,6 +12,14 @@ export interface ContainerSpec {
   network?: string;
   user?: string;
   restart?: string;
+  /** `--memory`, podman's syntax (`256m`). */
+  memory?: string;
+  /** `--cpus` (`0.5`). */
+  cpus?: number;
+  /** `--pids-limit`. */
+  pids?: number;
+  /** `--log-opt max-size=…` (`10m`): the k8s-file log driver truncates the log there. */
+  logMaxSize?: string;
   labels: Record<string, string>;
   /** `-p` mappings, verbatim (`127.0.0.1:12345:12345`). */
   ports: string[];

@@ -79,6 +79,10 @@ export function renderServiceDef(def: ServiceDef, notes: RenderNotes = {}): stri
     str("network", c.network);
     str("user", c.user);
     str("restart", c.restart);
+    str("memory", c.memory);
+    // JavaScript's shortest round-trip form is valid TOML (0.5, 2, 1e-7) and parses back exactly.
+    if (c.cpus !== undefined) lines.push(`cpus = ${c.cpus}`);
+    if (c.pids !== undefined) lines.push(`pids = ${c.pids}`);
     list("ports", c.ports);
     list("volumes", c.volumes);
     list("cmd", c.cmd);

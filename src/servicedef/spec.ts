@@ -6,8 +6,10 @@
  * absent. `path` and `build` are CLI-side only (where the source is and how
  * to build it); ServiceSpec does not carry them, so toServiceSpec drops them.
  */
-import type { ComponentSpec, RouteSpec, ServiceSpec } from "../gen/mcp/v1/mcp.js";
+import { ServiceSpec, type ComponentSpec, type RouteSpec } from "../gen/mcp/v1/mcp.js";
+import { ECHO_MAX, quote } from "../util/checker.js";
 import type { Problem } from "../util/errors.js";
+import { BUILTIN_LIMITS, formatBytes } from "./limits.js";
 import type {
   ComponentDef,
   RouteDef,
@@ -35,9 +37,9 @@ function componentSpec(c: ComponentDef): ComponentSpec {
     network: c.network ?? "",
     user: c.user ?? "",
     restart: c.restart ?? "",
-    memory: "",
-    cpus: 0,
-    pids: 0,
+    memory: c.memory ?? "",
+    cpus: c.cpus ?? 0,
+    pids: c.pids ?? 0,
     ports: [...(c.ports ?? [])],
     volumes: [...(c.volumes ?? [])],
     cmd: [...(c.cmd ?? [])],
@@ -73,6 +75,10 @@ export function fromServiceSpec(spec: ServiceSpec): ServiceDef {
         network: c.network,
         user: c.user,
         restart: c.restart,
+        memory: c.memory,
+        // 0 is the proto default: absent (a valid definition never says 0).
+        cpus: c.cpus === 0 ? undefined : c.cpus,
+        pids: c.pids === 0 ? undefined : c.pids,
         ports: [...c.ports],
         volumes: [...c.volumes],
         cmd: [...c.cmd],
@@ -91,7 +97,46 @@ export function fromServiceSpec(spec: ServiceSpec): ServiceDef {
   });
 }
 
-/** The same rules as for a file, on a spec received by the agent. */
+/**
+ * The same rules as for a file, on a spec received by the agent, and the
+ * same size limit on the spec as encoded on the wire.
+ */
 export function validateServiceSpec(spec: ServiceSpec, opts?: ServiceDefOptions): Problem[] {
-  return validateServiceDef(fromServiceSpec(spec), opts).problems;
+  const max = (opts?.limits ?? BUILTIN_LIMITS).maxDefinitionBytes;
+  const size = encodedSize(spec);
+  const tooBig: Problem[] =
+    size > max
+      ? [
+          {
+            path: "",
+            message: `expected a spec of at most ${formatBytes(max)} encoded, got ${size} bytes`,
+          },
+        ]
+      : [];
+  return validateServiceDef(fromServiceSpec(spec), opts, tooBig).problems;
+}
+
+/**
+ * Bytes of the spec on the wire. A spec built in-process may hold a number
+ * the wire cannot (a fractional or out-of-range int32), which encode()
+ * throws on; its field checks report that number, so it counts as 0 here.
+ */
+function encodedSize(spec: ServiceSpec): number {
+  try {
+    return ServiceSpec.encode(spec).finish().length;
+  } catch {
+    return 0;
+  }
+}
+
+const PLAIN_NAME = new RegExp(`^[\\x21-\\x7e]{1,${ECHO_MAX}}$`);
+
+/**
+ * `service web` for the problem lines of a received spec. The name has not
+ * been validated yet, so one that is long or not plain printable ASCII is
+ * quoted and cut short.
+ */
+export function serviceLabel(name: string): string {
+  if (!name) return "service";
+  return PLAIN_NAME.test(name) ? `service ${name}` : `service ${quote(name)}`;
 }

@@ -3,6 +3,8 @@
  * "Service definitions"). Optional fields stay absent when the file omits
  * them, so a definition converts to a ServiceSpec and back unchanged.
  */
+import type { Limits } from "./limits.js";
+
 export type RouteMode = "l4" | "l7";
 export type RouteProtocol = "tcp" | "udp";
 
@@ -24,6 +26,12 @@ export interface ComponentDef {
   network?: string;
   user?: string;
   restart?: string;
+  /** Podman `--memory`: a whole number and b, k, m or g (`256m`), at least 6m. */
+  memory?: string;
+  /** Podman `--cpus` (`0.5`), 0.01-1024. */
+  cpus?: number;
+  /** Podman `--pids-limit`, at least 1. */
+  pids?: number;
   /** Old-style explicit podman -p mappings, kept verbatim. */
   ports?: string[];
   volumes?: string[];
@@ -58,4 +66,6 @@ export type DesiredState = "running" | "stopped" | "ignore";
 export interface ServiceDefOptions {
   /** Accept images tagged `:latest` (off by default: the agent's config decides). */
   allowLatest?: boolean;
+  /** The limits to apply (default BUILTIN_LIMITS; the agent passes its own, stricter ones). */
+  limits?: Limits;
 }

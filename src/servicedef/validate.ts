@@ -4,12 +4,26 @@
  * Every rule reports a Problem with the field path and what was expected,
  * and checking goes on, so one run lists every problem in the file. The
  * strings checked here end up in container names and podman argv, so the
- * rules are allow-lists, not deny-lists.
+ * rules are allow-lists, not deny-lists: none lets through a value podman
+ * could read as an option (one starting with "-"), a NUL, or anything larger
+ * than the limits in limits.ts.
  */
-import { at, defined, TableChecker, type Parse } from "../util/checker.js";
+import { at, defined, quote, ECHO_MAX, TableChecker, type Parse } from "../util/checker.js";
 import type { Problem } from "../util/errors.js";
 import { routeEnvName } from "./env.js";
 import { imageName, parseImageRef } from "./image.js";
+import {
+  BUILTIN_LIMITS,
+  formatBytes,
+  MAX_CPUS,
+  MAX_MEMORY_BYTES,
+  MAX_PIDS,
+  MAX_PROBLEMS,
+  MIN_CPUS,
+  MIN_MEMORY_BYTES,
+  parseSize,
+  type Limits,
+} from "./limits.js";
 import { parsePortMapping } from "./ports.js";
 import type {
   BuildDef,
@@ -22,11 +36,12 @@ import type {
 } from "./types.js";
 
 export const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-export const ROUTE_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
+export const ROUTE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+// Neither may start with "-" or "." (`--privileged` is not a user).
 const NETWORK_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-// Not starting with "-" or ".": the value follows `--user` in podman's argv.
-const USER_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+)?$/;
-const RESTART_RE = /^(no|always|on-failure(:[0-9]+)?|unless-stopped)$/;
+// Neither user nor group may start with "-" or ".": the value follows `--user` in podman's argv.
+const USER_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/;
+const RESTART_RE = /^(no|always|on-failure(:[0-9]{1,6})?|unless-stopped)$/;
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DNS_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
 const HOSTNAME_RE = new RegExp(`^(?=.{1,253}$)${DNS_LABEL}(\\.${DNS_LABEL})*$`);
@@ -39,7 +54,7 @@ const IMAGE_DIGEST_RE = /^[a-z0-9]+([+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$/;
 const SERVICE_KEYS = ["name", "node", "active", "comment", "path", "build", "components"];
 const BUILD_KEYS = ["images", "uses_mcdsl"];
 const COMPONENT_KEYS = [
-  ...["name", "image", "network", "user", "restart"],
+  ...["name", "image", "network", "user", "restart", "memory", "cpus", "pids"],
   ...["ports", "volumes", "cmd", "env", "routes"],
 ];
 const ROUTE_KEYS = ["name", "port", "mode", "hostname", "protocol"];
@@ -47,10 +62,13 @@ const ROUTE_KEYS = ["name", "port", "mode", "hostname", "protocol"];
 const EXPECT = {
   name: 'a name of lowercase letters, digits and "-" (1-63 chars, no "-" at either end)',
   routeName:
-    'a route name of lowercase letters, digits, "_" and "-" (not starting with "_" or "-")',
-  network: 'a network name of letters, digits, "_", "." and "-"',
-  user: '"user" or "user:group" (letters, digits, "_", "." and "-")',
+    'a route name of lowercase letters, digits, "_" and "-" (1-63 chars, not starting with "_" or "-")',
+  network:
+    'a network name of letters, digits, "_", "." and "-" (not starting with "_", "." or "-")',
+  user: '"user" or "user:group" (letters, digits, "_", "." and "-"; neither starting with "." or "-")',
   restart: '"no", "always", "on-failure[:N]" or "unless-stopped"',
+  memory: 'a size like "256m" (a whole number and b, k, m or g) from "6m" to "1024g"',
+  cpus: `a number of CPUs from ${MIN_CPUS} to ${MAX_CPUS}`,
   port: '"[ip:]hostPort:containerPort[/tcp|/udp]"',
   volume: '"/host/path:/container/path[:options]"',
   env: '"KEY=VALUE" with KEY of letters, digits and "_" (not starting with a digit)',
@@ -74,21 +92,43 @@ export function compact<T extends object>(o: T): T {
  * whenever there is a problem. Only a value of the wrong shape gives undefined.
  */
 class Checker extends TableChecker {
+  private readonly limits: Limits;
+
   constructor(private readonly opts: ServiceDefOptions) {
     super("unknown field");
+    this.limits = opts.limits ?? BUILTIN_LIMITS;
+  }
+
+  /** A string field other than a name or comment: at most maxFieldBytes, then `parse`. */
+  short<T>(parse: Parse<T>): Parse<T> {
+    const max = this.limits.maxFieldBytes;
+    return this.bounded(max, formatBytes(max), parse);
   }
 
   service(v: unknown): ServiceDef | undefined {
     const t = this.table(v, "");
     if (!t) return undefined;
+    const L = this.limits;
     const name = this.field(t, "", "name", this.matching(NAME_RE, EXPECT.name), true);
     const node = this.field(t, "", "node", this.matching(NAME_RE, EXPECT.name), true);
     const active = this.field(t, "", "active", this.boolean);
-    const comment = this.field(t, "", "comment", this.string);
-    const path = this.field(t, "", "path", this.nonEmpty);
+    const commentMax = formatBytes(L.maxCommentBytes);
+    const comment = this.field(
+      t,
+      "",
+      "comment",
+      this.bounded(L.maxCommentBytes, commentMax, this.string),
+    );
+    const path = this.field(t, "", "path", this.short(this.nonEmpty));
     const build = this.field(t, "", "build", this.build);
     const what = "an array of tables ([[components]])";
-    const components = this.field(t, "", "components", this.list(this.component, what), true);
+    const components = this.field(
+      t,
+      "",
+      "components",
+      this.list(this.component, what, { count: L.maxComponents, noun: "components" }),
+      true,
+    );
     if (components?.length === 0) this.fail("components", "expected at least one component");
     this.unknownKeys(t, "", SERVICE_KEYS);
     if (components) this.uniqueComponents(components);
@@ -106,7 +146,7 @@ class Checker extends TableChecker {
     const images = this.field(t, p, "images", (iv, ip) => {
       const it = this.table(iv, ip);
       if (!it) return undefined;
-      for (const [k, file] of Object.entries(it)) this.nonEmpty(file, at(ip, k));
+      for (const [k, file] of Object.entries(it)) this.short(this.nonEmpty)(file, at(ip, k));
       // A plain copy: smol-toml's tables have a null prototype.
       return { ...it } as Record<string, string>;
     });
@@ -123,7 +163,8 @@ class Checker extends TableChecker {
     // A placeholder component (after a problem) may lack its image.
     const names = new Set(components.map((c) => (c?.image ? imageName(c.image) : "")));
     for (const k of Object.keys(images)) {
-      if (!names.has(k)) this.fail(at("build.images", k), `no component image is named "${k}"`);
+      if (!names.has(k))
+        this.fail(at("build.images", k), `no component image is named ${quote(k)}`);
     }
   }
 
@@ -144,21 +185,53 @@ class Checker extends TableChecker {
   component: Parse<ComponentDef> = (v, p) => {
     const t = this.table(v, p);
     if (!t) return undefined;
-    const strings = this.list(this.string);
+    const L = this.limits;
+    const max = (count: number, noun: string) => ({ count, noun });
     const name = this.field(t, p, "name", this.matching(NAME_RE, EXPECT.name), true);
-    const image = this.field(t, p, "image", this.image, true);
-    const network = this.field(t, p, "network", this.matching(NETWORK_RE, EXPECT.network));
-    const user = this.field(t, p, "user", this.matching(USER_RE, EXPECT.user));
+    const image = this.field(t, p, "image", this.short(this.image), true);
+    const network = this.field(
+      t,
+      p,
+      "network",
+      this.short(this.matching(NETWORK_RE, EXPECT.network)),
+    );
+    const user = this.field(t, p, "user", this.short(this.matching(USER_RE, EXPECT.user)));
     const restart = this.field(t, p, "restart", this.matching(RESTART_RE, EXPECT.restart));
-    const ports = this.field(t, p, "ports", this.list(this.portMapping));
-    const volumes = this.field(t, p, "volumes", this.list(this.volume));
-    const cmd = this.field(t, p, "cmd", strings);
-    const env = this.field(t, p, "env", this.list(this.envEntry));
+    const memory = this.field(t, p, "memory", this.memory);
+    const cpus = this.field(t, p, "cpus", this.cpus);
+    const pids = this.field(t, p, "pids", this.integer(1, MAX_PIDS));
+    const ports = this.field(
+      t,
+      p,
+      "ports",
+      this.list(this.short(this.portMapping), "an array", max(L.maxPortsPerComponent, "ports")),
+    );
+    const volumes = this.field(
+      t,
+      p,
+      "volumes",
+      this.list(this.short(this.volume), "an array", max(L.maxVolumesPerComponent, "volumes")),
+    );
+    const arg = this.bounded(L.maxCmdArgBytes, formatBytes(L.maxCmdArgBytes), this.string);
+    const cmd = this.field(t, p, "cmd", this.list(arg, "an array", max(L.maxCmdArgs, "arguments")));
+    const entry = this.bounded(L.maxEnvEntryBytes, formatBytes(L.maxEnvEntryBytes), this.envEntry);
+    const env = this.field(
+      t,
+      p,
+      "env",
+      this.list(entry, "an array", max(L.maxEnvPerComponent, "entries")),
+    );
     const what = "an array of tables ([[components.routes]])";
-    const routes = this.field(t, p, "routes", this.list(this.route, what));
+    const routes = this.field(
+      t,
+      p,
+      "routes",
+      this.list(this.route, what, max(L.maxRoutesPerComponent, "routes")),
+    );
     this.unknownKeys(t, p, COMPONENT_KEYS);
     if (routes) this.routeNames(routes, at(p, "routes"));
     if (env) this.envVars(env, routes ?? [], at(p, "env"));
+    this.argvSize([...(env ?? []), ...(cmd ?? [])], p);
 
     return compact({
       name: name ?? "",
@@ -166,6 +239,9 @@ class Checker extends TableChecker {
       network,
       user,
       restart,
+      memory,
+      cpus,
+      pids,
       ports: ports && defined(ports),
       volumes: volumes && defined(volumes),
       cmd: cmd && defined(cmd),
@@ -173,6 +249,33 @@ class Checker extends TableChecker {
       routes: routes && defined(routes),
     });
   };
+
+  /** Env and cmd are the bulk of the `podman run` argv; the kernel caps its total. */
+  argvSize(strings: (string | undefined)[], path: string): void {
+    let total = 0;
+    for (const s of strings) if (s !== undefined) total += Buffer.byteLength(s);
+    const max = this.limits.maxEnvCmdBytes;
+    if (total > max) {
+      this.fail(
+        path,
+        `expected env and cmd of at most ${formatBytes(max)} together, got ${total} bytes`,
+      );
+    }
+  }
+
+  /** Podman's `--memory` syntax, narrowed (limits.ts parseSize). */
+  memory: Parse<string> = (v, p) => {
+    const bytes = typeof v === "string" ? parseSize(v) : undefined;
+    return bytes !== undefined && bytes >= MIN_MEMORY_BYTES && bytes <= MAX_MEMORY_BYTES
+      ? (v as string)
+      : this.expected(p, EXPECT.memory, v);
+  };
+
+  /** Podman's `--cpus`: an integer or a float. */
+  cpus: Parse<number> = (v, p) =>
+    typeof v === "number" && Number.isFinite(v) && v >= MIN_CPUS && v <= MAX_CPUS
+      ? v
+      : this.expected(p, EXPECT.cpus, v);
 
   image: Parse<string> = (v, p) => {
     const s = this.string(v, p);
@@ -284,7 +387,8 @@ class Checker extends TableChecker {
       const ri = routeVars.get(key);
       const route = ri === undefined ? undefined : routes[ri];
       if (first !== undefined) {
-        this.fail(at(path, i), `duplicate variable ${key} (also env[${first}])`);
+        const shown = key.length > ECHO_MAX ? quote(key) : key;
+        this.fail(at(path, i), `duplicate variable ${shown} (also env[${first}])`);
       } else if (route) {
         const by = route.name === undefined ? "the unnamed route" : `route "${route.name}"`;
         this.fail(at(path, i), `${key} is already set by ${by} (routes[${ri}])`);
@@ -302,9 +406,21 @@ class Checker extends TableChecker {
 export function validateServiceDef(
   value: unknown,
   opts: ServiceDefOptions = {},
+  /** Problems found before (the spec's size), listed first. */
+  earlier: Problem[] = [],
 ): { def?: ServiceDef; problems: Problem[] } {
   const checker = new Checker(opts);
   const def = checker.service(value);
-  const problems = checker.problems;
+  const problems = capped([...earlier, ...checker.problems]);
   return problems.length === 0 && def ? { def, problems } : { problems };
+}
+
+/** The first MAX_PROBLEMS problems, then one saying how many more there are. */
+function capped(problems: Problem[]): Problem[] {
+  if (problems.length <= MAX_PROBLEMS) return problems;
+  const more = problems.length - MAX_PROBLEMS;
+  return [
+    ...problems.slice(0, MAX_PROBLEMS),
+    { path: "", message: `… and ${more} more problem${more === 1 ? "" : "s"}` },
+  ];
 }

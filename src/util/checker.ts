@@ -16,9 +16,33 @@ import type { Problem } from "./errors.js";
 export type Table = Record<string, unknown>;
 export type Parse<T> = (value: unknown, path: string) => T | undefined;
 
-/** How a value looks in "expected X, got Y". */
+/** How many characters of a value a message echoes, at most (escapes counted). */
+export const ECHO_MAX = 60;
+
+/**
+ * A string as a JSON literal, cut after about ECHO_MAX characters:
+ * `"abc…"… (1048576 bytes)`, so a refused 1 MB value is not echoed back in
+ * full. `withSize` adds the size to an uncut string too.
+ */
+export function quote(s: string, withSize = false): string {
+  let body = "";
+  let cut = false;
+  // By code point, so a cut never splits a surrogate pair.
+  for (const ch of s) {
+    const escaped = JSON.stringify(ch).slice(1, -1);
+    if (body.length + escaped.length > ECHO_MAX) {
+      cut = true;
+      break;
+    }
+    body += escaped;
+  }
+  const size = ` (${Buffer.byteLength(s)} bytes)`;
+  return cut ? `"${body}"…${size}` : `"${body}"${withSize ? size : ""}`;
+}
+
+/** How a value looks in "expected X, got Y" (long strings cut short, see quote). */
 export function describe(v: unknown): string {
-  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "string") return quote(v);
   if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
@@ -30,10 +54,17 @@ export function isTable(v: unknown): v is Table {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
-/** `at("ports", "range")` → `ports.range`; `at("nodes", 2)` → `nodes[2]`. */
+const BARE_KEY = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * `at("ports", "range")` → `ports.range`; `at("nodes", 2)` → `nodes[2]`. A
+ * key that is not a bare TOML key is quoted (and cut short): paths of
+ * unknown keys repeat what the file says, which may be anything.
+ */
 export function at(path: string, key: string | number): string {
   if (typeof key === "number") return `${path}[${key}]`;
-  return path ? `${path}.${key}` : key;
+  const k = BARE_KEY.test(key) && key.length <= ECHO_MAX ? key : quote(key);
+  return path ? `${path}.${k}` : k;
 }
 
 export function defined<T>(xs: (T | undefined)[]): T[] {
@@ -148,9 +179,39 @@ export class TableChecker {
     };
   }
 
-  /** Every item is checked; invalid ones stay as undefined so indexes still match. */
-  list<T>(item: Parse<T>, what = "an array"): Parse<(T | undefined)[]> {
-    return (v, p) =>
-      Array.isArray(v) ? v.map((x, i) => item(x, at(p, i))) : this.expected(p, what, v);
+  /**
+   * Every item is checked; invalid ones stay as undefined so indexes still
+   * match. With `max`, a longer array is one problem (`expected at most 64
+   * routes, got 10000`) and its items are not checked.
+   */
+  list<T>(
+    item: Parse<T>,
+    what = "an array",
+    max?: { count: number; noun: string },
+  ): Parse<(T | undefined)[]> {
+    return (v, p) => {
+      if (!Array.isArray(v)) return this.expected(p, what, v);
+      if (max && v.length > max.count) {
+        return this.fail(p, `expected at most ${max.count} ${max.noun}, got ${v.length}`);
+      }
+      return v.map((x, i) => item(x, at(p, i)));
+    };
+  }
+
+  /**
+   * A string of at most `max` UTF-8 bytes (`bytes` says it, e.g. "4096
+   * bytes (4 KiB)") and without NUL, which no argv or environment string can
+   * carry; then `parse`. Anything but a string goes to `parse` as it is.
+   */
+  bounded<T>(max: number, bytes: string, parse: Parse<T>): Parse<T> {
+    return (v, p) => {
+      if (typeof v !== "string") return parse(v, p);
+      // UTF-8 takes at most 3 bytes per UTF-16 unit: short strings skip the count.
+      if (v.length * 3 > max && Buffer.byteLength(v) > max) {
+        return this.fail(p, `expected at most ${bytes}, got ${quote(v, true)}`);
+      }
+      if (v.includes("\u0000")) return this.expected(p, "a string without NUL characters", v);
+      return parse(v, p);
+    };
   }
 }

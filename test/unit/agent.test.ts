@@ -13,7 +13,11 @@ import { Metadata, status as grpcStatus } from "@grpc/grpc-js";
 import type { ServerErrorResponse, ServerUnaryCall, handleUnaryCall } from "@grpc/grpc-js";
 
 import { containerSpecFor, routeKey } from "../../src/agent/container-spec.js";
-import { createAgentContext, type AgentContext } from "../../src/agent/context.js";
+import {
+  createAgentContext,
+  type AgentContext,
+  type AgentSettings,
+} from "../../src/agent/context.js";
 import { deploy } from "../../src/agent/deploy.js";
 import { createHandlers } from "../../src/agent/handlers.js";
 import { ImageCache, isMutableReference } from "../../src/agent/images.js";
@@ -40,7 +44,7 @@ import {
 import { openRegistry, type ComponentRow, type Registry } from "../../src/registry/index.js";
 import { buildRunArgs } from "../../src/runtime/args.js";
 import type { ContainerSpec, ContainerStatus } from "../../src/runtime/types.js";
-import { parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
+import { BUILTIN_LIMITS, parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
 import { McpError, type McpErrorCode } from "../../src/util/errors.js";
 import { silentLogger } from "../../src/util/log.js";
 import {
@@ -82,6 +86,8 @@ interface HarnessOptions {
   allowLatest?: boolean;
   /** [policy] volume_roots; default the multi example's /srv/multi (data_root is a temp dir here). */
   volumeRoots?: string[];
+  /** Merged into the agent's settings (limits, logMaxSize). */
+  settings?: Partial<AgentSettings>;
 }
 
 let harnessCount = 0;
@@ -107,6 +113,7 @@ function harness(opts: HarnessOptions = {}): Harness {
       agentVersion: "0.0.0-test",
       stopTimeoutSeconds: 0,
       policy: { ...defaultPolicy(["127.0.0.1"]), volumeRoots: opts.volumeRoots ?? ["/srv/multi"] },
+      ...opts.settings,
     },
     registry,
     runtime,
@@ -392,6 +399,77 @@ describe("deploy: the examples", () => {
       /no host port allocated for route "dns"/,
     );
     assert.equal(routeKey("a", "b", ""), "a/b/");
+  });
+});
+
+describe("deploy: resources, log size, the agent's limits", () => {
+  test("containerSpecFor copies memory/cpus/pids and the log size cap", () => {
+    const component = ComponentSpec.fromPartial({
+      name: "web",
+      image: IMAGE,
+      memory: "64m",
+      cpus: 1.5,
+      pids: 32,
+    });
+    const target = { node: "n1", service: "res", bindAddress: "127.0.0.1", logMaxSize: "2m" };
+    const spec = containerSpecFor(target, component, new Map());
+    assert.deepEqual([spec.memory, spec.cpus, spec.pids, spec.logMaxSize], ["64m", 1.5, 32, "2m"]);
+    const plain = containerSpecFor(
+      { node: "n1", service: "res", bindAddress: "127.0.0.1" },
+      ComponentSpec.fromPartial({ name: "web", image: IMAGE }),
+      new Map(),
+    );
+    assert.deepEqual(
+      ["memory", "cpus", "pids", "logMaxSize"].filter((k) => k in plain),
+      [],
+    );
+  });
+
+  test("every podman run gets the agent's log size cap and the component's resources", async () => {
+    const { ctx, runtime } = harness({ settings: { logMaxSize: "5m" } });
+    const spec = simple("res");
+    Object.assign(spec.components[0] ?? {}, { memory: "128m", cpus: 0.25, pids: 64 });
+    await deployOk(ctx, spec);
+    const args = runtime.lastRunArgs("res-web") ?? [];
+    const flags = args.slice(4, args.indexOf("--label"));
+    assert.deepEqual(flags, [
+      ...["--memory", "128m", "--cpus", "0.25", "--pids-limit", "64"],
+      ...["--log-opt", "max-size=5m"],
+    ]);
+  });
+
+  test("a spec over the agent's stricter limits is refused with the field path", async () => {
+    const limits = { ...BUILTIN_LIMITS, maxRoutesPerComponent: 1, maxCommentBytes: 2 };
+    const { ctx, registry } = harness({ settings: { limits } });
+    const spec = example("multi");
+    spec.comment = "long";
+    await rejectsWith(
+      deploy(ctx, request(spec)),
+      "invalid_argument",
+      new RegExp(
+        [
+          '^service multi: comment: expected at most 2 bytes, got "long" \\(4 bytes\\)',
+          "service multi: components\\[0\\]\\.routes: expected at most 1 routes, got 2$",
+        ].join("\n"),
+      ),
+    );
+    assert.equal(registry.services.get("multi"), undefined);
+    await deployOk(ctx, example("hello"));
+  });
+
+  test("an unvalidated name or component in a refusal is cut short", async () => {
+    const { ctx } = harness();
+    const huge = simple("x".repeat(100_000));
+    await rejectsWith(deploy(ctx, request(huge)), "invalid_argument");
+    const err = await deploy(ctx, request(huge)).catch((e: unknown) => e as Error);
+    assert.ok(err instanceof Error);
+    assert.ok(err.message.length < 400, err.message.slice(0, 500));
+    assert.match(err.message, /^service "x{60}"… \(100000 bytes\): name: /);
+    const missing = await deploy(ctx, request(simple("ok"), "c".repeat(100_000))).catch(
+      (e: unknown) => e as Error,
+    );
+    assert.ok(missing instanceof McpError && missing.code === "not_found");
+    assert.ok(missing.message.length < 200, missing.message.slice(0, 300));
   });
 });
 

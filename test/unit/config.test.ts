@@ -21,6 +21,7 @@ import {
   type CliConfig,
 } from "../../src/config/cli.js";
 import { formatDuration, parseDuration } from "../../src/config/duration.js";
+import { BUILTIN_LIMITS } from "../../src/servicedef/limits.js";
 import { McpError, ValidationError } from "../../src/util/errors.js";
 import { tempDir } from "../helpers/agent.js";
 
@@ -129,6 +130,8 @@ describe("agent config", () => {
       },
       log: { level: "info" },
       policy: { allowHostNetwork: false, allowLowPorts: false, volumeRoots: [] },
+      containers: { logMaxSize: "10m" },
+      limits: BUILTIN_LIMITS,
     });
   });
 

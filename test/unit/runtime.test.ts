@@ -87,6 +87,38 @@ describe("buildRunArgs", () => {
     ]); // prettier-ignore
   });
 
+  test("resource limits and the log size cap come after the other flags", () => {
+    const args = buildRunArgs(
+      spec({
+        name: "api",
+        image: "localhost/api:v1",
+        restart: "always",
+        memory: "256m",
+        cpus: 0.5,
+        pids: 128,
+        logMaxSize: "10m",
+        env: ["A=1"],
+      }),
+    );
+    assert.deepEqual(args, [
+      "run", "-d", "--name", "api",
+      "--restart", "always",
+      "--memory", "256m",
+      "--cpus", "0.5",
+      "--pids-limit", "128",
+      "--log-opt", "max-size=10m",
+      "-e", "A=1",
+      "localhost/api:v1",
+    ]); // prettier-ignore
+  });
+
+  test("absent or zero resources add nothing", () => {
+    const args = buildRunArgs(
+      spec({ name: "a", image: "localhost/a:v1", memory: "", cpus: 0, pids: 0, logMaxSize: "" }),
+    );
+    assert.deepEqual(args, ["run", "-d", "--name", "a", "localhost/a:v1"]);
+  });
+
   test("empty optional flags are omitted and nothing is added (no --pull)", () => {
     const args = buildRunArgs(spec({ name: "a", image: "localhost/a:v1", network: "", user: "" }));
     assert.deepEqual(args, ["run", "-d", "--name", "a", "localhost/a:v1"]);

@@ -17,7 +17,15 @@ import {
   serviceEditCommand,
 } from "../../src/cli/commands/service.js";
 import { CliContext } from "../../src/cli/context.js";
-import { formatSyncResults, nodeError } from "../../src/cli/commands/sync.js";
+import {
+  formatSyncResults,
+  groupByNode,
+  loadAllDefinitions,
+  nodeError,
+} from "../../src/cli/commands/sync.js";
+import { deployCommand, undeployCommand } from "../../src/cli/commands/deploy.js";
+import { lifecycleCommand } from "../../src/cli/commands/lifecycle.js";
+import { statusCommand } from "../../src/cli/commands/views.js";
 import type { LoadedDefinition } from "../../src/cli/context.js";
 import type { ServiceInfo } from "../../src/gen/mcp/v1/mcp.js";
 import { parseServiceDef } from "../../src/servicedef/parse.js";
@@ -118,6 +126,17 @@ describe("mcp service (pure parts)", () => {
     assert.match(text, /# host port 21443 \(\$PORT_GRPC\)/);
     assert.match(text, /# no host port allocated \(\$PORT\)/);
     assert.match(text, /# desired running, observed running, container multi-api/);
+    assert.deepEqual(parseServiceDef(text, "show.toml"), def);
+  });
+
+  test("show: memory, cpus and pids are shown as the definition says them", () => {
+    const def: ServiceDef = {
+      name: "res",
+      node: "local",
+      components: [{ name: "web", image: "localhost/app:v1", memory: "256m", cpus: 0.5, pids: 64 }],
+    };
+    const text = formatServiceShow("local", info(def));
+    assert.match(text, /\nmemory = "256m"\ncpus = 0\.5\npids = 64\n/);
     assert.deepEqual(parseServiceDef(text, "show.toml"), def);
   });
 
@@ -263,5 +282,65 @@ describe("mcp service edit (interactive path)", () => {
     assert.equal(await r.code, 1);
     assert.equal(r.asked.length, 1);
     assert.equal(readFileSync(join(services, "hello.toml"), "utf8"), hello);
+  });
+});
+
+describe("a definition naming an unknown node", () => {
+  const dir = mkdtempSync(join(tmpdir(), "mcp-unknown-node-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const services = join(dir, "services");
+  mkdirSync(services);
+  const config = join(dir, "mcp.toml");
+  writeFileSync(
+    config,
+    [
+      `[services]\ndir = "${services}"`,
+      `[tls]\nca_cert = "${join(dir, "ca.pem")}"`,
+      `[auth]\ntoken_path = "${join(dir, "token")}"`,
+      '[[nodes]]\nname = "a"\naddress = "127.0.0.1:1"',
+      '[[nodes]]\nname = "b"\naddress = "127.0.0.1:2"',
+      "",
+    ].join("\n"),
+  );
+  const web = join(services, "web.toml");
+  const text = readFileSync("examples/hello.toml", "utf8")
+    .replace('name = "hello"', 'name = "web"')
+    .replace('node = "local"', 'node = "x"');
+  writeFileSync(web, text);
+  const expected = `${web}: node: unknown node "x" (known: a, b)`;
+  const ctx = () => new CliContext(config, { out: () => undefined, err: () => undefined });
+
+  test("deploy, status, undeploy, logs name the file and the field", async () => {
+    await assert.rejects(deployCommand(ctx(), "web", {}), { code: "not_found", message: expected });
+    await assert.rejects(statusCommand(ctx(), "web", {}), { message: expected });
+    await assert.rejects(undeployCommand(ctx(), "web", {}), { message: expected });
+    // --node is a command-line argument, not the file's problem.
+    await assert.rejects(undeployCommand(ctx(), "web", { node: "zz" }), {
+      message: 'unknown node "zz" (configured nodes: a, b)',
+    });
+  });
+
+  test("stop does not flip active in a file whose node is unknown", async () => {
+    await assert.rejects(lifecycleCommand(ctx(), "stop", "web"), { message: expected });
+    assert.equal(readFileSync(web, "utf8"), text);
+  });
+
+  test("sync lists it as a problem of that file", async () => {
+    const c = ctx();
+    const { definitions } = await loadAllDefinitions(c);
+    assert.deepEqual((await groupByNode(c, definitions)).problems, [expected]);
+  });
+
+  test("an over-size definition is refused before it is read", async () => {
+    const big = join(services, "big.toml");
+    writeFileSync(big, Buffer.alloc(1024 * 1024 + 1, "#"));
+    try {
+      await assert.rejects(deployCommand(ctx(), "big", {}), {
+        code: "invalid_definition",
+        message: `${big}: expected a file of at most 1048576 bytes (1 MiB), got 1048577 bytes`,
+      });
+    } finally {
+      rmSync(big);
+    }
   });
 });

@@ -69,7 +69,8 @@ const RULES: [string, string, string[]][] = [
   [
     "name is at most 63 chars",
     withComponent("").replace('"svc"', `"${"a".repeat(64)}"`),
-    [`name: ${NAME_MSG}, got "${"a".repeat(64)}"`],
+    // Long values are echoed cut short, with their size.
+    [`name: ${NAME_MSG}, got "${"a".repeat(60)}"… (64 bytes)`],
   ],
   [
     "name may not end with -",
@@ -191,14 +192,14 @@ const RULES: [string, string, string[]][] = [
     "network must be a network name",
     withComponent('network = "my net"'),
     [
-      'components[0].network: expected a network name of letters, digits, "_", "." and "-", got "my net"',
+      'components[0].network: expected a network name of letters, digits, "_", "." and "-" (not starting with "_", "." or "-"), got "my net"',
     ],
   ],
   [
     "user must be user[:group]",
     withComponent('user = "0:0:0"'),
     [
-      'components[0].user: expected "user" or "user:group" (letters, digits, "_", "." and "-"), got "0:0:0"',
+      'components[0].user: expected "user" or "user:group" (letters, digits, "_", "." and "-"; neither starting with "." or "-"), got "0:0:0"',
     ],
   ],
   [
@@ -304,14 +305,14 @@ const RULES: [string, string, string[]][] = [
     "route name must be a route name",
     withComponent('[[components.routes]]\nname = "Rest"\nport = 1'),
     [
-      'components[0].routes[0].name: expected a route name of lowercase letters, digits, "_" and "-" (not starting with "_" or "-"), got "Rest"',
+      'components[0].routes[0].name: expected a route name of lowercase letters, digits, "_" and "-" (1-63 chars, not starting with "_" or "-"), got "Rest"',
     ],
   ],
   [
     "route name may not be empty",
     withComponent('[[components.routes]]\nname = ""\nport = 1'),
     [
-      'components[0].routes[0].name: expected a route name of lowercase letters, digits, "_" and "-" (not starting with "_" or "-"), got ""',
+      'components[0].routes[0].name: expected a route name of lowercase letters, digits, "_" and "-" (1-63 chars, not starting with "_" or "-"), got ""',
     ],
   ],
   [

@@ -176,6 +176,17 @@ describe("diffService (pure)", () => {
     assert.ok(!lines.join(" ").includes("new"), "env values must not appear");
   });
 
+  test("resources: memory, cpus and pids changes are changes", () => {
+    const before = component("web", { memory: "", cpus: 0.5, pids: 64 });
+    const after = component("web", { memory: "256m", cpus: 0, pids: 128 });
+    assert.deepEqual(diffComponentSpec(before, after), [
+      "memory (none) → 256m",
+      "cpus 0.5 → (none)",
+      "pids 64 → 128",
+    ]);
+    assert.deepEqual(diffComponentSpec(after, after), []);
+  });
+
   test("routes: added, changed (host port kept), removed (released)", () => {
     const route = (name: string, port: number, mode = "l4") => ({
       name,

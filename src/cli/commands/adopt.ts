@@ -24,7 +24,7 @@ export async function adoptCommand(
   service: string,
   opts: { node?: string },
 ): Promise<number> {
-  const node = await ctx.node(await nodeOfService(ctx, service, opts.node));
+  const node = await nodeOfService(ctx, service, opts.node);
   const response = await ctx.withClient(node, (client) =>
     client.call("adoptContainers", { service }),
   );

@@ -1,4 +1,5 @@
 /** `mcp deploy <service>[/<component>]` and `mcp undeploy <service>`. */
+import type { ResolvedNode } from "../../config/cli.js";
 import type { ComponentResult } from "../../gen/mcp/v1/mcp.js";
 import { toServiceSpec } from "../../servicedef/spec.js";
 import { McpError } from "../../util/errors.js";
@@ -40,14 +41,15 @@ export async function deployCommand(
   const { service, component } = target
     ? parseTarget(target)
     : { service: undefined, component: "" };
-  const { def } = await ctx.loadDefinition(service, opts.file);
+  const loaded = await ctx.loadDefinition(service, opts.file);
+  const { def } = loaded;
   if (component && !def.components.some((c) => c.name === component)) {
     throw new McpError(
       "not_found",
       `service ${def.name} has no component "${component}" (it has: ${def.components.map((c) => c.name).join(", ")})`,
     );
   }
-  const node = await ctx.node(def.node);
+  const node = await ctx.nodeOf(loaded);
   const response = await ctx.withClient(node, (client) =>
     client.call("deploy", { service: toServiceSpec(def), component }),
   );
@@ -64,10 +66,11 @@ export async function nodeOfService(
   ctx: CliContext,
   service: string,
   nodeOverride: string | undefined,
-): Promise<string> {
-  if (nodeOverride) return nodeOverride;
+): Promise<ResolvedNode> {
+  if (nodeOverride) return ctx.node(nodeOverride);
+  let loaded;
   try {
-    return (await ctx.loadDefinition(service)).def.node;
+    loaded = await ctx.loadDefinition(service);
   } catch (err) {
     if (err instanceof McpError && err.code === "not_found") {
       throw new McpError(
@@ -78,6 +81,7 @@ export async function nodeOfService(
     }
     throw err;
   }
+  return ctx.nodeOf(loaded);
 }
 
 export async function undeployCommand(
@@ -85,7 +89,7 @@ export async function undeployCommand(
   service: string,
   opts: { node?: string },
 ): Promise<number> {
-  const node = await ctx.node(await nodeOfService(ctx, service, opts.node));
+  const node = await nodeOfService(ctx, service, opts.node);
   const response = await ctx.withClient(node, (client) =>
     client.call("undeployService", { name: service }),
   );

@@ -56,7 +56,7 @@ export async function pushCommand(
   }
   checkFileSize(content.length, local, "invalid_argument"); // it may have grown
   const dest = remotePath ?? path.basename(local);
-  const node = await ctx.node(await nodeOfService(ctx, service, opts.node));
+  const node = await nodeOfService(ctx, service, opts.node);
   const res = await ctx.withClient(node, (client) =>
     client.call("pushFile", { service, path: dest, content, mode }),
   );
@@ -124,7 +124,7 @@ export async function pullCommand(
   local: string | undefined,
   opts: FileCommandOptions = {},
 ): Promise<number> {
-  const node = await ctx.node(await nodeOfService(ctx, service, opts.node));
+  const node = await nodeOfService(ctx, service, opts.node);
   const res = await ctx.withClient(node, (client) =>
     client.call("pullFile", { service, path: remotePath }),
   );

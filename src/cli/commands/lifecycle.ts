@@ -20,13 +20,14 @@ export async function lifecycleCommand(
   service: string,
 ): Promise<number> {
   const loaded = await ctx.loadDefinition(service);
+  // Before the file changes: a definition naming an unknown node is not edited.
+  const node = await ctx.nodeOf(loaded);
   if (verb !== "restart") {
     const active = verb === "start";
     if ((loaded.def.active ?? true) !== active) {
       await writeFile(loaded.file, setActiveInText(loaded.text, active));
     }
   }
-  const node = await ctx.node(loaded.def.node);
   try {
     const response = await ctx.withClient(node, (client) =>
       client.call(RPC[verb], { name: service }),

@@ -132,6 +132,6 @@ export async function logsCommand(
   sink: LogsSink = ctx.io === processIO ? processSink : ioSink(ctx),
 ): Promise<number> {
   const req = logsRequest(target, opts);
-  const node = await ctx.node(await nodeOfService(ctx, req.service, opts.node));
+  const node = await nodeOfService(ctx, req.service, opts.node);
   return ctx.withClient(node, (client) => streamToSink(client, req, sink));
 }

@@ -59,17 +59,19 @@ export async function locateService(
   service: string,
   nodeOpt: string | undefined,
 ): Promise<LocatedService> {
-  let nodeName = nodeOpt;
-  if (!nodeName) {
+  let node: ResolvedNode | undefined;
+  if (nodeOpt) node = await ctx.node(nodeOpt);
+  else {
+    let loaded;
     try {
-      nodeName = (await ctx.loadDefinition(service)).def.node;
+      loaded = await ctx.loadDefinition(service);
     } catch (err) {
       // No usable local definition (gone, or broken): ask every node below.
       if (!(err instanceof McpError)) throw err;
     }
+    if (loaded) node = await ctx.nodeOf(loaded);
   }
-  if (nodeName) {
-    const node = await ctx.node(nodeName);
+  if (node) {
     const info = await fetchService(ctx, node, service);
     if (!info) throw new McpError("not_found", `unknown service "${service}" on node ${node.name}`);
     return { node, info };

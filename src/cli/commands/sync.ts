@@ -9,11 +9,11 @@
  * a node that did not answer). Definitions are all read and checked first;
  * if any is bad, every problem is printed and nothing is pushed.
  */
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import path from "node:path";
 import type { ServiceSpec, ServiceSyncResult } from "../../gen/mcp/v1/mcp.js";
 import type { ResolvedNode } from "../../config/cli.js";
-import { parseServiceDef } from "../../servicedef/parse.js";
+import { parseServiceDef, readServiceDefFile } from "../../servicedef/parse.js";
 import { toServiceSpec } from "../../servicedef/spec.js";
 import { McpError, ValidationError, errorMessage } from "../../util/errors.js";
 import type { CliContext, LoadedDefinition } from "../context.js";
@@ -52,7 +52,7 @@ export async function loadAllDefinitions(ctx: CliContext): Promise<AllDefinition
   for (const name of names) {
     const file = path.join(dir, name);
     try {
-      const text = await readFile(file, "utf8");
+      const text = await readServiceDefFile(file);
       const def = parseServiceDef(text, file);
       const expected = name.slice(0, -".toml".length);
       if (def.name !== expected) {
@@ -68,27 +68,26 @@ export async function loadAllDefinitions(ctx: CliContext): Promise<AllDefinition
   return { dir, definitions, problems };
 }
 
-/** Definitions grouped by their node, nodes in config order; unknown nodes are problems. */
+/** Definitions grouped by their node, in the order first named; unknown nodes are problems. */
 export async function groupByNode(
   ctx: CliContext,
   definitions: LoadedDefinition[],
 ): Promise<{ groups: { node: ResolvedNode; defs: LoadedDefinition[] }[]; problems: string[] }> {
-  const byName = new Map<string, LoadedDefinition[]>();
-  for (const d of definitions) {
-    const list = byName.get(d.def.node) ?? [];
-    list.push(d);
-    byName.set(d.def.node, list);
-  }
-  const groups: { node: ResolvedNode; defs: LoadedDefinition[] }[] = [];
+  const groups = new Map<string, { node: ResolvedNode; defs: LoadedDefinition[] }>();
   const problems: string[] = [];
-  for (const [name, defs] of byName) {
+  for (const d of definitions) {
     try {
-      groups.push({ node: await ctx.node(name), defs });
+      const node = await ctx.nodeOf(d);
+      const group = groups.get(node.name) ?? { node, defs: [] };
+      group.defs.push(d);
+      groups.set(node.name, group);
     } catch (err) {
-      for (const d of defs) problems.push(`${d.file}: node: ${errorMessage(err)}`);
+      // An unknown node already reads `<file>: node: unknown node …`.
+      const unknown = err instanceof McpError && err.code === "not_found";
+      problems.push(unknown ? errorMessage(err) : `${d.file}: node: ${errorMessage(err)}`);
     }
   }
-  return { groups, problems };
+  return { groups: [...groups.values()], problems };
 }
 
 /** Per node: one line per service, then its changes indented. Pure. */

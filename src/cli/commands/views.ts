@@ -171,12 +171,14 @@ export async function statusCommand(
 }
 
 async function nodesForService(ctx: CliContext, service: string) {
+  let loaded;
   try {
-    const { def } = await ctx.loadDefinition(service);
-    return [await ctx.node(def.node)];
+    loaded = await ctx.loadDefinition(service);
   } catch (err) {
     // No local definition (e.g. adopted or exported only): ask every node.
     if (err instanceof McpError && err.code === "not_found") return await ctx.allNodes();
     throw err;
   }
+  // A definition naming an unknown node is an error, not a reason to ask everyone.
+  return [await ctx.nodeOf(loaded)];
 }
