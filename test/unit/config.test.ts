@@ -110,6 +110,7 @@ describe("agent config", () => {
         tlsCert: join(base, "certs/cert.pem"),
         tlsKey: "/etc/mcp/key.pem",
         caCert: undefined,
+        firstRequestTimeoutMs: 20_000,
       },
       database: { path: join(base, "mcp.db") },
       auth: { tokensFile: join(base, "tokens.toml") },
@@ -183,6 +184,7 @@ colour = "blue"
 [server]
 listen = "localhost"
 tls_cert = "c.pem"
+first_request_timeout = "0s"
 [database]
 path = "x.db"
 [auth]
@@ -216,6 +218,7 @@ level = "loud"
       "ports.reserved[0]",
       "ports.reserved[1]",
       "ports.reserved[2]",
+      "server.first_request_timeout",
       "server.listen",
       "server.tls_key",
     ]);
@@ -226,6 +229,29 @@ level = "loud"
     assert.match(byPath.get("monitor.interval") ?? "", /invalid duration "30"/);
     assert.match(byPath.get("ports.range") ?? "", /min must be below max/);
     assert.match(byPath.get("server.listen") ?? "", /expected host:port/);
+    assert.equal(
+      byPath.get("server.first_request_timeout"),
+      'expected a duration above zero, got "0s"',
+    );
+  });
+
+  test("[server] first_request_timeout: a duration, 20s by default, rendered explicitly", async () => {
+    const file = await write(
+      "frt.toml",
+      MINIMAL.replace("[server]\n", '[server]\nfirst_request_timeout = "1.5s"\n'),
+    );
+    const cfg = await loadAgentConfig(file);
+    assert.equal(cfg.server.firstRequestTimeoutMs, 1500);
+    assert.match(renderAgentConfig(cfg), /^first_request_timeout = "1s500ms"$/m);
+    const bad = await write(
+      "frt-bad.toml",
+      MINIMAL.replace("[server]\n", "[server]\nfirst_request_timeout = 20\n"),
+    );
+    const got = await problems(loadAgentConfig(bad));
+    assert.deepEqual(
+      got.map((p) => p.path),
+      ["server.first_request_timeout"],
+    );
   });
 
   test("the error message lists file: path: message lines", async () => {
@@ -280,6 +306,7 @@ level = "loud"
     );
     const text = renderAgentConfig(cfg);
     for (const key of [
+      "first_request_timeout",
       "allow_latest",
       "exclude_ephemeral",
       "bind_addresses",
