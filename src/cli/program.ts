@@ -2,8 +2,9 @@
  * The `mcp` command tree. Each action builds a CliContext and calls the
  * command's function; failures print one line (`mcp: <reason>`) and exit 1.
  */
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import { Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
 import { defaultCliConfigPath } from "../config/cli.js";
+import { parseDuration } from "../config/duration.js";
 import { ValidationError, errorMessage } from "../util/errors.js";
 import { VERSION } from "../version.js";
 import { CliContext, processIO, type CliIO } from "./context.js";
@@ -34,18 +35,37 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
+/** A `--timeout` value: a duration above zero ("15s", "2m", "500ms"), in ms. */
+export function parseDurationOption(text: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  if (ms <= 0) throw new InvalidArgumentError("expected a duration above zero");
+  return ms;
+}
+
 export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
   const program = new Command()
     .name("mcp")
     .description("Deploy and watch containers on your nodes through their mcp-agent.")
     .version(VERSION)
     .option("--config <file>", "CLI config file (default: $MCP_CONFIG or ~/.config/mcp/mcp.toml)")
+    .option(
+      "--timeout <duration>",
+      "how long connecting to an agent may take (default: [client] connect_timeout, else 15s)",
+      parseDurationOption,
+    )
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
 
   const context = (): CliContext =>
-    new CliContext(program.opts().config ?? process.env.MCP_CONFIG ?? defaultCliConfigPath(), io);
+    new CliContext(program.opts().config ?? process.env.MCP_CONFIG ?? defaultCliConfigPath(), io, {
+      connectTimeoutMs: program.opts().timeout,
+    });
   const run =
     <A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number>) =>
     async (...args: A): Promise<void> => {

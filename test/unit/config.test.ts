@@ -375,6 +375,7 @@ token_path = "svc-token"
       services: { dir: "/s" },
       tls: {},
       auth: { tokenPath: "/t" },
+      client: {},
       nodes: [
         { name: "a", address: "a:1" },
         { name: "b", address: "b:1", caCert: "/ca" },
@@ -438,7 +439,12 @@ address = "c:1"
     const one = addNode(start, { name: "rift", address: "127.0.0.1:9444" });
     assert.equal(start.nodes.length, 0, "input untouched");
     const two = addNode(
-      { ...one, tls: { caCert: "/ca.pem" }, auth: { tokenPath: "/token" } },
+      {
+        ...one,
+        tls: { caCert: "/ca.pem" },
+        auth: { tokenPath: "/token" },
+        client: { connectTimeoutMs: 7500 },
+      },
       {
         name: "svc",
         address: "svc.lan:9555",
@@ -466,6 +472,37 @@ address = "c:1"
         { name: "svc", address: "svc.lan:9555", caCert: undefined, tokenPath: "/svc-token" },
       ],
     });
-    assert.match(await readFile(file, "utf8"), /\[\[nodes\]\]\nname = "svc"/);
+    const text = await readFile(file, "utf8");
+    assert.match(text, /\[\[nodes\]\]\nname = "svc"/);
+    assert.match(text, /^\[client\]\nconnect_timeout = "7s500ms"$/m);
+    // Unset, it is not written at all (the built-in default applies).
+    await saveCliConfig(file, one);
+    assert.doesNotMatch(await readFile(file, "utf8"), /client|connect_timeout/);
+  });
+
+  test("[client] connect_timeout: a duration above zero; unset when absent", async () => {
+    const good = await write(
+      "cli-client.toml",
+      '[client]\nconnect_timeout = "30s"\n[[nodes]]\nname = "a"\naddress = "a:1"\n',
+    );
+    assert.deepEqual((await loadCliConfig(good)).client, { connectTimeoutMs: 30_000 });
+    const none = await write("cli-noclient.toml", '[[nodes]]\nname = "a"\naddress = "a:1"\n');
+    assert.equal((await loadCliConfig(none)).client.connectTimeoutMs, undefined);
+    for (const [value, message] of [
+      ['"0s"', 'expected a duration above zero, got "0s"'],
+      ['"soon"', 'invalid duration "soon"'],
+      ["15", "expected a duration"],
+    ] as const) {
+      const bad = await write("cli-client-bad.toml", `[client]\nconnect_timeout = ${value}\n`);
+      const got = await problems(loadCliConfig(bad));
+      assert.equal(got.length, 1, value);
+      assert.equal(got[0]?.path, "client.connect_timeout");
+      assert.ok(got[0]?.message.includes(message), `${value}: ${got[0]?.message}`);
+    }
+    const unknown = await write("cli-client-key.toml", "[client]\nretries = 3\n");
+    assert.deepEqual(
+      (await problems(loadCliConfig(unknown))).map((p) => `${p.path}: ${p.message}`),
+      ["client.retries: unknown key"],
+    );
   });
 });
