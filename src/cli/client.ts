@@ -21,6 +21,7 @@ import { ERROR_CODE_KEY } from "../protocol/wire.js";
 import { McpAgentServiceClient, McpAgentServiceService } from "../gen/mcp/v1/mcp.js";
 import { formatBytes } from "../protocol/file-paths.js";
 import { McpError, errorMessage, type McpErrorCode } from "../util/errors.js";
+import { DEFAULT_CALL_TIMEOUT_MS, formatLimit } from "./limits.js";
 
 type Service = typeof McpAgentServiceService;
 type MethodName = keyof Service;
@@ -80,8 +81,6 @@ export interface AgentClient {
   close(): void;
 }
 
-const DEFAULT_UNARY_TIMEOUT_MS = 60_000;
-
 const CODE_FOR_STATUS: Partial<Record<status, McpErrorCode>> = {
   [status.INVALID_ARGUMENT]: "invalid_argument",
   [status.NOT_FOUND]: "not_found",
@@ -100,6 +99,7 @@ const MCP_CODES = new Set<string>([
   "runtime",
   "ports_exhausted",
   "unavailable",
+  "timed_out",
   "internal",
 ] satisfies McpErrorCode[]);
 
@@ -122,8 +122,16 @@ export function messageSizeReason(details: string): string | undefined {
   return undefined;
 }
 
-/** A gRPC failure as a one-line McpError that names the node and what to do. */
-export function toMcpError(err: unknown, node: string, address: string): McpError {
+/**
+ * A gRPC failure as a one-line McpError that names the node and what to do.
+ * `timeoutMs` is the call's deadline, for the message when it passed.
+ */
+export function toMcpError(
+  err: unknown,
+  node: string,
+  address: string,
+  timeoutMs?: number,
+): McpError {
   if (err instanceof McpError) return err;
   const se = err as Partial<ServiceError>;
   if (typeof se.code !== "number") {
@@ -152,7 +160,13 @@ export function toMcpError(err: unknown, node: string, address: string): McpErro
       }
       return fail("unavailable", `node ${node} (${address}) unreachable: ${details}`);
     case status.DEADLINE_EXCEEDED:
-      return fail("unavailable", `node ${node} (${address}) did not answer in time: ${details}`);
+      // The request may have reached the agent: what it asked for may be under way.
+      return fail(
+        "timed_out",
+        timeoutMs !== undefined && Number.isFinite(timeoutMs)
+          ? `node ${node} (${address}) did not answer within ${formatLimit(timeoutMs)}`
+          : `node ${node} (${address}) did not answer in time: ${details}`,
+      );
     case status.RESOURCE_EXHAUSTED: {
       const reason = messageSizeReason(details);
       return fail(reason ? "invalid_argument" : "internal", `node ${node}: ${reason ?? details}`);
@@ -241,9 +255,10 @@ export function dialAgent(opts: DialOptions): AgentClient {
         def.responseDeserialize as (b: Buffer) => ResponseOf<M>,
         request,
         new Metadata(),
-        deadline(callOpts.timeoutMs, DEFAULT_UNARY_TIMEOUT_MS),
+        deadline(callOpts.timeoutMs, DEFAULT_CALL_TIMEOUT_MS),
         (err, res) => {
-          if (err) reject(toMcpError(err, name, address));
+          if (err)
+            reject(toMcpError(err, name, address, callOpts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS));
           else resolve(res as ResponseOf<M>);
         },
       );
@@ -267,7 +282,7 @@ export function dialAgent(opts: DialOptions): AgentClient {
     try {
       for await (const msg of s) yield msg as ResponseOf<M>;
     } catch (err) {
-      throw toMcpError(err, name, address);
+      throw toMcpError(err, name, address, callOpts.timeoutMs);
     } finally {
       // Leaving early: cancel the call. The CANCELLED status then arrives as an
       // 'error' event nobody listens to any more; swallow it.

@@ -9,9 +9,10 @@ import { loadCliConfig, resolveNode, type CliConfig, type ResolvedNode } from ".
 import { parseServiceDef } from "../servicedef/parse.js";
 import type { ServiceDef } from "../servicedef/types.js";
 import { McpError, errorMessage } from "../util/errors.js";
-import { connectNode, type AgentClient } from "./client.js";
+import { connectNode, type AgentClient, type CallOpts } from "./client.js";
 import { nodeReason, waitConnected, withNodeDeadline } from "./deadline.js";
 import { DEFAULT_CONNECT_TIMEOUT_MS, fanOutLimits } from "./limits.js";
+import { asOutcome, type StateChange } from "./outcome.js";
 
 export interface CliIO {
   out(text: string): void;
@@ -128,6 +129,23 @@ export class CliContext {
       return await fn(client);
     } finally {
       client.close();
+    }
+  }
+
+  /**
+   * withClient for a command that changes state: `fn` gets the call options
+   * carrying the change's deadline, and a deadline that passes becomes an
+   * OutcomeUnknownError (exit 3, "may still be running").
+   */
+  async changeState<T>(
+    node: ResolvedNode,
+    change: StateChange,
+    fn: (client: AgentClient, call: CallOpts) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await this.withClient(node, (client) => fn(client, { timeoutMs: change.deadlineMs }));
+    } catch (err) {
+      throw asOutcome(err, change);
     }
   }
 

@@ -24,6 +24,26 @@ export function fanOutLimits(connectMs: number): { connectMs: number; totalMs: n
   return { connectMs, totalMs: 2 * connectMs };
 }
 
+/**
+ * Deadlines of the calls that change state, generous for the work each may do
+ * (a deploy pulls images and waits for every component to start; stop waits
+ * up to 10 s per container before podman kills it). `--deadline` overrides
+ * them per command. When one passes, the CLI cannot know the outcome: it says
+ * so and exits 3 (outcome.ts).
+ */
+export const STATE_CHANGE_DEADLINE_MS = {
+  deploy: 15 * 60_000,
+  start: 10 * 60_000,
+  restart: 10 * 60_000,
+  stop: 5 * 60_000,
+  undeploy: 5 * 60_000,
+  adopt: 5 * 60_000,
+  sync: 2 * 60_000,
+  purge: 2 * 60_000,
+} as const;
+
+export type StateChangeVerb = keyof typeof STATE_CHANGE_DEADLINE_MS;
+
 /** `5 s`, `1.5 s`, `250 ms`, `15 min`: how a limit reads in a message. */
 export function formatLimit(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
