@@ -157,6 +157,7 @@ export async function initAgentDir(opts: InitOptions): Promise<InitResult> {
     services: { dir: p.servicesDir },
     tls: { caCert: p.caCert },
     auth: { tokenPath: p.tokenFile },
+    client: {},
     nodes: [{ name: opts.node, address: dialAddress(listen) }],
   });
   // Last: its presence is what marks the directory as initialised.

@@ -18,6 +18,7 @@ const STATUS_FOR: Record<McpErrorCode, status> = {
   runtime: status.INTERNAL,
   ports_exhausted: status.RESOURCE_EXHAUSTED,
   unavailable: status.UNAVAILABLE,
+  timed_out: status.DEADLINE_EXCEEDED,
   internal: status.INTERNAL,
 };
 

@@ -117,6 +117,7 @@ export async function serveAgent(
       impl: createHandlers(ctx),
       validator: await FileTokenStore.open(config.auth.tokensFile),
       logger,
+      limits: { firstRequestTimeoutMs: config.server.firstRequestTimeoutMs },
     });
     const monitor = new Monitor(ctx, config.monitor);
     ctx.monitor = monitor;

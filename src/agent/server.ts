@@ -1,7 +1,8 @@
 /**
  * The agent's gRPC server: McpAgentService over TLS 1.3 only, every call
  * through the bearer-token guard, every method present (UNIMPLEMENTED when the
- * agent has no handler for it yet).
+ * agent has no handler for it yet), every connection within the transport
+ * limits of transport.ts.
  */
 import {
   Server,
@@ -12,6 +13,7 @@ import {
   type ServerUnaryCall,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { createServer, type AddressInfo } from "node:net";
 import { authInterceptor } from "../auth/guard.js";
 import type { TokenValidator } from "../auth/tokens.js";
 import { McpAgentServiceService, type McpAgentServiceServer } from "../gen/mcp/v1/mcp.js";
@@ -20,6 +22,8 @@ import type { Logger } from "../util/log.js";
 import { parseHostPort } from "../config/address.js";
 import { toServiceError } from "./rpc.js";
 import { tls13ServerCredentials } from "./tls.js";
+import { DEFAULT_TRANSPORT_LIMITS, type TransportLimits } from "../protocol/limits.js";
+import { ConnectionGate, firstRequestInterceptor, grpcServerOptions } from "./transport.js";
 
 export interface AgentServerOptions {
   /** `host:port`; port 0 picks a free port (see AgentServer.port). */
@@ -29,8 +33,8 @@ export interface AgentServerOptions {
   impl: Partial<McpAgentServiceServer>;
   validator: TokenValidator;
   logger: Logger;
-  /** Largest request accepted (PushFile carries file contents); default 64 MiB. */
-  maxMessageBytes?: number;
+  /** Transport limits; any not given keeps its default (DEFAULT_TRANSPORT_LIMITS, src/protocol/limits.ts). */
+  limits?: Partial<TransportLimits>;
 }
 
 export interface AgentServer {
@@ -136,36 +140,83 @@ export function completeService(
 }
 
 export async function startAgentServer(opts: AgentServerOptions): Promise<AgentServer> {
-  parseHostPort(opts.listen); // a clear error beats grpc-js's for a malformed address
-  const maxBytes = opts.maxMessageBytes ?? 64 * 1024 * 1024;
+  const { host, port: wantedPort } = parseHostPort(opts.listen); // a clear error beats grpc-js's
+  const limits: TransportLimits = { ...DEFAULT_TRANSPORT_LIMITS, ...opts.limits };
+  const { logger } = opts;
+  const gate = new ConnectionGate(limits.firstRequestTimeoutMs, logger);
   const server = new Server({
-    // The guard: one interceptor, applied by grpc-js to every call of every method.
-    interceptors: [authInterceptor(opts.validator, opts.logger)],
-    "grpc.max_receive_message_length": maxBytes,
-    "grpc.max_send_message_length": maxBytes,
+    // The guard: one interceptor, applied by grpc-js to every call of every
+    // method. The gate's comes after it, so only accepted calls reach it.
+    interceptors: [authInterceptor(opts.validator, logger), firstRequestInterceptor(gate)],
+    ...grpcServerOptions(limits),
   });
-  server.addService(McpAgentServiceService, completeService(opts.impl, opts.logger));
-  const creds = tls13ServerCredentials(opts.tls);
+  server.addService(McpAgentServiceService, completeService(opts.impl, logger));
+  const injector = server.createConnectionInjector(
+    tls13ServerCredentials(opts.tls, { handshakeTimeoutMs: limits.firstRequestTimeoutMs }),
+  );
+
+  // Our own TCP listener (see transport.ts): every socket is admitted to the
+  // gate, then handed to grpc-js, which does TLS, HTTP/2 and the calls.
+  const tcp = createServer();
+  tcp.maxConnections = limits.maxConnections;
+  let lastDropLog = 0;
+  let dropped = 0;
+  tcp.on("drop", (data) => {
+    dropped += 1;
+    // A flood must not flood the log too: one line per 10 s at most.
+    if (Date.now() - lastDropLog < 10_000) return;
+    lastDropLog = Date.now();
+    logger.warn(
+      { peer: `${data?.remoteAddress}:${data?.remotePort}`, dropped, max: limits.maxConnections },
+      "connection refused: too many open connections",
+    );
+    dropped = 0;
+  });
+  tcp.on("connection", (socket) => {
+    // The TLS socket wrapping it reports errors; this only keeps a reset
+    // during the first bytes from being an unhandled 'error'.
+    socket.on("error", () => {});
+    gate.admit(socket);
+    injector.injectConnection(socket);
+  });
   const port = await new Promise<number>((resolvePort, reject) => {
-    server.bindAsync(opts.listen, creds, (err, bound) => {
-      if (err)
-        reject(new McpError("unavailable", `cannot listen on ${opts.listen}: ${err.message}`));
-      else resolvePort(bound);
+    const failed = (err: Error) =>
+      reject(new McpError("unavailable", `cannot listen on ${opts.listen}: ${err.message}`));
+    tcp.once("error", failed);
+    tcp.listen({ host, port: wantedPort }, () => {
+      tcp.off("error", failed);
+      resolvePort((tcp.address() as AddressInfo).port);
     });
   });
-  opts.logger.info({ listen: opts.listen, port }, "agent listening (TLS 1.3)");
+  // After listening, accept errors (EMFILE ...) are logged, never fatal.
+  tcp.on("error", (err) => logger.error({ err }, "accepting a connection failed"));
+  logger.info(
+    {
+      listen: opts.listen,
+      port,
+      firstRequestTimeoutMs: limits.firstRequestTimeoutMs,
+      idleTimeoutMs: limits.idleTimeoutMs,
+      maxConnections: limits.maxConnections,
+      maxConcurrentStreams: limits.maxConcurrentStreams,
+    },
+    "agent listening (TLS 1.3)",
+  );
 
   const close = (graceMs = 5000) =>
     new Promise<void>((done) => {
+      tcp.close();
+      const finish = () => {
+        clearTimeout(timer);
+        // Sockets that never became a gRPC session (mid-handshake, silent).
+        gate.destroyAll();
+        done();
+      };
       // Streaming calls (logs --follow) may never end on their own.
       const timer = setTimeout(() => {
         server.forceShutdown();
-        done();
+        finish();
       }, graceMs);
-      server.tryShutdown(() => {
-        clearTimeout(timer);
-        done();
-      });
+      server.tryShutdown(finish);
     });
   return { port, close };
 }

@@ -12,6 +12,7 @@ import { hostname } from "node:os";
 import type { SecureServerOptions } from "node:http2";
 import type { generate as Generate } from "selfsigned";
 import { ServerCredentials } from "@grpc/grpc-js";
+import { DEFAULT_TRANSPORT_LIMITS } from "../protocol/limits.js";
 import { McpError } from "../util/errors.js";
 import { isUnspecifiedHost, parseHostPort } from "../config/address.js";
 
@@ -160,14 +161,16 @@ export async function issueServerCert(
  * (its constructor is public API) lets us put `minVersion: "TLSv1.3"` there, so
  * Node's TLS stack refuses anything older during the handshake, before any
  * HTTP/2 or gRPC byte. This is per server: no process-wide
- * `tls.DEFAULT_MIN_VERSION` change.
+ * `tls.DEFAULT_MIN_VERSION` change. The TLS handshake timeout goes there too.
  */
 class Tls13ServerCredentials extends ServerCredentials {
-  constructor(cert: string, key: string) {
+  constructor(cert: string, key: string, handshakeTimeoutMs: number) {
     const serverOptions: SecureServerOptions = {
       minVersion: "TLSv1.3",
       maxVersion: "TLSv1.3",
       requestCert: false,
+      // Node's default is 120 s for a client that connects and never finishes TLS.
+      handshakeTimeout: handshakeTimeoutMs,
     };
     super(serverOptions, { cert, key, minVersion: "TLSv1.3", maxVersion: "TLSv1.3" });
   }
@@ -176,6 +179,13 @@ class Tls13ServerCredentials extends ServerCredentials {
   }
 }
 
-export function tls13ServerCredentials(pair: CertPair): ServerCredentials {
-  return new Tls13ServerCredentials(pair.cert, pair.key);
+export function tls13ServerCredentials(
+  pair: CertPair,
+  opts: { handshakeTimeoutMs?: number } = {},
+): ServerCredentials {
+  return new Tls13ServerCredentials(
+    pair.cert,
+    pair.key,
+    opts.handshakeTimeoutMs ?? DEFAULT_TRANSPORT_LIMITS.firstRequestTimeoutMs,
+  );
 }

@@ -16,9 +16,12 @@ import {
 } from "@grpc/grpc-js";
 import { isLoopbackHost, parseHostPort } from "../config/address.js";
 import type { ResolvedNode } from "../config/cli.js";
+import { MAX_MESSAGE_BYTES } from "../protocol/limits.js";
 import { ERROR_CODE_KEY } from "../protocol/wire.js";
 import { McpAgentServiceClient, McpAgentServiceService } from "../gen/mcp/v1/mcp.js";
+import { formatBytes } from "../protocol/file-paths.js";
 import { McpError, errorMessage, type McpErrorCode } from "../util/errors.js";
+import { DEFAULT_CALL_TIMEOUT_MS, formatLimit } from "./limits.js";
 
 type Service = typeof McpAgentServiceService;
 type MethodName = keyof Service;
@@ -78,8 +81,6 @@ export interface AgentClient {
   close(): void;
 }
 
-const DEFAULT_UNARY_TIMEOUT_MS = 60_000;
-
 const CODE_FOR_STATUS: Partial<Record<status, McpErrorCode>> = {
   [status.INVALID_ARGUMENT]: "invalid_argument",
   [status.NOT_FOUND]: "not_found",
@@ -98,11 +99,39 @@ const MCP_CODES = new Set<string>([
   "runtime",
   "ports_exhausted",
   "unavailable",
+  "timed_out",
   "internal",
 ] satisfies McpErrorCode[]);
 
-/** A gRPC failure as a one-line McpError that names the node and what to do. */
-export function toMcpError(err: unknown, node: string, address: string): McpError {
+/**
+ * grpc-js's message-size failures as a sentence that names the limit, or
+ * undefined for any other text. "Received ... larger than max" comes from
+ * either end (the agent reading a request, or the CLI reading an answer);
+ * "Sent ..." from the agent's answer; "Attempted to send ..." from the CLI's
+ * own request.
+ */
+export function messageSizeReason(details: string): string | undefined {
+  const size = (n: string | undefined) => `${formatBytes(Number(n))} (${n} bytes)`;
+  const limit = (n: string | undefined) => `${formatBytes(Number(n))} gRPC message limit`;
+  let m = /Sent message larger than max \((\d+) vs\.? (\d+)\)/.exec(details);
+  if (m) return `the agent's answer, ${size(m[1])}, is over its ${limit(m[2])}`;
+  m = /Received message larger than max \((\d+) vs\.? (\d+)\)/.exec(details);
+  if (m) return `a message of ${size(m[1])} is over the ${limit(m[2])}`;
+  m = /Attempted to send message with a size larger than (\d+)/.exec(details);
+  if (m) return `the request is over the CLI's ${limit(m[1])}`;
+  return undefined;
+}
+
+/**
+ * A gRPC failure as a one-line McpError that names the node and what to do.
+ * `timeoutMs` is the call's deadline, for the message when it passed.
+ */
+export function toMcpError(
+  err: unknown,
+  node: string,
+  address: string,
+  timeoutMs?: number,
+): McpError {
   if (err instanceof McpError) return err;
   const se = err as Partial<ServiceError>;
   if (typeof se.code !== "number") {
@@ -131,7 +160,17 @@ export function toMcpError(err: unknown, node: string, address: string): McpErro
       }
       return fail("unavailable", `node ${node} (${address}) unreachable: ${details}`);
     case status.DEADLINE_EXCEEDED:
-      return fail("unavailable", `node ${node} (${address}) did not answer in time: ${details}`);
+      // The request may have reached the agent: what it asked for may be under way.
+      return fail(
+        "timed_out",
+        timeoutMs !== undefined && Number.isFinite(timeoutMs)
+          ? `node ${node} (${address}) did not answer within ${formatLimit(timeoutMs)}`
+          : `node ${node} (${address}) did not answer in time: ${details}`,
+      );
+    case status.RESOURCE_EXHAUSTED: {
+      const reason = messageSizeReason(details);
+      return fail(reason ? "invalid_argument" : "internal", `node ${node}: ${reason ?? details}`);
+    }
     case status.UNAUTHENTICATED:
       return fail(
         "invalid_config",
@@ -176,7 +215,7 @@ export function dialAgent(opts: DialOptions): AgentClient {
   const token = opts.token.trim();
   if (!token) throw new McpError("invalid_config", `node ${name}: the token is empty`);
 
-  const maxBytes = opts.maxMessageBytes ?? 64 * 1024 * 1024;
+  const maxBytes = opts.maxMessageBytes ?? MAX_MESSAGE_BYTES;
   const options: Partial<ClientOptions> = {
     "grpc.max_receive_message_length": maxBytes,
     "grpc.max_send_message_length": maxBytes,
@@ -216,9 +255,10 @@ export function dialAgent(opts: DialOptions): AgentClient {
         def.responseDeserialize as (b: Buffer) => ResponseOf<M>,
         request,
         new Metadata(),
-        deadline(callOpts.timeoutMs, DEFAULT_UNARY_TIMEOUT_MS),
+        deadline(callOpts.timeoutMs, DEFAULT_CALL_TIMEOUT_MS),
         (err, res) => {
-          if (err) reject(toMcpError(err, name, address));
+          if (err)
+            reject(toMcpError(err, name, address, callOpts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS));
           else resolve(res as ResponseOf<M>);
         },
       );
@@ -242,7 +282,7 @@ export function dialAgent(opts: DialOptions): AgentClient {
     try {
       for await (const msg of s) yield msg as ResponseOf<M>;
     } catch (err) {
-      throw toMcpError(err, name, address);
+      throw toMcpError(err, name, address, callOpts.timeoutMs);
     } finally {
       // Leaving early: cancel the call. The CANCELLED status then arrives as an
       // 'error' event nobody listens to any more; swallow it.

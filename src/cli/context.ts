@@ -8,8 +8,10 @@ import { loadCliConfig, resolveNode, type CliConfig, type ResolvedNode } from ".
 import { parseServiceDef, readServiceDefFile } from "../servicedef/parse.js";
 import type { ServiceDef } from "../servicedef/types.js";
 import { McpError, errorMessage } from "../util/errors.js";
-import { connectNode, type AgentClient } from "./client.js";
+import { connectNode, type AgentClient, type CallOpts } from "./client.js";
 import { nodeReason, waitConnected, withNodeDeadline } from "./deadline.js";
+import { DEFAULT_CONNECT_TIMEOUT_MS, fanOutLimits } from "./limits.js";
+import { asOutcome, type StateChange } from "./outcome.js";
 
 export interface CliIO {
   out(text: string): void;
@@ -21,12 +23,10 @@ export const processIO: CliIO = {
   err: (text) => void process.stderr.write(text),
 };
 
-/**
- * How long fan-out commands (ps, list, status, node list/status) wait for each
- * node, connection and calls together; every other command waits this long
- * for the connection only (its calls keep their own deadlines). See deadline.ts.
- */
-export const NODE_TIMEOUT_MS = 5000;
+export interface CliOptions {
+  /** `--timeout`: overrides `[client] connect_timeout` and the default (limits.ts). */
+  connectTimeoutMs?: number | undefined;
+}
 
 export interface LoadedDefinition {
   def: ServiceDef;
@@ -46,7 +46,17 @@ export class CliContext {
   constructor(
     readonly configPath: string,
     readonly io: CliIO = processIO,
+    readonly options: CliOptions = {},
   ) {}
+
+  /** How long connecting to a node may take: `--timeout`, else the config, else 15 s. */
+  async connectTimeoutMs(): Promise<number> {
+    return (
+      this.options.connectTimeoutMs ??
+      (await this.config()).client.connectTimeoutMs ??
+      DEFAULT_CONNECT_TIMEOUT_MS
+    );
+  }
 
   /** The CLI config, read once. `allowMissing` gives an empty one (for `node add`). */
   config(opts: { allowMissing?: boolean } = {}): Promise<CliConfig> {
@@ -128,26 +138,52 @@ export class CliContext {
     return config.nodes.map((n) => resolveNode(config, n.name));
   }
 
-  /** Dials `node`, runs `fn`, and always closes the connection. */
+  /**
+   * Dials `node`, waits for the connection (at most the connect timeout: past
+   * it nothing was sent and the command fails), runs `fn`, and always closes
+   * the connection. `fn`'s calls keep their own deadlines.
+   */
   async withClient<T>(node: ResolvedNode, fn: (client: AgentClient) => Promise<T>): Promise<T> {
+    const connectMs = await this.connectTimeoutMs();
     const client = await connectNode(node);
     try {
-      await waitConnected(client, NODE_TIMEOUT_MS);
+      await waitConnected(client, connectMs);
       return await fn(client);
     } finally {
       client.close();
     }
   }
 
-  /** Runs `fn` against every node in parallel; a node that fails is reported, not fatal. */
+  /**
+   * withClient for a command that changes state: `fn` gets the call options
+   * carrying the change's deadline, and a deadline that passes becomes an
+   * OutcomeUnknownError (exit 3, "may still be running").
+   */
+  async changeState<T>(
+    node: ResolvedNode,
+    change: StateChange,
+    fn: (client: AgentClient, call: CallOpts) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await this.withClient(node, (client) => fn(client, { timeoutMs: change.deadlineMs }));
+    } catch (err) {
+      throw asOutcome(err, change);
+    }
+  }
+
+  /**
+   * Runs `fn` against every node in parallel, each within fanOutLimits of the
+   * connect timeout; a node that fails is reported, not fatal.
+   */
   async fanOut<T>(
     nodes: ResolvedNode[],
     fn: (client: AgentClient) => Promise<T>,
   ): Promise<NodeAnswer<T>[]> {
+    const limits = fanOutLimits(await this.connectTimeoutMs());
     return Promise.all(
       nodes.map(async (node): Promise<NodeAnswer<T>> => {
         try {
-          return { node, result: await withNodeDeadline(node, NODE_TIMEOUT_MS, fn) };
+          return { node, result: await withNodeDeadline(node, limits, fn) };
         } catch (err) {
           return { node, error: nodeReason(errorMessage(err), node.name) };
         }

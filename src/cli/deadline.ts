@@ -8,10 +8,12 @@
  * the 60 s unary deadline. So:
  *
  * - `waitConnected` bounds the connection phase (TCP + TLS + HTTP/2) of every
- *   command; a connection that fails outright (refused, bad certificate)
- *   returns at once and the call then reports grpc's reason;
+ *   command by the connect timeout (`--timeout`, `[client] connect_timeout`,
+ *   15 s by default); a connection that fails outright (refused, bad
+ *   certificate) returns at once and the call then reports grpc's reason;
  * - `withNodeDeadline` bounds the whole exchange of a fan-out command
- *   (reading the node's files, connecting, every call) by one deadline.
+ *   (reading the node's files, connecting, every call) by one deadline, and
+ *   its connection phase by the connect timeout.
  *
  * grpc-js does not abort its own pending TCP connect / TLS handshake when a
  * channel is closed (1.14: `Http2SubchannelConnector.shutdown` only closes an
@@ -22,21 +24,16 @@ import { connectivityState } from "@grpc/grpc-js";
 import type { ResolvedNode } from "../config/cli.js";
 import { McpError } from "../util/errors.js";
 import { connectNode, type AgentClient, type CallOpts } from "./client.js";
+import { DEFAULT_CALL_TIMEOUT_MS, formatLimit } from "./limits.js";
 
-/** The unary deadline the client uses when a call names none (client.ts). */
-const DEFAULT_CALL_TIMEOUT_MS = 60_000;
+export { formatLimit };
+
 /**
  * Connecting and calls inside `withNodeDeadline` end this long after the
  * shared deadline, so the deadline's own one-line reason wins over grpc's
  * DEADLINE_EXCEEDED text.
  */
 const CALL_GRACE_MS = 250;
-
-/** `5 s`, `1.5 s`, `250 ms`: how a limit reads in a message. */
-export function formatLimit(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  return `${Math.round(ms / 100) / 10} s`;
-}
 
 /**
  * The timeout for one call that must end by `deadline` (epoch ms): what the
@@ -118,18 +115,28 @@ export function boundedClient(client: AgentClient, deadline: number): AgentClien
   };
 }
 
+/** A fan-out's limits for one node: the connection phase, and everything together. */
+export interface NodeLimits {
+  connectMs: number;
+  totalMs: number;
+}
+
 /**
  * Dials `node` and runs `fn` with everything (the node's CA and token files,
- * the connection, every call `fn` makes) bounded by `timeoutMs` from now.
- * Past it, rejects with `node NAME (ADDRESS) did not answer within …` and
- * closes the connection; the client is always closed.
+ * the connection, every call `fn` makes) bounded by `totalMs` from now, and
+ * the connection phase by `connectMs` (a number: both the same).
+ * Past either, rejects with `node NAME (ADDRESS) did not answer within …`
+ * (naming the limit that passed) and closes the connection; the client is
+ * always closed.
  */
 export async function withNodeDeadline<T>(
   node: ResolvedNode,
-  timeoutMs: number,
+  limits: number | NodeLimits,
   fn: (client: AgentClient) => Promise<T>,
   connect: (node: ResolvedNode) => Promise<AgentClient> = connectNode,
 ): Promise<T> {
+  const { connectMs, totalMs: timeoutMs } =
+    typeof limits === "number" ? { connectMs: limits, totalMs: limits } : limits;
   const deadline = Date.now() + timeoutMs;
   let timer: NodeJS.Timeout | undefined;
   let client: AgentClient | undefined;
@@ -145,8 +152,10 @@ export async function withNodeDeadline<T>(
     client = dialled;
     // Past the deadline already (slow file system): nobody closes it but us.
     if (finished) dialled.close();
-    // The grace lets the shared deadline below fire first, with the full limit in its message.
-    await waitConnected(dialled, deadline - Date.now() + CALL_GRACE_MS);
+    // The grace lets the shared deadline fire first, with the full limit in
+    // its message, when the connect limit is not the shorter one.
+    const left = deadline - Date.now() + CALL_GRACE_MS;
+    await waitConnected(dialled, connectMs < left ? connectMs : left);
     return fn(boundedClient(dialled, deadline));
   };
   try {

@@ -1,12 +1,17 @@
 /**
  * The `mcp` command tree. Each action builds a CliContext and calls the
- * command's function; failures print one line (`mcp: <reason>`) and exit 1.
+ * command's function; failures print one line (`mcp: <reason>`) and exit 1,
+ * or 3 when a state change's deadline passed and its outcome is unknown
+ * (outcome.ts).
  */
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import { Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
 import { defaultCliConfigPath } from "../config/cli.js";
+import { parseDuration } from "../config/duration.js";
 import { ValidationError, errorMessage } from "../util/errors.js";
 import { VERSION } from "../version.js";
 import { CliContext, processIO, type CliIO } from "./context.js";
+import { STATE_CHANGE_DEADLINE_MS, formatLimit, type StateChangeVerb } from "./limits.js";
+import { exitCodeFor } from "./outcome.js";
 import { deployCommand, undeployCommand } from "./commands/deploy.js";
 import { lifecycleCommand } from "./commands/lifecycle.js";
 import { adoptCommand } from "./commands/adopt.js";
@@ -34,18 +39,40 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
+/** A `--timeout` / `--deadline` value: a duration above zero ("15s", "2m", "500ms"), in ms. */
+export function parseDurationOption(text: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  if (ms <= 0) throw new InvalidArgumentError("expected a duration above zero");
+  return ms;
+}
+
+const DEADLINE_HELP = (verb: StateChangeVerb) =>
+  `how long to wait for the agent to finish (default ${formatLimit(STATE_CHANGE_DEADLINE_MS[verb])}); past it, exit 3: it may still be running`;
+
 export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
   const program = new Command()
     .name("mcp")
     .description("Deploy and watch containers on your nodes through their mcp-agent.")
     .version(VERSION)
     .option("--config <file>", "CLI config file (default: $MCP_CONFIG or ~/.config/mcp/mcp.toml)")
+    .option(
+      "--timeout <duration>",
+      "how long connecting to an agent may take (default: [client] connect_timeout, else 15s)",
+      parseDurationOption,
+    )
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
 
   const context = (): CliContext =>
-    new CliContext(program.opts().config ?? process.env.MCP_CONFIG ?? defaultCliConfigPath(), io);
+    new CliContext(program.opts().config ?? process.env.MCP_CONFIG ?? defaultCliConfigPath(), io, {
+      connectTimeoutMs: program.opts().timeout,
+    });
   const run =
     <A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number>) =>
     async (...args: A): Promise<void> => {
@@ -60,6 +87,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       "-f, --file <file>",
       "use this definition file instead of <services dir>/<service>.toml",
     )
+    .option("--deadline <duration>", DEADLINE_HELP("deploy"), parseDurationOption)
     .action(run((ctx, target, opts) => deployCommand(ctx, target, opts)));
 
   program
@@ -67,6 +95,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .description("remove a service's containers and release its ports (keeps its record)")
     .argument("<service>")
     .option("-n, --node <node>", "node to ask when the definition file is gone")
+    .option("--deadline <duration>", DEADLINE_HELP("undeploy"), parseDurationOption)
     .action(run((ctx, service, opts) => undeployCommand(ctx, service, opts)));
 
   for (const verb of ["stop", "start", "restart"] as const) {
@@ -78,7 +107,8 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
           : `${verb} a service (sets active = ${verb === "start"} in its definition file)`,
       )
       .argument("<service>")
-      .action(run((ctx, service) => lifecycleCommand(ctx, verb, service)));
+      .option("--deadline <duration>", DEADLINE_HELP(verb), parseDurationOption)
+      .action(run((ctx, service, opts) => lifecycleCommand(ctx, verb, service, opts)));
   }
 
   program
@@ -182,6 +212,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       "--dry-run",
       "only show what would change; exit 0 = nothing, 1 = something would change, 2 = error",
     )
+    .option("--deadline <duration>", DEADLINE_HELP("sync"), parseDurationOption)
     // Usage errors exit 2 like every other sync failure, so scripts can tell them from "changes".
     .exitOverride((err) => {
       throw err.exitCode === 0 ? err : new CommanderError(2, err.code, err.message);
@@ -193,6 +224,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .description("take a service's existing containers (by label, else by name) into the registry")
     .argument("<service>")
     .option("-n, --node <node>", "node where the containers run (needed without a definition)")
+    .option("--deadline <duration>", DEADLINE_HELP("adopt"), parseDurationOption)
     .action(run((ctx, service, opts) => adoptCommand(ctx, service, opts)));
 
   program
@@ -201,6 +233,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .argument("[target]", "<service> or <service>/<component> (default: everything)")
     .option("--dry-run", "only show what would be purged")
     .option("-n, --node <node>", "ask only this node (default: every node)")
+    .option("--deadline <duration>", DEADLINE_HELP("purge"), parseDurationOption)
     .action(run((ctx, target, opts) => purgeCommand(ctx, target, opts)));
 
   const service = program
@@ -251,6 +284,6 @@ export async function runCli(argv: string[], io: CliIO = processIO): Promise<num
     // Definition problems are several lines (one per problem); anything else is one.
     const text = err instanceof ValidationError ? err.message : errorMessage(err).split("\n")[0];
     io.err(`mcp: ${text}\n`);
-    return 1;
+    return exitCodeFor(err);
   }
 }

@@ -20,6 +20,7 @@ import {
   parseSize,
   type Limits,
 } from "../servicedef/limits.js";
+import { DEFAULT_TRANSPORT_LIMITS } from "../protocol/limits.js";
 import { parseHostPort } from "./address.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { parseToml, readTextFile, resolvePath, throwProblems } from "./files.js";
@@ -54,6 +55,11 @@ export interface AgentConfig {
     tlsKey: string;
     /** The CA that issued tlsCert; informational for the agent (the CLI pins it). */
     caCert?: string | undefined;
+    /**
+     * A connection that has not made an authenticated call this long after
+     * TCP accept (TLS handshake included) is closed. See src/agent/transport.ts.
+     */
+    firstRequestTimeoutMs: number;
   };
   database: { path: string };
   auth: { tokensFile: string };
@@ -101,7 +107,7 @@ const NODE_NAME_EXPECTED = "a lower-case DNS label (a-z, 0-9, '-', '.'), at most
 /** The keys each section may hold; [agent], [server], [database] and [auth] are required. */
 const KEYS = {
   agent: ["node_name", "data_root", "allow_latest"],
-  server: ["listen", "tls_cert", "tls_key", "ca_cert"],
+  server: ["listen", "tls_cert", "tls_key", "ca_cert", "first_request_timeout"],
   database: ["path"],
   auth: ["tokens_file"],
   ports: ["range", "reserved", "exclude_ephemeral", "bind_addresses"],
@@ -156,6 +162,9 @@ export function agentConfigFromObject(data: unknown, baseDir: string, file: stri
       tlsCert: server("tls_cert", path, true) ?? "",
       tlsKey: server("tls_key", path, true) ?? "",
       caCert: server("ca_cert", path),
+      firstRequestTimeoutMs:
+        server("first_request_timeout", duration(true)) ??
+        DEFAULT_TRANSPORT_LIMITS.firstRequestTimeoutMs,
     },
     database: { path: database("path", path, true) ?? "" },
     auth: { tokensFile: auth("tokens_file", path, true) ?? "" },
@@ -356,6 +365,7 @@ export function renderAgentConfig(cfg: AgentConfig): string {
     tls_key: cfg.server.tlsKey,
   };
   if (cfg.server.caCert !== undefined) server.ca_cert = cfg.server.caCert;
+  server.first_request_timeout = formatDuration(cfg.server.firstRequestTimeoutMs);
   const body = stringify({
     agent: {
       node_name: cfg.agent.nodeName,

@@ -10,6 +10,8 @@
  * ca_cert = "ca.pem"            # shared default CA for every node
  * [auth]
  * token_path = "token"          # shared default bearer token file
+ * [client]
+ * connect_timeout = "15s"       # connecting to an agent; --timeout overrides it
  * [[nodes]]
  * name = "rift"
  * address = "100.95.252.120:9444"
@@ -23,6 +25,7 @@ import { stringify } from "smol-toml";
 import { defined, TableChecker, type Parse } from "../util/checker.js";
 import { McpError } from "../util/errors.js";
 import { parseHostPort } from "./address.js";
+import { formatDuration, parseDuration } from "./duration.js";
 import { parseToml, readTextFile, resolvePath, throwProblems, writeFileAtomic } from "./files.js";
 
 export interface CliNode {
@@ -37,6 +40,8 @@ export interface CliConfig {
   services: { dir: string };
   tls: { caCert?: string | undefined };
   auth: { tokenPath?: string | undefined };
+  /** Unset: the built-in default (src/cli/limits.ts). */
+  client: { connectTimeoutMs?: number | undefined };
   nodes: CliNode[];
 }
 
@@ -95,10 +100,17 @@ function cliConfigFromObject(data: unknown, base: string, file: string): CliConf
     };
   };
 
-  const root = c.strictTable(["services", "tls", "auth", "nodes"])(data, "");
+  const root = c.strictTable(["services", "tls", "auth", "client", "nodes"])(data, "");
   const dir = c.section(root, "", "services", ["dir"])("dir", path);
   const caCert = c.section(root, "", "tls", ["ca_cert"])("ca_cert", path);
   const tokenPath = c.section(root, "", "auth", ["token_path"])("token_path", path);
+  const connectTimeoutMs = c.section(root, "", "client", ["connect_timeout"])(
+    "connect_timeout",
+    (v, p) => {
+      const ms = c.parsing(parseDuration, 'a duration such as "15s"')(v, p);
+      return ms === 0 ? c.expected(p, "a duration above zero", v) : ms;
+    },
+  );
   const nodes = c.field(root, "", "nodes", c.list(node, "an array of tables ([[nodes]])")) ?? [];
   const seen = new Map<string, number>();
   nodes.forEach((n, i) => {
@@ -111,6 +123,7 @@ function cliConfigFromObject(data: unknown, base: string, file: string): CliConf
     services: { dir: dir ?? resolvePath(base, "services") },
     tls: { caCert },
     auth: { tokenPath },
+    client: { connectTimeoutMs },
     nodes: defined(nodes),
   };
   throwProblems(file, c);
@@ -127,6 +140,7 @@ export function emptyCliConfig(path: string): CliConfig {
     services: { dir: join(dirname(resolve(path)), "services") },
     tls: {},
     auth: {},
+    client: {},
     nodes: [],
   };
 }
@@ -160,6 +174,9 @@ export function renderCliConfig(cfg: CliConfig): string {
     services: { dir: cfg.services.dir },
     tls: opt("ca_cert", cfg.tls.caCert),
     auth: opt("token_path", cfg.auth.tokenPath),
+    ...(cfg.client.connectTimeoutMs === undefined
+      ? {}
+      : { client: { connect_timeout: formatDuration(cfg.client.connectTimeoutMs) } }),
     nodes: cfg.nodes.map((n) => ({
       name: n.name,
       address: n.address,

@@ -12,7 +12,8 @@ export type McpErrorCode =
   | "step_failed" // a deploy/lifecycle step failed (see StepError)
   | "runtime" // podman failed
   | "ports_exhausted" // the allocator found no free port
-  | "unavailable" // a node did not answer
+  | "unavailable" // a node could not be reached, or did not answer while connecting
+  | "timed_out" // a call's deadline passed before its answer: what it asked for may still be happening
   | "internal";
 
 export class McpError extends Error {

@@ -11,6 +11,7 @@ import { initAgentDir, type InitOptions, type InitResult } from "../../src/agent
 import { startAgentServer, type AgentServer } from "../../src/agent/server.js";
 import { FileTokenStore } from "../../src/auth/tokens.js";
 import type { McpAgentServiceServer } from "../../src/gen/mcp/v1/mcp.js";
+import type { TransportLimits } from "../../src/protocol/limits.js";
 import type { Logger } from "../../src/util/log.js";
 
 /** A port that was free a moment ago (the agent config needs a concrete one). */
@@ -55,6 +56,8 @@ export async function startTestAgent(opts: {
   node?: string;
   logger?: Logger;
   init?: Partial<InitOptions>;
+  /** Transport limits for the server (defaults: src/protocol/limits.ts). */
+  limits?: Partial<TransportLimits>;
 }): Promise<TestAgent> {
   const dir = await tempDir();
   const port = await freePort();
@@ -74,6 +77,7 @@ export async function startTestAgent(opts: {
     impl: opts.impl,
     validator: await FileTokenStore.open(init.tokensFile),
     logger: opts.logger ?? pino({ level: "silent" }),
+    ...(opts.limits ? { limits: opts.limits } : {}),
   });
   return {
     init,

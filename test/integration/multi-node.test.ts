@@ -243,7 +243,8 @@ describe("several nodes driven by one CLI", { timeout: 120_000 }, () => {
     process.kill(pid, "SIGSTOP");
     try {
       const start = Date.now();
-      const run = await mcp("ps");
+      // 5 s to connect (the default is 15 s), 10 s per node in all.
+      const run = await mcp("--timeout", "5s", "ps");
       const elapsed = Date.now() - start;
       assert.equal(run.code, 1, `ps: ${run.stdout}${run.stderr}`);
       assert.deepEqual(psRows(run.stdout), [`mn-a web ${N1} running`]);

@@ -111,6 +111,7 @@ describe("agent config", () => {
         tlsCert: join(base, "certs/cert.pem"),
         tlsKey: "/etc/mcp/key.pem",
         caCert: undefined,
+        firstRequestTimeoutMs: 20_000,
       },
       database: { path: join(base, "mcp.db") },
       auth: { tokensFile: join(base, "tokens.toml") },
@@ -187,6 +188,7 @@ colour = "blue"
 [server]
 listen = "localhost"
 tls_cert = "c.pem"
+first_request_timeout = "0s"
 [database]
 path = "x.db"
 [auth]
@@ -220,6 +222,7 @@ level = "loud"
       "ports.reserved[0]",
       "ports.reserved[1]",
       "ports.reserved[2]",
+      "server.first_request_timeout",
       "server.listen",
       "server.tls_key",
     ]);
@@ -230,6 +233,29 @@ level = "loud"
     assert.match(byPath.get("monitor.interval") ?? "", /invalid duration "30"/);
     assert.match(byPath.get("ports.range") ?? "", /min must be below max/);
     assert.match(byPath.get("server.listen") ?? "", /expected host:port/);
+    assert.equal(
+      byPath.get("server.first_request_timeout"),
+      'expected a duration above zero, got "0s"',
+    );
+  });
+
+  test("[server] first_request_timeout: a duration, 20s by default, rendered explicitly", async () => {
+    const file = await write(
+      "frt.toml",
+      MINIMAL.replace("[server]\n", '[server]\nfirst_request_timeout = "1.5s"\n'),
+    );
+    const cfg = await loadAgentConfig(file);
+    assert.equal(cfg.server.firstRequestTimeoutMs, 1500);
+    assert.match(renderAgentConfig(cfg), /^first_request_timeout = "1s500ms"$/m);
+    const bad = await write(
+      "frt-bad.toml",
+      MINIMAL.replace("[server]\n", "[server]\nfirst_request_timeout = 20\n"),
+    );
+    const got = await problems(loadAgentConfig(bad));
+    assert.deepEqual(
+      got.map((p) => p.path),
+      ["server.first_request_timeout"],
+    );
   });
 
   test("the error message lists file: path: message lines", async () => {
@@ -284,6 +310,7 @@ level = "loud"
     );
     const text = renderAgentConfig(cfg);
     for (const key of [
+      "first_request_timeout",
       "allow_latest",
       "exclude_ephemeral",
       "bind_addresses",
@@ -352,6 +379,7 @@ token_path = "svc-token"
       services: { dir: "/s" },
       tls: {},
       auth: { tokenPath: "/t" },
+      client: {},
       nodes: [
         { name: "a", address: "a:1" },
         { name: "b", address: "b:1", caCert: "/ca" },
@@ -415,7 +443,12 @@ address = "c:1"
     const one = addNode(start, { name: "rift", address: "127.0.0.1:9444" });
     assert.equal(start.nodes.length, 0, "input untouched");
     const two = addNode(
-      { ...one, tls: { caCert: "/ca.pem" }, auth: { tokenPath: "/token" } },
+      {
+        ...one,
+        tls: { caCert: "/ca.pem" },
+        auth: { tokenPath: "/token" },
+        client: { connectTimeoutMs: 7500 },
+      },
       {
         name: "svc",
         address: "svc.lan:9555",
@@ -443,6 +476,37 @@ address = "c:1"
         { name: "svc", address: "svc.lan:9555", caCert: undefined, tokenPath: "/svc-token" },
       ],
     });
-    assert.match(await readFile(file, "utf8"), /\[\[nodes\]\]\nname = "svc"/);
+    const text = await readFile(file, "utf8");
+    assert.match(text, /\[\[nodes\]\]\nname = "svc"/);
+    assert.match(text, /^\[client\]\nconnect_timeout = "7s500ms"$/m);
+    // Unset, it is not written at all (the built-in default applies).
+    await saveCliConfig(file, one);
+    assert.doesNotMatch(await readFile(file, "utf8"), /client|connect_timeout/);
+  });
+
+  test("[client] connect_timeout: a duration above zero; unset when absent", async () => {
+    const good = await write(
+      "cli-client.toml",
+      '[client]\nconnect_timeout = "30s"\n[[nodes]]\nname = "a"\naddress = "a:1"\n',
+    );
+    assert.deepEqual((await loadCliConfig(good)).client, { connectTimeoutMs: 30_000 });
+    const none = await write("cli-noclient.toml", '[[nodes]]\nname = "a"\naddress = "a:1"\n');
+    assert.equal((await loadCliConfig(none)).client.connectTimeoutMs, undefined);
+    for (const [value, message] of [
+      ['"0s"', 'expected a duration above zero, got "0s"'],
+      ['"soon"', 'invalid duration "soon"'],
+      ["15", "expected a duration"],
+    ] as const) {
+      const bad = await write("cli-client-bad.toml", `[client]\nconnect_timeout = ${value}\n`);
+      const got = await problems(loadCliConfig(bad));
+      assert.equal(got.length, 1, value);
+      assert.equal(got[0]?.path, "client.connect_timeout");
+      assert.ok(got[0]?.message.includes(message), `${value}: ${got[0]?.message}`);
+    }
+    const unknown = await write("cli-client-key.toml", "[client]\nretries = 3\n");
+    assert.deepEqual(
+      (await problems(loadCliConfig(unknown))).map((p) => `${p.path}: ${p.message}`),
+      ["client.retries: unknown key"],
+    );
   });
 });

@@ -312,6 +312,39 @@ describe("time limits against real sockets", { timeout: 30_000 }, () => {
     slowMs = 0;
   });
 
+  test("withNodeDeadline: the connect limit and the whole-exchange limit are separate", async () => {
+    let start = Date.now();
+    await assert.rejects(
+      withNodeDeadline(node(`127.0.0.1:${hungPort}`), { connectMs: 300, totalMs: 3000 }, (c) =>
+        c.call("nodeStatus", {}),
+      ),
+      (err: unknown) =>
+        err instanceof McpError &&
+        err.message === `node n-test (127.0.0.1:${hungPort}) did not answer within 300 ms`,
+    );
+    let elapsed = Date.now() - start;
+    assert.ok(elapsed >= 250 && elapsed < 1500, `hung agent: took ${elapsed} ms`);
+
+    // A call slower than the connect limit but within the total is answered.
+    slowMs = 600;
+    const res = await withNodeDeadline(
+      node(agent.address),
+      { connectMs: 300, totalMs: 3000 },
+      (c) => c.call("nodeStatus", {}),
+    );
+    assert.equal(res.nodeName, "n-test");
+    start = Date.now();
+    await assert.rejects(
+      withNodeDeadline(node(agent.address), { connectMs: 300, totalMs: 450 }, (c) =>
+        c.call("nodeStatus", {}),
+      ),
+      /did not answer within 450 ms$/,
+    );
+    elapsed = Date.now() - start;
+    assert.ok(elapsed >= 400 && elapsed < 1200, `slow answer: took ${elapsed} ms`);
+    slowMs = 0;
+  });
+
   test("withNodeDeadline: a missing token file is reported, not waited for", async () => {
     await assert.rejects(
       withNodeDeadline({ ...node(agent.address), tokenPath: "/nonexistent/token" }, 2000, (c) =>

@@ -6,7 +6,8 @@
  */
 import type { AdoptResult } from "../../gen/mcp/v1/mcp.js";
 import type { CliContext } from "../context.js";
-import { nodeOfService } from "./deploy.js";
+import type { StateChange } from "../outcome.js";
+import { deadlineFor, nodeOfService } from "./deploy.js";
 
 /** One line per container: `  ad1-web → web: adopted` / `: skipped: …` / `: error: …`. Pure. */
 export function formatAdoptResults(results: AdoptResult[]): string {
@@ -22,11 +23,16 @@ export function formatAdoptResults(results: AdoptResult[]): string {
 export async function adoptCommand(
   ctx: CliContext,
   service: string,
-  opts: { node?: string },
+  opts: { node?: string; deadline?: number },
 ): Promise<number> {
   const node = await nodeOfService(ctx, service, opts.node);
-  const response = await ctx.withClient(node, (client) =>
-    client.call("adoptContainers", { service }),
+  const change: StateChange = {
+    verb: "adopt",
+    target: service,
+    deadlineMs: deadlineFor("adopt", opts),
+  };
+  const response = await ctx.changeState(node, change, (client, call) =>
+    client.call("adoptContainers", { service }, call),
   );
   ctx.io.out(`node ${node.name}:\n${formatAdoptResults(response.results)}`);
   return response.results.every((r) => r.success) ? 0 : 1;

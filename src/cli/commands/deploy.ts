@@ -4,6 +4,8 @@ import type { ComponentResult } from "../../gen/mcp/v1/mcp.js";
 import { toServiceSpec } from "../../servicedef/spec.js";
 import { McpError } from "../../util/errors.js";
 import type { CliContext } from "../context.js";
+import { STATE_CHANGE_DEADLINE_MS, type StateChangeVerb } from "../limits.js";
+import type { StateChange } from "../outcome.js";
 
 /** Splits `service/component`. */
 export function parseTarget(target: string): { service: string; component: string } {
@@ -33,10 +35,15 @@ export function formatResults(results: ComponentResult[], done = "ok"): string {
     .join("");
 }
 
+/** `--deadline` of the state-changing commands, else the verb's default (limits.ts). */
+export function deadlineFor(verb: StateChangeVerb, opts: { deadline?: number }): number {
+  return opts.deadline ?? STATE_CHANGE_DEADLINE_MS[verb];
+}
+
 export async function deployCommand(
   ctx: CliContext,
   target: string | undefined,
-  opts: { file?: string },
+  opts: { file?: string; deadline?: number },
 ): Promise<number> {
   const { service, component } = target
     ? parseTarget(target)
@@ -50,8 +57,13 @@ export async function deployCommand(
     );
   }
   const node = await ctx.nodeOf(loaded);
-  const response = await ctx.withClient(node, (client) =>
-    client.call("deploy", { service: toServiceSpec(def), component }),
+  const change: StateChange = {
+    verb: "deploy",
+    target: component ? `${def.name}/${component}` : def.name,
+    deadlineMs: deadlineFor("deploy", opts),
+  };
+  const response = await ctx.changeState(node, change, (client, call) =>
+    client.call("deploy", { service: toServiceSpec(def), component }, call),
   );
   ctx.io.out(formatResults(response.results));
   return response.results.every((r) => r.success) ? 0 : 1;
@@ -87,11 +99,16 @@ export async function nodeOfService(
 export async function undeployCommand(
   ctx: CliContext,
   service: string,
-  opts: { node?: string },
+  opts: { node?: string; deadline?: number },
 ): Promise<number> {
   const node = await nodeOfService(ctx, service, opts.node);
-  const response = await ctx.withClient(node, (client) =>
-    client.call("undeployService", { name: service }),
+  const change: StateChange = {
+    verb: "undeploy",
+    target: service,
+    deadlineMs: deadlineFor("undeploy", opts),
+  };
+  const response = await ctx.changeState(node, change, (client, call) =>
+    client.call("undeployService", { name: service }, call),
   );
   ctx.io.out(formatResults(response.results, "undeployed"));
   return response.results.every((r) => r.success) ? 0 : 1;

@@ -7,7 +7,8 @@ import { writeFile } from "node:fs/promises";
 import { setActiveInText } from "../../servicedef/active.js";
 import { errorMessage } from "../../util/errors.js";
 import type { CliContext } from "../context.js";
-import { formatResults } from "./deploy.js";
+import { EXIT, OutcomeUnknownError } from "../outcome.js";
+import { deadlineFor, formatResults } from "./deploy.js";
 
 type Verb = "stop" | "start" | "restart";
 
@@ -18,6 +19,7 @@ export async function lifecycleCommand(
   ctx: CliContext,
   verb: Verb,
   service: string,
+  opts: { deadline?: number } = {},
 ): Promise<number> {
   const loaded = await ctx.loadDefinition(service);
   // Before the file changes: a definition naming an unknown node is not edited.
@@ -28,18 +30,23 @@ export async function lifecycleCommand(
       await writeFile(loaded.file, setActiveInText(loaded.text, active));
     }
   }
+  const change = { verb, target: service, deadlineMs: deadlineFor(verb, opts) };
   try {
-    const response = await ctx.withClient(node, (client) =>
-      client.call(RPC[verb], { name: service }),
+    const response = await ctx.changeState(node, change, (client, call) =>
+      client.call(RPC[verb], { name: service }, call),
     );
     ctx.io.out(formatResults(response.results, DONE[verb]));
     return response.results.every((r) => r.success) ? 0 : 1;
   } catch (err) {
     if (verb === "restart") throw err;
-    // The intent is recorded locally even though the agent did not act on it.
+    // The intent is recorded locally even though the agent did not (or not yet) act on it.
+    if (err instanceof OutcomeUnknownError) {
+      ctx.io.err(`mcp: ${loaded.file} now says active = ${verb === "start"}; ${err.message}\n`);
+      return EXIT.unknown;
+    }
     ctx.io.err(
       `mcp: ${loaded.file} now says active = ${verb === "start"}, but node ${node.name} did not ${verb} it: ${errorMessage(err)}\n`,
     );
-    return 1;
+    return EXIT.failed;
   }
 }

@@ -17,13 +17,17 @@
  * Exit: with a service or component named, 0 only if everything in scope
  * was purged (or would be, with --dry-run); `mcp purge` alone is a sweep and
  * exits 0 whatever it kept. A node that does not answer, or an invalid
- * definition, exits 1.
+ * definition, exits 1. A node whose answer did not come before the deadline
+ * (`--deadline`, 2 min; not a dry run), with nothing else wrong, exits 3: the
+ * purge may still be running there.
  */
 import type { PurgeResult } from "../../gen/mcp/v1/mcp.js";
 import type { ResolvedNode } from "../../config/cli.js";
 import { McpError, errorMessage } from "../../util/errors.js";
+import type { AgentClient, CallOpts } from "../client.js";
 import type { CliContext, LoadedDefinition } from "../context.js";
-import { parseTarget } from "./deploy.js";
+import { EXIT, OutcomeUnknownError, type StateChange } from "../outcome.js";
+import { deadlineFor, parseTarget } from "./deploy.js";
 import { loadAllDefinitions, nodeError } from "./sync.js";
 
 /** `service/component` keys of the definitions placed on `node`. Pure. */
@@ -49,10 +53,11 @@ export function formatPurgeResults(node: string, results: PurgeResult[], dryRun:
 export async function purgeCommand(
   ctx: CliContext,
   target: string | undefined,
-  opts: { dryRun?: boolean; node?: string },
+  opts: { dryRun?: boolean; node?: string; deadline?: number },
 ): Promise<number> {
   const { service, component } = target ? parseTarget(target) : { service: "", component: "" };
   const dryRun = opts.dryRun ?? false;
+  const change: StateChange = { verb: "purge", target, deadlineMs: deadlineFor("purge", opts) };
   const all = await loadAllDefinitions(ctx);
   if (all.problems.length > 0) {
     for (const p of all.problems) ctx.io.err(`mcp: ${p}\n`);
@@ -64,17 +69,25 @@ export async function purgeCommand(
   const nodes: ResolvedNode[] = opts.node ? [await ctx.node(opts.node)] : await ctx.allNodes();
   const answers = await Promise.all(
     nodes.map(async (node) => {
-      try {
-        const res = await ctx.withClient(node, (client) =>
-          client.call("purgeComponent", {
+      const purge = (client: AgentClient, call: CallOpts) =>
+        client.call(
+          "purgeComponent",
+          {
             service,
             component,
             dryRun,
             definedComponents: definedComponents(all.definitions, node.name),
-          }),
+          },
+          call,
         );
+      try {
+        // A dry run changes nothing: its deadline passing is a plain failure.
+        const res = dryRun
+          ? await ctx.withClient(node, (client) => purge(client, { timeoutMs: change.deadlineMs }))
+          : await ctx.changeState(node, change, purge);
         return { node, results: res.results };
       } catch (err) {
+        if (err instanceof OutcomeUnknownError) return { node, outcomeUnknown: err.message };
         const unknown = err instanceof McpError && err.code === "not_found";
         return { node, error: errorMessage(err), unknown };
       }
@@ -82,9 +95,13 @@ export async function purgeCommand(
   );
 
   let failed = false;
+  let stillRunning = false;
   let notPurged = 0;
   for (const a of answers) {
-    if (a.results) {
+    if (a.outcomeUnknown !== undefined) {
+      stillRunning = true;
+      ctx.io.err(`mcp: ${a.outcomeUnknown}\n`);
+    } else if (a.results) {
       ctx.io.out(formatPurgeResults(a.node.name, a.results, dryRun));
       notPurged += a.results.filter((r) => !r.purged).length;
     } else if (!(a.unknown && service && nodes.length > 1)) {
@@ -94,13 +111,14 @@ export async function purgeCommand(
     }
   }
   const found = answers.some((a) => a.results);
-  if (service && !found && !failed) {
+  if (service && !found && !failed && !stillRunning) {
     const what = component ? `${service}/${component}` : service;
     throw new McpError(
       "not_found",
       `unknown ${component ? "component" : "service"} "${what}" on every node`,
     );
   }
-  if (failed) return 1;
-  return service && notPurged > 0 ? 1 : 0;
+  if (failed) return EXIT.failed;
+  if (stillRunning) return EXIT.unknown;
+  return service && notPurged > 0 ? EXIT.failed : EXIT.ok;
 }

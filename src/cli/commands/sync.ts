@@ -6,8 +6,10 @@
  *
  * Exit codes, for scripts: 0 = done / nothing would change, 1 = (dry run)
  * something would change, 2 = error (a bad definition file, an unknown node,
- * a node that did not answer). Definitions are all read and checked first;
- * if any is bad, every problem is printed and nothing is pushed.
+ * a node that could not be reached), 3 = no error, but a node did not answer
+ * before the deadline (`--deadline`, 2 min): the sync may still be running
+ * there. Definitions are all read and checked first; if any is bad, every
+ * problem is printed and nothing is pushed.
  */
 import { readdir } from "node:fs/promises";
 import path from "node:path";
@@ -16,10 +18,13 @@ import type { ResolvedNode } from "../../config/cli.js";
 import { parseServiceDef, readServiceDefFile } from "../../servicedef/parse.js";
 import { toServiceSpec } from "../../servicedef/spec.js";
 import { McpError, ValidationError, errorMessage } from "../../util/errors.js";
+import type { AgentClient, CallOpts } from "../client.js";
 import type { CliContext, LoadedDefinition } from "../context.js";
+import { EXIT, OutcomeUnknownError } from "../outcome.js";
+import { deadlineFor } from "./deploy.js";
 
 /** Exit codes of `mcp sync`. */
-export const SYNC_EXIT = { ok: 0, changes: 1, error: 2 } as const;
+export const SYNC_EXIT = { ok: 0, changes: 1, error: 2, unknown: EXIT.unknown } as const;
 
 export interface AllDefinitions {
   dir: string;
@@ -115,8 +120,12 @@ export function nodeError(node: string, lines: string[]): string {
     .join("");
 }
 
-export async function syncCommand(ctx: CliContext, opts: { dryRun?: boolean }): Promise<number> {
+export async function syncCommand(
+  ctx: CliContext,
+  opts: { dryRun?: boolean; deadline?: number },
+): Promise<number> {
   const dryRun = opts.dryRun ?? false;
+  const deadlineMs = deadlineFor("sync", opts);
   try {
     const all = await loadAllDefinitions(ctx);
     const { groups, problems } = await groupByNode(ctx, all.definitions);
@@ -133,19 +142,29 @@ export async function syncCommand(ctx: CliContext, opts: { dryRun?: boolean }): 
     const answers = await Promise.all(
       groups.map(async ({ node, defs }) => {
         const services: ServiceSpec[] = defs.map((d) => toServiceSpec(d.def));
+        const push = (client: AgentClient, call: CallOpts) =>
+          client.call("syncDesiredState", { services, dryRun }, call);
         try {
-          const res = await ctx.withClient(node, (client) =>
-            client.call("syncDesiredState", { services, dryRun }),
-          );
+          // A dry run changes nothing: its deadline passing is a plain failure.
+          const res = dryRun
+            ? await ctx.withClient(node, (client) => push(client, { timeoutMs: deadlineMs }))
+            : await ctx.changeState(node, { verb: "sync", deadlineMs }, push);
           return { node, results: res.results };
         } catch (err) {
+          if (err instanceof OutcomeUnknownError) return { node, unknown: err.message };
           return { node, error: errorMessage(err).split("\n") };
         }
       }),
     );
     let failed = false;
+    let unknown = false;
     let changed = 0;
     for (const a of answers) {
+      if (a.unknown !== undefined) {
+        unknown = true;
+        ctx.io.err(`mcp: ${a.unknown}\n`);
+        continue;
+      }
       if (a.error) {
         failed = true;
         ctx.io.err(nodeError(a.node.name, a.error));
@@ -155,6 +174,7 @@ export async function syncCommand(ctx: CliContext, opts: { dryRun?: boolean }): 
       changed += a.results.filter((r) => r.changed).length;
     }
     if (failed) return SYNC_EXIT.error;
+    if (unknown) return SYNC_EXIT.unknown;
     if (dryRun) {
       ctx.io.out(
         changed === 0
