@@ -20,6 +20,8 @@ export const MCP_BIN = path.join(ROOT, "dist/mcp.mjs");
 export const AGENT_BIN = path.join(ROOT, "dist/bin/mcp-agent.js");
 export const EXAMPLES_DIR = path.join(ROOT, "examples");
 export const TEST_IMAGE = "localhost/mcp-httpenv:v1";
+/** How long an agent may take to say it is ready (recovery runs first). */
+const READY_MS = 30_000;
 
 export interface CliRun {
   code: number;
@@ -117,10 +119,12 @@ export class LiveAgent {
     // Only this launch's output counts: after kill(), the log already says "agent ready".
     const from = this.output.length;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`agent ${this.node} not ready in 15 s:\n${this.output}`)),
-        15_000,
-      );
+      // A slow start must not leave an agent running that nobody stops: its
+      // pipes would keep the test process (and the whole run) alive.
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        reject(new Error(`agent ${this.node} not ready in ${READY_MS / 1000} s:\n${this.output}`));
+      }, READY_MS);
       const onData = (chunk: Buffer) => {
         this.output += chunk.toString();
         if (this.output.includes('"msg":"agent ready"', from)) {
