@@ -361,9 +361,28 @@ export class FakeRuntime implements Runtime {
    * Records the call, yields a turn (so concurrent operations interleave as
    * they would around a real podman process), then throws an injected failure.
    */
+  private readonly holds: { op: FakeOp; arg: string; until: Promise<void> }[] = [];
+
+  /**
+   * Makes the next `op` on `arg` wait until the returned function is called
+   * (a podman command that takes long), so tests can see what else goes on
+   * meanwhile.
+   */
+  hold(op: FakeOp, arg: string): () => void {
+    let release!: () => void;
+    const until = new Promise<void>((resolve) => (release = resolve));
+    this.holds.push({ op, arg, until });
+    return release;
+  }
+
   private async enter(op: FakeOp, arg: string, spec?: ContainerSpec): Promise<void> {
     this.calls.push(spec ? { op, arg, spec } : { op, arg });
     await yieldTurn();
+    const held = this.holds.findIndex((h) => h.op === op && h.arg === arg);
+    if (held >= 0) {
+      const [hold] = this.holds.splice(held, 1);
+      await hold?.until;
+    }
     const failure = this.takeFailure(op, arg, spec);
     if (failure) throw failure;
   }

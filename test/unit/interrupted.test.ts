@@ -296,3 +296,26 @@ describe("a failed start never removes a container it did not create", () => {
     assert.equal(registry.routes.heldHostPorts()[0]?.port, port, "the old port is recorded again");
   });
 });
+
+describe("a slow deploy does not hold an unrelated one", () => {
+  test("while one service's podman run hangs, another service deploys and the first still finishes", async () => {
+    const { ctx, runtime } = agent();
+    const release = runtime.hold("run", "hello-web");
+    const slow = deploy(ctx, { service: example("hello"), component: "" });
+    // The slow one is past allocation (its port recorded) and inside `run`.
+    while (!runtime.callsOf("run").some((c) => c.arg === "hello-web")) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const other = await deploy(ctx, { service: example("multi"), component: "" });
+    assert.ok(
+      other.every((r) => r.success),
+      "multi deployed while hello's run hangs",
+    );
+    assert.equal(runtime.containers.has("hello-web"), false, "hello is still starting");
+    release();
+    const [done] = await slow;
+    assert.equal(done?.success, true);
+    const ports = [...runtime.containers.values()].flatMap((c) => c.ports);
+    assert.equal(new Set(ports).size, ports.length, "no port shared");
+  });
+});
