@@ -163,6 +163,21 @@ async function recordInactive(
   }
 }
 
+/**
+ * The steps of a deploy of one component, in order: each is a crash point
+ * `deploy:<step>` (crash-points.ts). The crash tests kill the agent at each.
+ */
+export const DEPLOY_STEPS = [
+  "policy",
+  "record",
+  "pull",
+  "prepare volumes",
+  "remove old container",
+  "allocate ports",
+  "run",
+  "commit",
+] as const;
+
 export interface RunOptions {
   /** deploy, start, restart, recover: names the events and the crash points. */
   kind: string;

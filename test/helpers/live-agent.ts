@@ -246,8 +246,13 @@ export function runMcp(
   });
 }
 
-/** A one-component (`web`), one-unnamed-route service definition for `node`. */
-export function oneRouteDefinition(name: string, node: string, image = TEST_IMAGE): string {
+/** A one-component (`web`) service definition for `node`, `lines` added to the component. */
+export function webDefinition(
+  name: string,
+  node: string,
+  lines: string[] = [],
+  image = TEST_IMAGE,
+): string {
   return [
     `name = "${name}"`,
     `node = "${node}"`,
@@ -255,12 +260,19 @@ export function oneRouteDefinition(name: string, node: string, image = TEST_IMAG
     "[[components]]",
     'name = "web"',
     `image = "${image}"`,
-    "",
-    "[[components.routes]]",
-    "port = 443",
-    'mode = "l7"',
+    ...lines,
     "",
   ].join("\n");
+}
+
+/** A one-component (`web`), one-unnamed-route service definition for `node`. */
+export function oneRouteDefinition(name: string, node: string, image = TEST_IMAGE): string {
+  return webDefinition(
+    name,
+    node,
+    ["", "[[components.routes]]", "port = 443", 'mode = "l7"'],
+    image,
+  );
 }
 
 /** GETs `http://127.0.0.1:<port><path>`, retrying while the container starts. */

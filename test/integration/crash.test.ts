@@ -9,20 +9,12 @@ import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { DEPLOY_STEPS } from "../../src/agent/deploy.js";
 import { runCommand } from "../../src/util/exec.js";
 import { LiveAgent, TEST_IMAGE, ok } from "../helpers/live-agent.js";
 
 const NODE = "crash-node";
 const SERVICE = "crash";
-const STEPS = [
-  "record",
-  "pull",
-  "prepare volumes",
-  "remove old container",
-  "allocate ports",
-  "run",
-  "commit",
-];
 
 function definition(version: string): string {
   return ["api", "web"]
@@ -102,7 +94,7 @@ describe("SIGKILL at every step of a deploy, then start", { concurrency: false }
     await agent.launch();
   }
 
-  for (const step of STEPS) {
+  for (const step of DEPLOY_STEPS) {
     for (const component of ["api", "web"]) {
       const at = `deploy:${step}@${component}`;
       test(`redeploy killed at ${at}`, async () => {

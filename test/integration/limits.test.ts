@@ -15,27 +15,17 @@ import { after, before, describe, test } from "node:test";
 import { runCommand } from "../../src/util/exec.js";
 import {
   LiveAgent,
-  TEST_IMAGE,
   httpGet,
   ok,
   parseEnvPage,
+  webDefinition,
   type NodeServicesJson,
 } from "../helpers/live-agent.js";
 
 const NODE = "lim-node";
 
-function definition(name: string, component: string[], routes = "") {
-  return [
-    `name = "${name}"`,
-    `node = "${NODE}"`,
-    "",
-    "[[components]]",
-    'name = "web"',
-    `image = "${TEST_IMAGE}"`,
-    ...component,
-    routes,
-    "",
-  ].join("\n");
+function definition(name: string, component: string[], routes = ""): string {
+  return webDefinition(name, NODE, [...component, routes]);
 }
 
 /** `podman container inspect` of one container, as JSON. */

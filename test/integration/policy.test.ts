@@ -11,27 +11,18 @@ import { runCommand } from "../../src/util/exec.js";
 import { freePort } from "../helpers/agent.js";
 import {
   LiveAgent,
-  TEST_IMAGE,
   httpGet,
   ok,
   oneRouteDefinition,
   parseEnvPage,
+  webDefinition,
   type NodeServicesJson,
 } from "../helpers/live-agent.js";
 
 const NODE = "pol-node";
 
 function definition(name: string, lines: string[]): string {
-  return [
-    `name = "${name}"`,
-    `node = "${NODE}"`,
-    "",
-    "[[components]]",
-    'name = "web"',
-    `image = "${TEST_IMAGE}"`,
-    ...lines,
-    "",
-  ].join("\n");
+  return webDefinition(name, NODE, lines);
 }
 
 async function containers(label: string): Promise<string[]> {

@@ -14,7 +14,7 @@ import { after, describe, test } from "node:test";
 import { createAgentContext, type AgentContext } from "../../src/agent/context.js";
 import type { CrashPoint } from "../../src/agent/crash-points.js";
 import { parseCrashAt } from "../../src/agent/crash-points.js";
-import { deploy } from "../../src/agent/deploy.js";
+import { DEPLOY_STEPS, deploy } from "../../src/agent/deploy.js";
 import { settle } from "../../src/agent/interrupted.js";
 import { startService, stopService } from "../../src/agent/lifecycle.js";
 import { defaultPolicy } from "../../src/agent/policy.js";
@@ -142,17 +142,23 @@ function assertConsistent(registry: Registry, runtime: FakeRuntime, what: string
   }
 }
 
-const DEPLOY_STEPS = [
-  "record",
-  "pull",
-  "prepare volumes",
-  "remove old container",
-  "allocate ports",
-  "run",
-  "commit",
-];
-
 describe("an agent killed during a deploy: the next start finishes or undoes it", () => {
+  test("a deploy passes exactly the crash points DEPLOY_STEPS lists, in order", async () => {
+    const reached: string[] = [];
+    const { ctx } = agent({
+      crashPoint: (point, component) => {
+        reached.push(`${point}@${component}`);
+        return Promise.resolve();
+      },
+    });
+    const results = await deploy(ctx, { service: example("multi"), component: "" });
+    assert.ok(results.every((r) => r.success));
+    assert.deepEqual(
+      reached,
+      ["api", "web"].flatMap((c) => DEPLOY_STEPS.map((step) => `deploy:${step}@${c}`)),
+    );
+  });
+
   for (const component of ["api", "web"]) {
     for (const step of DEPLOY_STEPS) {
       const at = `deploy:${step}@${component}`;
