@@ -299,6 +299,17 @@ export function checkExposure(
       );
     }
   }
+  // Podman drops every -p of a container without a network ("port mappings
+  // have been discarded"): the registry would hold ports nothing publishes.
+  if (
+    component.network.toLowerCase() === "none" &&
+    component.routes.length + component.ports.length > 0
+  ) {
+    fail(
+      at(base, "network"),
+      'network = "none" cannot be combined with routes or ports: a container without a network publishes nothing, so its host ports would be reserved and never reachable',
+    );
+  }
   const binds = policy.bindAddresses.map(canonicalIp);
   component.ports.forEach((mapping, i) => {
     const p = at(at(base, "ports"), i);

@@ -160,6 +160,16 @@ describe("exposure policy (pure)", () => {
     assert.deepEqual(lines(checkExposure(component({ network: "podman" }), policy(), "c")), []);
   });
 
+  test('network = "none": no routes or ports (podman would publish none of them)', () => {
+    const none = (fields: Partial<ComponentSpec>) =>
+      lines(checkExposure(component({ network: "none", ...fields }), policy(), "components[0]"));
+    assert.deepEqual(none({}), []);
+    const refused =
+      'components[0].network: network = "none" cannot be combined with routes or ports: a container without a network publishes nothing, so its host ports would be reserved and never reachable';
+    assert.deepEqual(none({ routes: [ROUTE] }), [refused]);
+    assert.deepEqual(none({ ports: ["127.0.0.1:18080:80"] }), [refused]);
+  });
+
   test("a held port names its holder; the component's own mappings are its own", () => {
     const holders = [
       { port: 18080, service: "svc", component: "web", route: "rest" },
