@@ -113,7 +113,7 @@ describe("SIGKILL at every step of a deploy, then start", { concurrency: false }
     }
   }
 
-  for (const step of ["record", "remove old container", "run", "commit"]) {
+  for (const step of DEPLOY_STEPS) {
     const at = `deploy:${step}@web`;
     test(`first deploy killed at ${at}`, async () => {
       ok(await agent.cli(["undeploy", SERVICE]), "undeploy");
