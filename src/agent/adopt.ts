@@ -31,7 +31,7 @@
  * name, a host port the registry holds for another component, two
  * containers for one component).
  */
-import type { AdoptResult, ComponentSpec } from "../gen/mcp/v1/mcp.js";
+import { ComponentSpec, type AdoptResult } from "../gen/mcp/v1/mcp.js";
 import { LABEL_COMPONENT, LABEL_NODE, LABEL_SERVICE, splitContainerName } from "../runtime/args.js";
 import type { ContainerStatus } from "../runtime/types.js";
 import { parsePortMapping } from "../servicedef/ports.js";
@@ -105,21 +105,7 @@ export function adoptedSpec(container: ContainerStatus, component: string): Comp
     const mapping = mappingOf(p);
     if (mapping && !ports.includes(mapping)) ports.push(mapping);
   }
-  return {
-    name: component,
-    image: container.image,
-    network: "",
-    user: "",
-    restart: "",
-    memory: "",
-    cpus: 0,
-    pids: 0,
-    ports,
-    volumes: [],
-    cmd: [],
-    routes: [],
-    env: [],
-  };
+  return ComponentSpec.fromPartial({ name: component, image: container.image, ports });
 }
 
 /** Every host port the registry holds, with its holder (`svc/comp`). */

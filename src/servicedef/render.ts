@@ -5,7 +5,8 @@
  * `mcp service show` (the same text with the agent's facts as comments).
  *
  * The layout is the one the examples use: top-level keys, then one
- * `[[components]]` table per component with its `[[components.routes]]`.
+ * `[[components]]` table per component with its `[components.health]` and
+ * its `[[components.routes]]`.
  * Optional fields that are absent stay absent.
  */
 import type { ComponentDef, RouteDef, ServiceDef } from "./types.js";
@@ -87,7 +88,21 @@ export function renderServiceDef(def: ServiceDef, notes: RenderNotes = {}): stri
     list("volumes", c.volumes);
     list("cmd", c.cmd);
     list("env", c.env);
+    str("strategy", c.strategy);
     lines.push(...comments(notes.component?.(c)));
+    if (c.health) {
+      const h = c.health;
+      lines.push("", "[components.health]");
+      str("type", h.type);
+      str("route", h.route);
+      str("path", h.path);
+      list("cmd", h.cmd);
+      str("interval", h.interval);
+      str("timeout", h.timeout);
+      if (h.retries !== undefined) lines.push(`retries = ${h.retries}`);
+      str("start_period", h.start_period);
+      str("deadline", h.deadline);
+    }
     (c.routes ?? []).forEach((r, i) => {
       lines.push("", "[[components.routes]]");
       str("name", r.name);

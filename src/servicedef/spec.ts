@@ -6,17 +6,25 @@
  * absent. `path` and `build` are CLI-side only (where the source is and how
  * to build it); ServiceSpec does not carry them, so toServiceSpec drops them.
  */
-import { ServiceSpec, type ComponentSpec, type RouteSpec } from "../gen/mcp/v1/mcp.js";
+import {
+  ServiceSpec,
+  type ComponentSpec,
+  type HealthSpec,
+  type RouteSpec,
+} from "../gen/mcp/v1/mcp.js";
 import { ECHO_MAX, quote } from "../util/checker.js";
 import type { Problem } from "../util/errors.js";
 import { BUILTIN_LIMITS, formatBytes } from "./limits.js";
 import type {
   ComponentDef,
+  HealthDef,
+  HealthType,
   RouteDef,
   RouteMode,
   RouteProtocol,
   ServiceDef,
   ServiceDefOptions,
+  Strategy,
 } from "./types.js";
 import { compact, validateServiceDef } from "./validate.js";
 
@@ -45,7 +53,38 @@ function componentSpec(c: ComponentDef): ComponentSpec {
     cmd: [...(c.cmd ?? [])],
     env: [...(c.env ?? [])],
     routes: (c.routes ?? []).map(routeSpec),
+    health: c.health && healthSpec(c.health),
+    strategy: c.strategy ?? "",
   };
+}
+
+function healthSpec(h: HealthDef): HealthSpec {
+  return {
+    type: h.type,
+    route: h.route ?? "",
+    path: h.path ?? "",
+    cmd: [...(h.cmd ?? [])],
+    interval: h.interval ?? "",
+    timeout: h.timeout ?? "",
+    retries: h.retries ?? 0,
+    startPeriod: h.start_period ?? "",
+    deadline: h.deadline ?? "",
+  };
+}
+
+function healthDef(h: HealthSpec): HealthDef {
+  return compact({
+    type: h.type as HealthType,
+    route: h.route,
+    path: h.path,
+    cmd: [...h.cmd],
+    interval: h.interval,
+    timeout: h.timeout,
+    // 0 is the proto default: absent (a valid definition never says 0).
+    retries: h.retries === 0 ? undefined : h.retries,
+    start_period: h.startPeriod,
+    deadline: h.deadline,
+  });
 }
 
 function routeSpec(r: RouteDef): RouteSpec {
@@ -92,6 +131,8 @@ export function fromServiceSpec(spec: ServiceSpec): ServiceDef {
             protocol: r.protocol as RouteProtocol,
           }),
         ),
+        health: c.health && healthDef(c.health),
+        strategy: c.strategy as Strategy,
       }),
     ),
   });

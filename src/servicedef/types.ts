@@ -20,6 +20,25 @@ export interface RouteDef {
   protocol?: RouteProtocol;
 }
 
+export type HealthType = "http" | "tcp" | "exec" | "none";
+export type Strategy = "start-first" | "stop-first";
+
+/** `[components.health]`; durations as written ("10s"), absent fields take HEALTH_DEFAULTS. */
+export interface HealthDef {
+  type: HealthType;
+  /** http/tcp: the named route whose host port is checked (default: the unnamed, else the first tcp route). */
+  route?: string;
+  /** http only; 200-399 is healthy. */
+  path?: string;
+  /** exec only: run inside the container, exit 0 = healthy. */
+  cmd?: string[];
+  interval?: string;
+  timeout?: string;
+  retries?: number;
+  start_period?: string;
+  deadline?: string;
+}
+
 export interface ComponentDef {
   name: string;
   image: string;
@@ -39,6 +58,9 @@ export interface ComponentDef {
   /** KEY=VALUE */
   env?: string[];
   routes?: RouteDef[];
+  health?: HealthDef;
+  /** Absent: stop-first with volumes or explicit ports, else start-first (defaultStrategy). */
+  strategy?: Strategy;
 }
 
 export interface BuildDef {

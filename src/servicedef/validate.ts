@@ -11,6 +11,7 @@
 import { at, defined, quote, ECHO_MAX, TableChecker, type Parse } from "../util/checker.js";
 import type { Problem } from "../util/errors.js";
 import { routeEnvName } from "./env.js";
+import { STRATEGIES, parseHealth } from "./health.js";
 import { imageName, parseImageRef } from "./image.js";
 import {
   BUILTIN_LIMITS,
@@ -54,7 +55,7 @@ const IMAGE_DIGEST_RE = /^[a-z0-9]+([+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$/;
 const SERVICE_KEYS = ["name", "node", "active", "comment", "path", "build", "components"];
 const BUILD_KEYS = ["images", "uses_mcdsl"];
 const COMPONENT_KEYS = [
-  ...["name", "image", "network", "user", "restart", "memory", "cpus", "pids"],
+  ...["name", "image", "network", "user", "restart", "memory", "cpus", "pids", "strategy"],
   ...["ports", "volumes", "cmd", "env", "routes"],
 ];
 const ROUTE_KEYS = ["name", "port", "mode", "hostname", "protocol"];
@@ -228,7 +229,11 @@ class Checker extends TableChecker {
       "routes",
       this.list(this.route, what, max(L.maxRoutesPerComponent, "routes")),
     );
-    this.unknownKeys(t, p, COMPONENT_KEYS);
+    const strategy = this.field(t, p, "strategy", this.oneOf(STRATEGIES));
+    const health = this.field(t, p, "health", (hv, hp) =>
+      parseHealth(this, hv, hp, routes ?? [], this.short(this.string)),
+    );
+    this.unknownKeys(t, p, [...COMPONENT_KEYS, "health"]);
     if (routes) this.routeNames(routes, at(p, "routes"));
     if (env) this.envVars(env, routes ?? [], at(p, "env"));
     this.argvSize([...(env ?? []), ...(cmd ?? [])], p);
@@ -247,6 +252,8 @@ class Checker extends TableChecker {
       cmd: cmd && defined(cmd),
       env: env && defined(env),
       routes: routes && defined(routes),
+      health,
+      strategy,
     });
   };
 

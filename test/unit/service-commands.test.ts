@@ -126,6 +126,32 @@ describe("mcp service (pure parts)", () => {
     assert.match(text, /# host port 21443 \(\$PORT_GRPC\)/);
     assert.match(text, /# no host port allocated \(\$PORT\)/);
     assert.match(text, /# desired running, observed running, container multi-api/);
+    // multi/api mounts a volume: stop-first unless it says otherwise.
+    assert.match(text, /container multi-api\n# strategy stop-first \(the default\)\n/);
+    assert.match(text, /container multi-web\n# strategy start-first \(the default\)\n/);
+    assert.deepEqual(parseServiceDef(text, "show.toml"), def);
+  });
+
+  test("show: an explicit strategy and a health check, still valid TOML", () => {
+    const def: ServiceDef = {
+      name: "hc",
+      node: "local",
+      components: [
+        {
+          name: "web",
+          image: "localhost/app:v1",
+          strategy: "stop-first",
+          health: { type: "http", path: "/up", deadline: "30s" },
+          routes: [{ port: 443 }],
+        },
+      ],
+    };
+    const text = formatServiceShow("local", info(def));
+    assert.match(text, /# strategy stop-first\n/);
+    assert.match(
+      text,
+      /\n\[components\.health\]\ntype = "http"\npath = "\/up"\ndeadline = "30s"\n/,
+    );
     assert.deepEqual(parseServiceDef(text, "show.toml"), def);
   });
 

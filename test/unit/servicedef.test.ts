@@ -624,6 +624,8 @@ describe("ServiceDef ⇄ ServiceSpec", () => {
           cmd: [],
           env: [],
           routes: [{ name: "", port: 443, mode: "l7", hostname: "", protocol: "" }],
+          health: undefined,
+          strategy: "",
         },
       ],
     });

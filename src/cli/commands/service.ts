@@ -29,6 +29,7 @@ import { createInterface } from "node:readline";
 import type { ComponentInfo, ServiceInfo } from "../../gen/mcp/v1/mcp.js";
 import type { ResolvedNode } from "../../config/cli.js";
 import { routeEnvName } from "../../servicedef/env.js";
+import { defaultStrategy } from "../../servicedef/health.js";
 import { parseServiceDef } from "../../servicedef/parse.js";
 import { renderServiceDef } from "../../servicedef/render.js";
 import { fromServiceSpec } from "../../servicedef/spec.js";
@@ -124,7 +125,10 @@ export function formatServiceShow(node: string, info: ServiceInfo): string {
   return (
     header +
     renderServiceDef(def, {
-      component: (c) => stateNote(components.get(c.name)),
+      component: (c) => [
+        ...stateNote(components.get(c.name)),
+        c.strategy ? `strategy ${c.strategy}` : `strategy ${defaultStrategy(c)} (the default)`,
+      ],
       route: (c, r) => {
         const status = components.get(c.name)?.routes.find((s) => s.name === (r.name ?? ""));
         const env = routeEnvName(r);

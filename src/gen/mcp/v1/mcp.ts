@@ -65,6 +65,26 @@ export interface ComponentSpec {
   cpus: number;
   /** podman --pids-limit */
   pids: number;
+  /** absent = the default check (README, "Health checks") */
+  health:
+    | HealthSpec
+    | undefined;
+  /** "start-first" | "stop-first"; "" = by volumes/ports */
+  strategy: string;
+}
+
+/** [components.health]; durations as written ("10s"), "" / 0 = the default. */
+export interface HealthSpec {
+  /** "http" | "tcp" | "exec" | "none" */
+  type: string;
+  route: string;
+  path: string;
+  cmd: string[];
+  interval: string;
+  timeout: string;
+  retries: number;
+  startPeriod: string;
+  deadline: string;
 }
 
 export interface ServiceSpec {
@@ -490,6 +510,8 @@ function createBaseComponentSpec(): ComponentSpec {
     memory: "",
     cpus: 0,
     pids: 0,
+    health: undefined,
+    strategy: "",
   };
 }
 
@@ -533,6 +555,12 @@ export const ComponentSpec: MessageFns<ComponentSpec> = {
     }
     if (message.pids !== 0) {
       writer.uint32(128).int32(message.pids);
+    }
+    if (message.health !== undefined) {
+      HealthSpec.encode(message.health, writer.uint32(138).fork()).join();
+    }
+    if (message.strategy !== "") {
+      writer.uint32(146).string(message.strategy);
     }
     return writer;
   },
@@ -654,6 +682,22 @@ export const ComponentSpec: MessageFns<ComponentSpec> = {
             message.pids = reader.int32();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.health = HealthSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.strategy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -681,6 +725,8 @@ export const ComponentSpec: MessageFns<ComponentSpec> = {
       memory: isSet(object.memory) ? globalThis.String(object.memory) : "",
       cpus: isSet(object.cpus) ? globalThis.Number(object.cpus) : 0,
       pids: isSet(object.pids) ? globalThis.Number(object.pids) : 0,
+      health: isSet(object.health) ? HealthSpec.fromJSON(object.health) : undefined,
+      strategy: isSet(object.strategy) ? globalThis.String(object.strategy) : "",
     };
   },
 
@@ -725,6 +771,12 @@ export const ComponentSpec: MessageFns<ComponentSpec> = {
     if (message.pids !== 0) {
       obj.pids = Math.round(message.pids);
     }
+    if (message.health !== undefined) {
+      obj.health = HealthSpec.toJSON(message.health);
+    }
+    if (message.strategy !== "") {
+      obj.strategy = message.strategy;
+    }
     return obj;
   },
 
@@ -746,6 +798,221 @@ export const ComponentSpec: MessageFns<ComponentSpec> = {
     message.memory = object.memory ?? "";
     message.cpus = object.cpus ?? 0;
     message.pids = object.pids ?? 0;
+    message.health = (object.health !== undefined && object.health !== null)
+      ? HealthSpec.fromPartial(object.health)
+      : undefined;
+    message.strategy = object.strategy ?? "";
+    return message;
+  },
+};
+
+function createBaseHealthSpec(): HealthSpec {
+  return {
+    type: "",
+    route: "",
+    path: "",
+    cmd: [],
+    interval: "",
+    timeout: "",
+    retries: 0,
+    startPeriod: "",
+    deadline: "",
+  };
+}
+
+export const HealthSpec: MessageFns<HealthSpec> = {
+  encode(message: HealthSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== "") {
+      writer.uint32(10).string(message.type);
+    }
+    if (message.route !== "") {
+      writer.uint32(18).string(message.route);
+    }
+    if (message.path !== "") {
+      writer.uint32(26).string(message.path);
+    }
+    for (const v of message.cmd) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.interval !== "") {
+      writer.uint32(42).string(message.interval);
+    }
+    if (message.timeout !== "") {
+      writer.uint32(50).string(message.timeout);
+    }
+    if (message.retries !== 0) {
+      writer.uint32(56).int32(message.retries);
+    }
+    if (message.startPeriod !== "") {
+      writer.uint32(66).string(message.startPeriod);
+    }
+    if (message.deadline !== "") {
+      writer.uint32(74).string(message.deadline);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HealthSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHealthSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.route = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.cmd.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.interval = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.timeout = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.retries = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.startPeriod = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.deadline = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HealthSpec {
+    return {
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+      route: isSet(object.route) ? globalThis.String(object.route) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      cmd: globalThis.Array.isArray(object?.cmd) ? object.cmd.map((e: any) => globalThis.String(e)) : [],
+      interval: isSet(object.interval) ? globalThis.String(object.interval) : "",
+      timeout: isSet(object.timeout) ? globalThis.String(object.timeout) : "",
+      retries: isSet(object.retries) ? globalThis.Number(object.retries) : 0,
+      startPeriod: isSet(object.startPeriod)
+        ? globalThis.String(object.startPeriod)
+        : isSet(object.start_period)
+        ? globalThis.String(object.start_period)
+        : "",
+      deadline: isSet(object.deadline) ? globalThis.String(object.deadline) : "",
+    };
+  },
+
+  toJSON(message: HealthSpec): unknown {
+    const obj: any = {};
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    if (message.route !== "") {
+      obj.route = message.route;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.cmd?.length) {
+      obj.cmd = message.cmd;
+    }
+    if (message.interval !== "") {
+      obj.interval = message.interval;
+    }
+    if (message.timeout !== "") {
+      obj.timeout = message.timeout;
+    }
+    if (message.retries !== 0) {
+      obj.retries = Math.round(message.retries);
+    }
+    if (message.startPeriod !== "") {
+      obj.startPeriod = message.startPeriod;
+    }
+    if (message.deadline !== "") {
+      obj.deadline = message.deadline;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HealthSpec>, I>>(base?: I): HealthSpec {
+    return HealthSpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HealthSpec>, I>>(object: I): HealthSpec {
+    const message = createBaseHealthSpec();
+    message.type = object.type ?? "";
+    message.route = object.route ?? "";
+    message.path = object.path ?? "";
+    message.cmd = object.cmd?.map((e) => e) || [];
+    message.interval = object.interval ?? "";
+    message.timeout = object.timeout ?? "";
+    message.retries = object.retries ?? 0;
+    message.startPeriod = object.startPeriod ?? "";
+    message.deadline = object.deadline ?? "";
     return message;
   },
 };
