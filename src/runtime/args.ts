@@ -32,6 +32,11 @@ export function buildRunArgs(spec: ContainerSpec): string[] {
   return args;
 }
 
+/** argv (after `podman`) for running `cmd` inside a container (health checks). */
+export function buildExecArgs(name: string, cmd: readonly string[]): string[] {
+  return ["exec", name, ...cmd];
+}
+
 /** argv (after `podman`) for `logs`. */
 export function buildLogsArgs(name: string, opts: LogOptions): string[] {
   const args = ["logs"];

@@ -1,5 +1,13 @@
-export type { ContainerSpec, ContainerStatus, LogOptions, LogStream, Runtime } from "./types.js";
+export type {
+  ContainerSpec,
+  ContainerStatus,
+  ExecResult,
+  LogOptions,
+  LogStream,
+  Runtime,
+} from "./types.js";
 export {
+  buildExecArgs,
   buildLogsArgs,
   buildRunArgs,
   containerName,

@@ -4,6 +4,7 @@
  */
 import { CommandError, runCommand, spawnCommand, type CommandResult } from "../util/exec.js";
 import {
+  buildExecArgs,
   buildLogsArgs,
   buildRunArgs,
   isNameInUse,
@@ -11,7 +12,14 @@ import {
   parseInspectJson,
   parsePsJson,
 } from "./args.js";
-import type { ContainerSpec, ContainerStatus, LogOptions, LogStream, Runtime } from "./types.js";
+import type {
+  ContainerSpec,
+  ContainerStatus,
+  ExecResult,
+  LogOptions,
+  LogStream,
+  Runtime,
+} from "./types.js";
 
 export interface PodmanOptions {
   /** The podman binary (default `podman`, found on PATH). */
@@ -110,6 +118,18 @@ export class PodmanRuntime implements Runtime {
       ["restart", "-t", String(timeoutSeconds), name],
       this.stopBudgetMs(timeoutSeconds),
     );
+  }
+
+  async exec(name: string, cmd: readonly string[], timeoutMs: number): Promise<ExecResult> {
+    try {
+      const { stdout, stderr } = await this.podman(buildExecArgs(name, cmd), timeoutMs);
+      return { exitCode: 0, output: stdout + stderr, timedOut: false };
+    } catch (err) {
+      if (!(err instanceof CommandError) || isNoSuchContainer(err)) throw err;
+      // 125: podman itself failed (e.g. the container is not running): not the check's answer.
+      if (err.exitCode === 125) throw err;
+      return { exitCode: err.exitCode, output: err.stdout + err.stderr, timedOut: err.timedOut };
+    }
   }
 
   async rename(from: string, to: string): Promise<void> {

@@ -46,6 +46,15 @@ export interface ContainerStatus {
   exitCode?: number;
 }
 
+/** What a command run inside a container did. */
+export interface ExecResult {
+  /** null when it was killed (e.g. at the timeout). */
+  exitCode: number | null;
+  /** stdout then stderr, as printed. */
+  output: string;
+  timedOut: boolean;
+}
+
 export interface LogOptions {
   /** Only the last N lines. */
   tail?: number;
@@ -79,6 +88,11 @@ export interface Runtime {
   /** A missing container is not an error. */
   remove(name: string, opts?: { force?: boolean; timeoutSeconds?: number }): Promise<void>;
   restart(name: string, timeoutSeconds?: number): Promise<void>;
+  /**
+   * Runs `cmd` inside a running container. A command that exits non-zero is
+   * a result, not an error; a missing container or a podman failure throws.
+   */
+  exec(name: string, cmd: readonly string[], timeoutMs: number): Promise<ExecResult>;
   /** Renames a container (running or not); fails if `to` is taken. */
   rename(from: string, to: string): Promise<void>;
   /** undefined when there is no such container. */

@@ -16,6 +16,7 @@ import { buildRunArgs } from "../../src/runtime/args.js";
 import type {
   ContainerSpec,
   ContainerStatus,
+  ExecResult,
   LogOptions,
   LogStream,
   Runtime,
@@ -32,6 +33,7 @@ export type FakeOp =
   | "remove"
   | "restart"
   | "rename"
+  | "exec"
   | "inspect"
   | "list"
   | "logs"
@@ -307,6 +309,16 @@ export class FakeRuntime implements Runtime {
     c.state = "running";
     c.startedAt = this.now();
     delete c.exitCode;
+  }
+
+  /** Exit codes `exec` answers with, by container name (default 0). */
+  readonly execExitCodes = new Map<string, number>();
+
+  async exec(name: string, cmd: readonly string[]): Promise<ExecResult> {
+    await this.enter("exec", `${name} ${cmd.join(" ")}`);
+    const c = this.containers.get(name);
+    if (!c) throw noSuchContainer("exec", name);
+    return { exitCode: this.execExitCodes.get(name) ?? 0, output: "", timedOut: false };
   }
 
   async rename(from: string, to: string): Promise<void> {

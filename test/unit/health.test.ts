@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
+import { ComponentSpec, HealthSpec, ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
+import { healthPlan } from "../../src/health/plan.js";
 import { HEALTH_DEFAULTS, defaultStrategy } from "../../src/servicedef/health.js";
 import {
   fromServiceSpec,
@@ -256,5 +257,98 @@ describe("health and strategy round trips", () => {
       start_period: "0s",
       deadline: "60s",
     });
+  });
+});
+
+describe("healthPlan: which probe, on which port, with which timings", () => {
+  const spec = (fields: Partial<ComponentSpec>) =>
+    ComponentSpec.fromPartial({ name: "web", image: "localhost/app:v1", ...fields });
+  const route = (name: string, protocol = "") => ({
+    name,
+    port: 443,
+    mode: "",
+    hostname: "",
+    protocol,
+  });
+  const ports = new Map([
+    ["", 20001],
+    ["rest", 20002],
+    ["grpc", 20003],
+    ["dns", 20004],
+  ]);
+
+  test("no health table: tcp on every tcp route (udp never), else still running for 2 s", () => {
+    const p = healthPlan(
+      spec({ routes: [route("rest"), route("dns", "udp"), route("grpc")] }),
+      ports,
+      "127.0.0.1",
+    );
+    assert.deepEqual(p.check, { type: "tcp", host: "127.0.0.1", ports: [20002, 20003] });
+    assert.deepEqual(
+      { i: p.intervalMs, t: p.timeoutMs, r: p.retries, s: p.startPeriodMs, d: p.deadlineMs },
+      { i: 10_000, t: 2000, r: 3, s: 0, d: 60_000 },
+    );
+    assert.deepEqual(
+      healthPlan(spec({ routes: [route("dns", "udp")] }), ports, "127.0.0.1").check,
+      {
+        type: "running",
+        forMs: 2000,
+      },
+    );
+  });
+
+  test("http/tcp: the named route, else the unnamed one, else the first tcp route", () => {
+    const health = (h: Partial<HealthSpec>) => HealthSpec.fromPartial(h);
+    const named = healthPlan(
+      spec({
+        routes: [route("rest"), route("grpc")],
+        health: health({ type: "http", route: "grpc", path: "/up" }),
+      }),
+      ports,
+      "127.0.0.1",
+    );
+    assert.deepEqual(named.check, { type: "http", host: "127.0.0.1", port: 20003, path: "/up" });
+    const unnamed = healthPlan(
+      spec({ routes: [route("")], health: health({ type: "tcp" }) }),
+      ports,
+      "::1",
+    );
+    assert.deepEqual(unnamed.check, { type: "tcp", host: "::1", ports: [20001] });
+    const first = healthPlan(
+      spec({ routes: [route("dns", "udp"), route("rest")], health: health({ type: "http" }) }),
+      ports,
+      "127.0.0.1",
+    );
+    assert.deepEqual(first.check, { type: "http", host: "127.0.0.1", port: 20002, path: "/" });
+  });
+
+  test("exec and none; timings as written", () => {
+    const p = healthPlan(
+      spec({
+        health: HealthSpec.fromPartial({
+          type: "exec",
+          cmd: ["/bin/check"],
+          interval: "5s",
+          timeout: "250ms",
+          retries: 2,
+          startPeriod: "1m",
+          deadline: "1m30s",
+        }),
+      }),
+      ports,
+      "127.0.0.1",
+    );
+    assert.deepEqual(p, {
+      check: { type: "exec", cmd: ["/bin/check"] },
+      intervalMs: 5000,
+      timeoutMs: 250,
+      retries: 2,
+      startPeriodMs: 60_000,
+      deadlineMs: 90_000,
+    });
+    assert.deepEqual(
+      healthPlan(spec({ health: HealthSpec.fromPartial({ type: "none" }) }), ports, "x").check,
+      { type: "none" },
+    );
   });
 });

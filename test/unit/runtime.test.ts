@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
+  buildExecArgs,
   buildLogsArgs,
   buildRunArgs,
   containerName,
@@ -128,6 +129,17 @@ describe("buildRunArgs", () => {
     const args = buildRunArgs(spec({ name: "a", image: "i:v1", env: ["MSG=a b; rm -rf /"] }));
     assert.deepEqual(args.slice(4), ["-e", "MSG=a b; rm -rf /", "i:v1"]);
   });
+});
+
+describe("buildExecArgs", () => {
+  test("the command follows the container, verbatim", () =>
+    assert.deepEqual(buildExecArgs("hello-web", ["/bin/check", "--fast", "a b"]), [
+      "exec",
+      "hello-web",
+      "/bin/check",
+      "--fast",
+      "a b",
+    ]));
 });
 
 describe("buildLogsArgs", () => {
