@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import type { Registry } from "../registry/index.js";
 import type { Runtime } from "../runtime/types.js";
 import type { Limits } from "../servicedef/limits.js";
-import type { ObservedSnapshot } from "./observe.js";
+import type { ObservedSnapshot } from "./snapshot.js";
 import { KeyedMutex } from "../util/keyed-mutex.js";
 import { ImageCache } from "./images.js";
 import { defaultPolicy, type AgentPolicy } from "./policy.js";

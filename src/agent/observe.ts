@@ -7,6 +7,7 @@ import type { ComponentRow } from "../registry/index.js";
 import { isSetAsideName, splitContainerName } from "../runtime/args.js";
 import type { ContainerStatus } from "../runtime/types.js";
 import type { AgentContext } from "./context.js";
+import type { ObservedSnapshot } from "./snapshot.js";
 
 /** Observed state of a component whose container is gone. */
 export const REMOVED = "removed";
@@ -53,15 +54,6 @@ export function isDrift(desired: string, observed: string): boolean {
   if (desired === "running") return observed !== "running";
   // desired stopped: anything but a live container is fine
   return observed === "running" || observed === "paused";
-}
-
-/** What one refresh found; `skipped` keys were left as they were (see refreshObserved). */
-export interface ObservedSnapshot {
-  components: ComponentRow[];
-  byKey: Map<string, ContainerStatus>;
-  unmanaged: ContainerStatus[];
-  /** `service/component` keys whose registry row this refresh did not touch. */
-  skipped: Set<string>;
 }
 
 /**

@@ -19,7 +19,8 @@
  * restart drifted containers (§9; podman's restart policy provides liveness).
  */
 import type { AgentContext } from "../agent/context.js";
-import { componentKey, refreshObserved, type ObservedSnapshot } from "../agent/observe.js";
+import { componentKey, refreshObserved } from "../agent/observe.js";
+import type { ObservedSnapshot } from "../agent/snapshot.js";
 import { errorMessage } from "../util/errors.js";
 import { runAlertCommand, type AlertRunner } from "./alerter.js";
 import type { AgentConfig } from "../config/agent.js";

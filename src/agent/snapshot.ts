@@ -1,0 +1,16 @@
+/**
+ * What one refresh of observed state found (observe.ts refreshObserved), in
+ * a file of its own so the context can name it without importing observe.ts
+ * (which needs the context): no import cycles.
+ */
+import type { ComponentRow } from "../registry/index.js";
+import type { ContainerStatus } from "../runtime/types.js";
+
+/** `skipped` keys were left as they were (see refreshObserved). */
+export interface ObservedSnapshot {
+  components: ComponentRow[];
+  byKey: Map<string, ContainerStatus>;
+  unmanaged: ContainerStatus[];
+  /** `service/component` keys whose registry row this refresh did not touch. */
+  skipped: Set<string>;
+}
