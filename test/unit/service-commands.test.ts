@@ -23,7 +23,7 @@ import {
   loadAllDefinitions,
   nodeError,
 } from "../../src/cli/commands/sync.js";
-import { deployCommand, undeployCommand } from "../../src/cli/commands/deploy.js";
+import { deployCommand, nodeOfService, undeployCommand } from "../../src/cli/commands/deploy.js";
 import { lifecycleCommand } from "../../src/cli/commands/lifecycle.js";
 import { statusCommand } from "../../src/cli/commands/views.js";
 import type { LoadedDefinition } from "../../src/cli/context.js";
@@ -344,6 +344,20 @@ describe("a definition naming an unknown node", () => {
     await assert.rejects(undeployCommand(ctx(), "web", { node: "zz" }), {
       message: 'unknown node "zz" (configured nodes: a, b)',
     });
+  });
+
+  test("no definition: --node is needed with several nodes, not with one", async () => {
+    await assert.rejects(nodeOfService(ctx(), "nodef", undefined), {
+      code: "not_found",
+      message: 'no definition for service "nodef": pass --node <node> to say where it runs',
+    });
+    const single = join(dir, "single.toml");
+    writeFileSync(
+      single,
+      readFileSync(config, "utf8").replace('[[nodes]]\nname = "b"\naddress = "127.0.0.1:2"', ""),
+    );
+    const one = new CliContext(single, { out: () => undefined, err: () => undefined });
+    assert.equal((await nodeOfService(one, "nodef", undefined)).name, "a");
   });
 
   test("stop does not flip active in a file whose node is unknown", async () => {

@@ -85,6 +85,9 @@ export async function nodeOfService(
     loaded = await ctx.loadDefinition(service);
   } catch (err) {
     if (err instanceof McpError && err.code === "not_found") {
+      // With one node configured there is nothing to choose.
+      const [only, ...others] = (await ctx.config()).nodes;
+      if (only && others.length === 0) return ctx.node(only.name);
       throw new McpError(
         "not_found",
         `no definition for service "${service}": pass --node <node> to say where it runs`,
