@@ -254,7 +254,12 @@ describe("mcp logs / push / pull against a real agent", { timeout: 120_000 }, ()
   test("logs errors: one line, non-zero exit", async () => {
     fails(await agent.cli(["logs", "lf-pair"]), /has 2 components \(a, b\): name one/, "two comps");
     fails(await agent.cli(["logs", "lf-pair/zzz"]), /no component "zzz"/, "unknown component");
-    fails(await agent.cli(["logs", "lf-ghost"]), /no definition for service "lf-ghost"/, "no def");
+    // No definition, one node configured: the node is asked, and knows nothing of it.
+    fails(
+      await agent.cli(["logs", "lf-ghost"]),
+      /unknown service "lf-ghost" on node lf-node/,
+      "no def",
+    );
     fails(
       await agent.cli(["logs", "lf-ghost", "--node", NODE]),
       /unknown service "lf-ghost" on node lf-node/,
@@ -458,7 +463,7 @@ describe("mcp logs / push / pull against a real agent", { timeout: 120_000 }, ()
     await writeFile(f, "x");
     fails(
       await agent.cli(["push", f, "lf-ghost"]),
-      /no definition for service "lf-ghost"/,
+      /unknown service "lf-ghost" on node lf-node/,
       "no def",
     );
     fails(
