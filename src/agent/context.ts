@@ -29,6 +29,8 @@ export interface AgentSettings {
   limits?: Limits;
   /** Each container's log size cap (config `[containers] log_max_size`); absent: none. */
   logMaxSize?: string;
+  /** Revisions of each service kept (config `[history] keep`); absent: 20. */
+  historyKeep?: number;
 }
 
 export interface AgentContext {

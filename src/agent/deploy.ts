@@ -29,6 +29,7 @@ import {
   isPullFailure,
   setAsideName,
 } from "../runtime/args.js";
+import { DEFAULT_HISTORY_KEEP } from "../config/agent.js";
 import { validateServiceSpec } from "../servicedef/spec.js";
 import type { DesiredState, ServiceDefOptions } from "../servicedef/types.js";
 import { quote } from "../util/checker.js";
@@ -83,21 +84,31 @@ export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<Com
     const active = spec.active ?? true;
     ctx.registry.services.upsert({ name: spec.name, active, comment: spec.comment });
     const results: ComponentResult[] = [];
+    // This deploy is one revision of the service (`mcp history`).
+    const revision = ctx.registry.revisions.next(spec.name);
     // One component at a time, each recorded only when it is applied: a
     // crash leaves the earlier ones done, this one pending, the later ones
     // as they were (issue: the registry never describes a container with a
     // spec it does not run).
     for (const component of selected) {
       const ord = spec.components.indexOf(component);
-      results.push(
-        active
-          ? await runComponent(ctx, spec.name, component, {
-              kind: "deploy",
-              record: { ord, desiredState: "running" },
-            })
-          : await recordInactive(ctx, spec.name, component, ord),
-      );
+      const result = active
+        ? await runComponent(ctx, spec.name, component, {
+            kind: "deploy",
+            record: { ord, desiredState: "running" },
+          })
+        : await recordInactive(ctx, spec.name, component, ord);
+      ctx.registry.revisions.record({
+        service: spec.name,
+        revision,
+        component: component.name,
+        spec: component,
+        outcome: result.success ? "ok" : "failed",
+        message: result.error,
+      });
+      results.push(result);
     }
+    ctx.registry.revisions.prune(spec.name, ctx.settings.historyKeep ?? DEFAULT_HISTORY_KEEP);
     // A first deploy whose every component failed leaves nothing behind.
     if (ctx.registry.components.list(spec.name).length === 0) {
       ctx.registry.services.delete(spec.name);

@@ -16,7 +16,7 @@ import { restartService, startService, stopService, undeployService } from "./li
 import { nodeStatus } from "./node.js";
 import { refreshObserved } from "./observe.js";
 import { unary } from "./rpc.js";
-import { containerInfos, driftOf, eventInfos, serviceInfos } from "./status.js";
+import { containerInfos, driftOf, eventInfos, revisionInfos, serviceInfos } from "./status.js";
 
 /** Events returned by GetServiceStatus when the request does not say. */
 const DEFAULT_EVENT_LIMIT = 20;
@@ -93,5 +93,16 @@ export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer
     syncDesiredState: unary(async (req) => ({ results: await syncDesiredState(ctx, req) })),
     adoptContainers: unary(async (req) => ({ results: await adoptContainers(ctx, req.service) })),
     purgeComponent: unary(async (req) => ({ results: await purge(ctx, req) })),
+
+    listRevisions: unary((req) => {
+      const rows = registry.revisions.list(req.service);
+      if (rows.length === 0 && !registry.services.get(req.service)) {
+        throw new McpError(
+          "not_found",
+          `unknown service "${req.service}" on node ${ctx.settings.node}`,
+        );
+      }
+      return Promise.resolve({ revisions: revisionInfos(rows) });
+    }),
   };
 }

@@ -93,6 +93,7 @@ export async function serveAgent(
         policy,
         limits: config.limits,
         logMaxSize: config.containers.logMaxSize,
+        historyKeep: config.history.keep,
       },
       registry,
       runtime,

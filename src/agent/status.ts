@@ -7,10 +7,17 @@ import type {
   ContainerInfo,
   DriftInfo,
   EventInfo,
+  RevisionInfo,
   RouteStatus,
   ServiceInfo,
 } from "../gen/mcp/v1/mcp.js";
-import type { ComponentRow, EventRow, RouteRow, ServiceRow } from "../registry/index.js";
+import type {
+  ComponentRow,
+  EventRow,
+  RevisionRow,
+  RouteRow,
+  ServiceRow,
+} from "../registry/index.js";
 import { containerName } from "../runtime/args.js";
 import type { ContainerStatus } from "../runtime/types.js";
 import { imageVersion } from "../servicedef/image.js";
@@ -130,4 +137,15 @@ function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
     else groups.set(k, [item]);
   }
   return groups;
+}
+
+export function revisionInfos(rows: RevisionRow[]): RevisionInfo[] {
+  return rows.map((r) => ({
+    revision: r.revision,
+    component: r.component,
+    image: r.image,
+    deployedAt: new Date(r.deployedAt),
+    outcome: r.outcome,
+    message: r.message,
+  }));
 }

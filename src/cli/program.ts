@@ -15,6 +15,7 @@ import { exitCodeFor } from "./outcome.js";
 import { deployCommand, undeployCommand } from "./commands/deploy.js";
 import { lifecycleCommand } from "./commands/lifecycle.js";
 import { adoptCommand } from "./commands/adopt.js";
+import { historyCommand } from "./commands/history.js";
 import { purgeCommand } from "./commands/purge.js";
 import {
   serviceEditCommand,
@@ -226,6 +227,14 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option("-n, --node <node>", "node where the containers run (needed without a definition)")
     .option("--deadline <duration>", DEADLINE_HELP("adopt"), parseDurationOption)
     .action(run((ctx, service, opts) => adoptCommand(ctx, service, opts)));
+
+  program
+    .command("history")
+    .description("the revisions of a service the agent keeps: REV COMPONENT IMAGE DEPLOYED OUTCOME")
+    .argument("<service>")
+    .option("-n, --node <node>", "node to ask (needed without a definition, with several nodes)")
+    .option("--json", "print JSON")
+    .action(run((ctx, service, opts) => historyCommand(ctx, service, opts)));
 
   program
     .command("purge")

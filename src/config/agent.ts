@@ -80,6 +80,8 @@ export interface AgentConfig {
     flapWindowMs: number;
     retentionMs: number;
   };
+  /** How many revisions of each service the agent keeps (`mcp history`). */
+  history: { keep: number };
   log: { level: LogLevel };
   /**
    * What a definition may ask of the host beyond the defaults (src/agent/policy.ts):
@@ -101,6 +103,9 @@ export interface AgentConfig {
   limits: Limits;
 }
 
+/** Revisions of each service kept when the config does not say. */
+export const DEFAULT_HISTORY_KEEP = 20;
+
 const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 const NODE_NAME_EXPECTED = "a lower-case DNS label (a-z, 0-9, '-', '.'), at most 63 chars";
 
@@ -112,6 +117,7 @@ const KEYS = {
   auth: ["tokens_file"],
   ports: ["range", "reserved", "exclude_ephemeral", "bind_addresses"],
   monitor: ["interval", "alert_command", "cooldown", "flap_threshold", "flap_window", "retention"],
+  history: ["keep"],
   log: ["level"],
   policy: ["allow_host_network", "allow_low_ports", "volume_roots"],
   containers: ["log_max_size"],
@@ -134,6 +140,7 @@ export function agentConfigFromObject(data: unknown, baseDir: string, file: stri
   const auth = section("auth", true);
   const ports = section("ports");
   const monitor = section("monitor");
+  const history = section("history");
   const log = section("log");
   const policy = section("policy");
   const containers = section("containers");
@@ -182,6 +189,7 @@ export function agentConfigFromObject(data: unknown, baseDir: string, file: stri
       flapWindowMs: monitor("flap_window", duration(true)) ?? parseDuration("10m"),
       retentionMs: monitor("retention", duration(true)) ?? parseDuration("720h"),
     },
+    history: { keep: history("keep", c.integer(1, 1000)) ?? DEFAULT_HISTORY_KEEP },
     log: { level: log("level", c.oneOf<LogLevel>(LOG_LEVELS)) ?? "info" },
     policy: {
       allowHostNetwork: policy("allow_host_network", c.boolean) ?? false,
@@ -389,6 +397,7 @@ export function renderAgentConfig(cfg: AgentConfig): string {
       flap_window: formatDuration(cfg.monitor.flapWindowMs),
       retention: formatDuration(cfg.monitor.retentionMs),
     },
+    history: { keep: cfg.history.keep },
     log: { level: cfg.log.level },
     policy: {
       allow_host_network: cfg.policy.allowHostNetwork,

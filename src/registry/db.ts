@@ -9,6 +9,7 @@ import Database from "better-sqlite3";
 import { ComponentStore } from "./components.js";
 import { EventStore } from "./events.js";
 import { migrate } from "./migrations.js";
+import { RevisionStore } from "./revisions.js";
 import { RouteStore } from "./routes.js";
 import { ServiceStore } from "./services.js";
 
@@ -17,6 +18,7 @@ export class Registry {
   readonly components: ComponentStore;
   readonly routes: RouteStore;
   readonly events: EventStore;
+  readonly revisions: RevisionStore;
   readonly path: string;
   readonly #db: Database.Database;
 
@@ -27,6 +29,7 @@ export class Registry {
     this.routes = new RouteStore(db);
     this.components = new ComponentStore(db, this.routes);
     this.events = new EventStore(db);
+    this.revisions = new RevisionStore(db);
   }
 
   /**

@@ -18,3 +18,9 @@ export {
   type EventInput,
   type EventRow,
 } from "./events.js";
+export {
+  RevisionStore,
+  type RevisionInput,
+  type RevisionOutcome,
+  type RevisionRow,
+} from "./revisions.js";

@@ -106,6 +106,26 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE components ADD COLUMN pending TEXT;
     `,
   },
+  {
+    version: 4,
+    name: "revisions",
+    sql: `
+      -- One revision per deploy of a service, a row per component it touched
+      -- (src/registry/revisions.ts). Not tied to components by a foreign key:
+      -- the history outlives an undeploy or purge.
+      CREATE TABLE revisions (
+        service     TEXT NOT NULL,
+        revision    INTEGER NOT NULL CHECK (revision > 0),
+        component   TEXT NOT NULL,
+        image       TEXT NOT NULL,
+        spec        TEXT NOT NULL,
+        outcome     TEXT NOT NULL CHECK (outcome IN ('ok', 'failed')),
+        message     TEXT NOT NULL DEFAULT '',
+        deployed_at TEXT NOT NULL,
+        PRIMARY KEY (service, revision, component)
+      );
+    `,
+  },
 ];
 
 /**

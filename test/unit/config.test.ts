@@ -129,6 +129,7 @@ describe("agent config", () => {
         flapWindowMs: 600_000,
         retentionMs: 2_592_000_000,
       },
+      history: { keep: 20 },
       log: { level: "info" },
       policy: { allowHostNetwork: false, allowLowPorts: false, volumeRoots: [] },
       containers: { logMaxSize: "10m" },

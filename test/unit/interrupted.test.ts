@@ -6,88 +6,17 @@
  * did not create. Real registry file, real allocator, fake runtime.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { after, describe, test } from "node:test";
-import { createAgentContext, type AgentContext } from "../../src/agent/context.js";
+import { describe, test } from "node:test";
 import type { CrashPoint } from "../../src/agent/crash-points.js";
 import { parseCrashAt } from "../../src/agent/crash-points.js";
 import { DEPLOY_STEPS, deploy } from "../../src/agent/deploy.js";
 import { settle } from "../../src/agent/interrupted.js";
 import { startService, stopService } from "../../src/agent/lifecycle.js";
-import { defaultPolicy } from "../../src/agent/policy.js";
-import { RegistryPortBook } from "../../src/agent/port-book.js";
-import { PortAllocator, type PortRange } from "../../src/agent/ports.js";
 import { recoverAtStart } from "../../src/agent/recover.js";
-import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
-import { openRegistry, type Registry } from "../../src/registry/index.js";
+import type { Registry } from "../../src/registry/index.js";
 import { containerName, isSetAsideName } from "../../src/runtime/args.js";
-import { parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
-import { silentLogger } from "../../src/util/log.js";
-import { FakeRuntime, runFailed } from "../helpers/fake-runtime.js";
-
-const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), "../../examples");
-const IMAGE = "localhost/mcp-httpenv:v1";
-const IMAGE_V2 = "localhost/mcp-httpenv:v2";
-const NODE = "local";
-
-const dir = mkdtempSync(join(tmpdir(), "mcp-interrupted-"));
-const registries: Registry[] = [];
-after(() => {
-  for (const r of registries) r.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-let count = 0;
-
-/** An agent on `dbPath` (a new registry file unless given) over `runtime`. */
-function agent(
-  opts: {
-    runtime?: FakeRuntime;
-    dbPath?: string;
-    crashPoint?: CrashPoint;
-    pool?: PortRange[];
-  } = {},
-): { ctx: AgentContext; runtime: FakeRuntime; registry: Registry; dbPath: string } {
-  const dbPath = opts.dbPath ?? join(dir, `registry-${++count}.db`);
-  const registry = openRegistry(dbPath);
-  registries.push(registry);
-  const runtime = opts.runtime ?? new FakeRuntime({ images: [IMAGE, IMAGE_V2] });
-  const ctx = createAgentContext({
-    settings: {
-      node: NODE,
-      bindAddress: "127.0.0.1",
-      allowLatest: false,
-      dataRoot: join(dir, "data"),
-      agentVersion: "0.0.0-test",
-      stopTimeoutSeconds: 0,
-      // The multi example mounts /srv/multi; data_root is a temp dir here.
-      policy: { ...defaultPolicy(["127.0.0.1"]), volumeRoots: ["/srv/multi"] },
-    },
-    registry,
-    runtime,
-    allocator: new PortAllocator({
-      pool: opts.pool ?? [{ from: 20000, to: 20099 }],
-      bindAddresses: ["127.0.0.1"],
-      book: new RegistryPortBook(registry),
-      probe: runtime.probe,
-    }),
-    logger: silentLogger(),
-    crashPoint: opts.crashPoint,
-  });
-  return { ctx, runtime, registry, dbPath };
-}
-
-function example(name: "hello" | "multi"): ServiceSpec {
-  const file = join(EXAMPLES, `${name}.toml`);
-  return toServiceSpec(parseServiceDef(readFileSync(file, "utf8"), file));
-}
-
-function withImage(spec: ServiceSpec, image: string): ServiceSpec {
-  return { ...spec, components: spec.components.map((c) => ({ ...c, image })) };
-}
+import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
+import { type FakeRuntime, runFailed } from "../helpers/fake-runtime.js";
 
 /**
  * A crash point that stops the operation for good at `point@component`:

@@ -362,6 +362,29 @@ export interface LogsResponse {
   data: Buffer;
 }
 
+export interface ListRevisionsRequest {
+  service: string;
+}
+
+/** One component's part of one revision (one `mcp deploy` of the service). */
+export interface RevisionInfo {
+  revision: number;
+  component: string;
+  image: string;
+  deployedAt:
+    | Date
+    | undefined;
+  /** "ok" | "failed" */
+  outcome: string;
+  /** "<step>: <reason>" when failed */
+  message: string;
+}
+
+export interface ListRevisionsResponse {
+  /** newest first */
+  revisions: RevisionInfo[];
+}
+
 function createBaseRouteSpec(): RouteSpec {
   return { name: "", port: 0, mode: "", hostname: "", protocol: "" };
 }
@@ -5328,6 +5351,297 @@ export const LogsResponse: MessageFns<LogsResponse> = {
   },
 };
 
+function createBaseListRevisionsRequest(): ListRevisionsRequest {
+  return { service: "" };
+}
+
+export const ListRevisionsRequest: MessageFns<ListRevisionsRequest> = {
+  encode(message: ListRevisionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.service !== "") {
+      writer.uint32(10).string(message.service);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRevisionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRevisionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRevisionsRequest {
+    return { service: isSet(object.service) ? globalThis.String(object.service) : "" };
+  },
+
+  toJSON(message: ListRevisionsRequest): unknown {
+    const obj: any = {};
+    if (message.service !== "") {
+      obj.service = message.service;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListRevisionsRequest>, I>>(base?: I): ListRevisionsRequest {
+    return ListRevisionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRevisionsRequest>, I>>(object: I): ListRevisionsRequest {
+    const message = createBaseListRevisionsRequest();
+    message.service = object.service ?? "";
+    return message;
+  },
+};
+
+function createBaseRevisionInfo(): RevisionInfo {
+  return { revision: 0, component: "", image: "", deployedAt: undefined, outcome: "", message: "" };
+}
+
+export const RevisionInfo: MessageFns<RevisionInfo> = {
+  encode(message: RevisionInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.revision !== 0) {
+      writer.uint32(8).int32(message.revision);
+    }
+    if (message.component !== "") {
+      writer.uint32(18).string(message.component);
+    }
+    if (message.image !== "") {
+      writer.uint32(26).string(message.image);
+    }
+    if (message.deployedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.deployedAt), writer.uint32(34).fork()).join();
+    }
+    if (message.outcome !== "") {
+      writer.uint32(42).string(message.outcome);
+    }
+    if (message.message !== "") {
+      writer.uint32(50).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevisionInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevisionInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.revision = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.component = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.deployedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevisionInfo {
+    return {
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      component: isSet(object.component) ? globalThis.String(object.component) : "",
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
+      deployedAt: isSet(object.deployedAt)
+        ? fromJsonTimestamp(object.deployedAt)
+        : isSet(object.deployed_at)
+        ? fromJsonTimestamp(object.deployed_at)
+        : undefined,
+      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: RevisionInfo): unknown {
+    const obj: any = {};
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    if (message.component !== "") {
+      obj.component = message.component;
+    }
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
+    if (message.deployedAt !== undefined) {
+      obj.deployedAt = message.deployedAt.toISOString();
+    }
+    if (message.outcome !== "") {
+      obj.outcome = message.outcome;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevisionInfo>, I>>(base?: I): RevisionInfo {
+    return RevisionInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevisionInfo>, I>>(object: I): RevisionInfo {
+    const message = createBaseRevisionInfo();
+    message.revision = object.revision ?? 0;
+    message.component = object.component ?? "";
+    message.image = object.image ?? "";
+    message.deployedAt = object.deployedAt ?? undefined;
+    message.outcome = object.outcome ?? "";
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseListRevisionsResponse(): ListRevisionsResponse {
+  return { revisions: [] };
+}
+
+export const ListRevisionsResponse: MessageFns<ListRevisionsResponse> = {
+  encode(message: ListRevisionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.revisions) {
+      RevisionInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRevisionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRevisionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.revisions.push(RevisionInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRevisionsResponse {
+    return {
+      revisions: globalThis.Array.isArray(object?.revisions)
+        ? object.revisions.map((e: any) => RevisionInfo.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListRevisionsResponse): unknown {
+    const obj: any = {};
+    if (message.revisions?.length) {
+      obj.revisions = message.revisions.map((e) => RevisionInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListRevisionsResponse>, I>>(base?: I): ListRevisionsResponse {
+    return ListRevisionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRevisionsResponse>, I>>(object: I): ListRevisionsResponse {
+    const message = createBaseListRevisionsResponse();
+    message.revisions = object.revisions?.map((e) => RevisionInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 export type McpAgentServiceService = typeof McpAgentServiceService;
 export const McpAgentServiceService = {
   /** lifecycle */
@@ -5484,6 +5798,17 @@ export const McpAgentServiceService = {
     responseSerialize: (value: LogsResponse): Buffer => Buffer.from(LogsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LogsResponse => LogsResponse.decode(value),
   },
+  /** history */
+  listRevisions: {
+    path: "/mcp.v1.McpAgentService/ListRevisions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRevisionsRequest): Buffer => Buffer.from(ListRevisionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRevisionsRequest => ListRevisionsRequest.decode(value),
+    responseSerialize: (value: ListRevisionsResponse): Buffer =>
+      Buffer.from(ListRevisionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListRevisionsResponse => ListRevisionsResponse.decode(value),
+  },
 } as const;
 
 export interface McpAgentServiceServer extends UntypedServiceImplementation {
@@ -5509,6 +5834,8 @@ export interface McpAgentServiceServer extends UntypedServiceImplementation {
   nodeStatus: handleUnaryCall<NodeStatusRequest, NodeStatusResponse>;
   /** logs (server streaming; authenticated like every other RPC) */
   logs: handleServerStreamingCall<LogsRequest, LogsResponse>;
+  /** history */
+  listRevisions: handleUnaryCall<ListRevisionsRequest, ListRevisionsResponse>;
 }
 
 export interface McpAgentServiceClient extends Client {
@@ -5731,6 +6058,22 @@ export interface McpAgentServiceClient extends Client {
   /** logs (server streaming; authenticated like every other RPC) */
   logs(request: LogsRequest, options?: Partial<CallOptions>): ClientReadableStream<LogsResponse>;
   logs(request: LogsRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<LogsResponse>;
+  /** history */
+  listRevisions(
+    request: ListRevisionsRequest,
+    callback: (error: ServiceError | null, response: ListRevisionsResponse) => void,
+  ): ClientUnaryCall;
+  listRevisions(
+    request: ListRevisionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListRevisionsResponse) => void,
+  ): ClientUnaryCall;
+  listRevisions(
+    request: ListRevisionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListRevisionsResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const McpAgentServiceClient = makeGenericClientConstructor(

@@ -1,0 +1,89 @@
+/**
+ * The `revisions` table (migration 4): every `mcp deploy` of a service is one
+ * revision number, with a row per component it touched: the spec and image
+ * it deployed, when, and how it ended. `mcp history` reads it; the agent
+ * keeps the newest `keep` revisions of each service.
+ */
+import type Database from "better-sqlite3";
+import { ComponentSpec } from "../gen/mcp/v1/mcp.js";
+import { now } from "./sql.js";
+
+/** How a component's part of a revision ended. */
+export type RevisionOutcome = "ok" | "failed";
+
+export interface RevisionRow {
+  service: string;
+  revision: number;
+  component: string;
+  image: string;
+  spec: ComponentSpec;
+  outcome: RevisionOutcome;
+  /** Why it failed ("<step>: <reason>"), "" when ok. */
+  message: string;
+  deployedAt: string;
+}
+
+export type RevisionInput = Omit<RevisionRow, "image" | "deployedAt"> & { deployedAt?: string };
+
+type Raw = Omit<RevisionRow, "spec"> & { spec: string };
+
+const COLUMNS = `service, revision, component, image, spec, outcome, message,
+  deployed_at AS deployedAt`;
+
+export class RevisionStore {
+  readonly #next: Database.Statement<[string], number>;
+  readonly #add: Database.Statement<[Raw]>;
+  readonly #list: Database.Statement<[string], Raw>;
+  readonly #prune: Database.Statement<[{ service: string; keep: number }]>;
+
+  constructor(db: Database.Database) {
+    this.#next = db
+      .prepare<[string], number>(
+        "SELECT coalesce(max(revision), 0) + 1 FROM revisions WHERE service = ?",
+      )
+      .pluck();
+    this.#add = db.prepare(`
+      INSERT INTO revisions (service, revision, component, image, spec, outcome, message, deployed_at)
+      VALUES (@service, @revision, @component, @image, @spec, @outcome, @message, @deployedAt)
+      ON CONFLICT (service, revision, component) DO UPDATE SET
+        image = excluded.image, spec = excluded.spec, outcome = excluded.outcome,
+        message = excluded.message, deployed_at = excluded.deployed_at`);
+    this.#list = db.prepare(
+      `SELECT ${COLUMNS} FROM revisions WHERE service = ? ORDER BY revision DESC, component`,
+    );
+    this.#prune = db.prepare(`
+      DELETE FROM revisions WHERE service = @service AND revision <= (
+        SELECT coalesce(max(revision), 0) - @keep FROM revisions WHERE service = @service)`);
+  }
+
+  /** The number the service's next revision gets. */
+  next(service: string): number {
+    return this.#next.get(service) ?? 1;
+  }
+
+  /** Records one component's part of a revision (again: its latest outcome wins). */
+  record(r: RevisionInput): void {
+    this.#add.run({
+      service: r.service,
+      revision: r.revision,
+      component: r.component,
+      image: r.spec.image,
+      spec: JSON.stringify(ComponentSpec.toJSON(r.spec)),
+      outcome: r.outcome,
+      message: r.message,
+      deployedAt: r.deployedAt ?? now(),
+    });
+  }
+
+  /** The service's revisions, newest first, components in name order. */
+  list(service: string): RevisionRow[] {
+    return this.#list
+      .all(service)
+      .map((r) => ({ ...r, spec: ComponentSpec.fromJSON(JSON.parse(r.spec)) }));
+  }
+
+  /** Keeps the newest `keep` revisions of `service`; returns how many rows went. */
+  prune(service: string, keep: number): number {
+    return this.#prune.run({ service, keep }).changes;
+  }
+}
