@@ -265,7 +265,12 @@ export async function runComponent(
       return Promise.resolve();
     });
     if (progress.setAside) {
-      await step("remove old container", () => removeSetAside(ctx, name));
+      // Committed: the new container is the component now. A set-aside one
+      // that will not go is only a leftover (the next agent start sweeps it),
+      // never a reason to undo the operation.
+      await step("remove old container", () => removeSetAside(ctx, name)).catch((err: unknown) =>
+        log.warn({ err: errorMessage(err) }, "could not remove the set-aside old container"),
+      );
     }
     log.info({ image: component.image, ports: Object.fromEntries(hostPorts) }, "deployed");
     return {

@@ -16,7 +16,7 @@ import { recoverAtStart } from "../../src/agent/recover.js";
 import type { Registry } from "../../src/registry/index.js";
 import { containerName, isSetAsideName } from "../../src/runtime/args.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
-import { type FakeRuntime, runFailed } from "../helpers/fake-runtime.js";
+import { type FakeRuntime, podmanError, runFailed } from "../helpers/fake-runtime.js";
 
 /**
  * A crash point that stops the operation for good at `point@component`:
@@ -229,6 +229,29 @@ describe("a failed start never removes a container it did not create", () => {
     assert.equal(runtime.containers.get("hello-web")?.state, "exited");
     assert.deepEqual([...runtime.containers.keys()], ["hello-web"]);
     assert.equal(registry.routes.heldHostPorts()[0]?.port, port, "the old port is recorded again");
+  });
+});
+
+describe("after commit, the set-aside container is only a leftover", () => {
+  test("failing to remove it does not undo the start; the next agent start sweeps it", async () => {
+    const { ctx, runtime, registry, dbPath } = agent();
+    assert.ok((await deploy(ctx, { service: example("hello"), component: "" }))[0]?.success);
+    await stopService(ctx, "hello");
+    runtime.hostBusy.add(registry.routes.heldHostPorts()[0]?.port ?? 0);
+    const release = runtime.hold("rename", "hello-web>hello-web.prev");
+    const started = startService(ctx, "hello");
+    while (!runtime.callsOf("rename").length) await new Promise((r) => setTimeout(r, 1));
+    // The remove after the commit is the next one.
+    runtime.failNext("remove", podmanError("rm", 125, "Error: device or resource busy\n"));
+    release();
+    const [result] = await started;
+    assert.equal(result?.success, true, result?.error);
+    assert.equal(runtime.containers.get("hello-web")?.state, "running");
+    assert.ok(runtime.containers.has("hello-web.prev"), "left behind");
+    assert.equal(registry.components.get("hello", "web")?.pending, null);
+    const next = agent({ runtime, dbPath });
+    await recoverAtStart(next.ctx);
+    assert.deepEqual([...runtime.containers.keys()], ["hello-web"]);
   });
 });
 
