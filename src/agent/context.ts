@@ -6,12 +6,12 @@ import type { Logger } from "pino";
 import type { Registry } from "../registry/index.js";
 import type { Runtime } from "../runtime/types.js";
 import type { Limits } from "../servicedef/limits.js";
-import type { ObservedSnapshot } from "./snapshot.js";
+import type { ObservedSnapshot } from "./observed/snapshot.js";
 import { KeyedMutex } from "../util/keyed-mutex.js";
-import { ImageCache } from "./images.js";
-import { defaultPolicy, type AgentPolicy } from "./policy.js";
-import type { PortAllocator } from "./ports.js";
-import type { CrashPoint } from "./crash-points.js";
+import { ImageCache } from "./operations/images.js";
+import { defaultPolicy, type AgentPolicy } from "./policy/rules.js";
+import type { PortAllocator } from "./ports/allocator.js";
+import type { CrashPoint } from "./operations/crash-points.js";
 
 export interface AgentSettings {
   node: string;

@@ -32,7 +32,7 @@ program
   .option("--force", "overwrite an initialised directory (invalidates its token)")
   .action(async (opts) => {
     // Each command loads only its own modules: a serving agent stays small.
-    const { initAgentDir } = await import("../agent/init.js");
+    const { initAgentDir } = await import("../agent/server/init.js");
     const result = await initAgentDir({
       dir: opts.dir,
       node: opts.node,
@@ -55,7 +55,7 @@ program
   .description("serve the agent's gRPC API (TLS 1.3, bearer tokens)")
   .requiredOption("--config <file>", "agent config (mcp-agent.toml)")
   .action(async (opts) => {
-    const { serveAgent } = await import("../agent/serve.js");
+    const { serveAgent } = await import("../agent/server/serve.js");
     const agent = await serveAgent(opts.config);
     let stopping = false;
     const stop = (signal: string) => {

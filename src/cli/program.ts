@@ -32,7 +32,9 @@ import {
   nodeRemoveCommand,
 } from "./commands/node.js";
 import { nodeStatusCommand } from "./commands/node-status.js";
-import { listCommand, psCommand, statusCommand } from "./commands/views.js";
+import { listCommand } from "./commands/list.js";
+import { psCommand } from "./commands/ps.js";
+import { statusCommand } from "./commands/status.js";
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

@@ -57,7 +57,7 @@ export interface AgentConfig {
     caCert?: string | undefined;
     /**
      * A connection that has not made an authenticated call this long after
-     * TCP accept (TLS handshake included) is closed. See src/agent/transport.ts.
+     * TCP accept (TLS handshake included) is closed. See src/agent/server/transport.ts.
      */
     firstRequestTimeoutMs: number;
   };
@@ -84,7 +84,7 @@ export interface AgentConfig {
   history: { keep: number };
   log: { level: LogLevel };
   /**
-   * What a definition may ask of the host beyond the defaults (src/agent/policy.ts):
+   * What a definition may ask of the host beyond the defaults (src/agent/policy/rules.ts):
    * every allowance is off unless the operator turns it on.
    */
   policy: {

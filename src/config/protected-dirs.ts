@@ -2,7 +2,7 @@
  * Host directories no service may mount or have as its data directory,
  * whatever the agent config says. Shared by the config check (a `[policy]
  * volume_roots` entry that reaches one is a config error) and the agent's
- * volume policy (src/agent/policy.ts), which adds the agent's own directories
+ * volume policy (src/agent/policy/rules.ts), which adds the agent's own directories
  * and the Podman storage `podman info` reports.
  */
 import path from "node:path";

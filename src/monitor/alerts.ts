@@ -25,7 +25,7 @@
  *   whether the earlier alert reached anyone).
  */
 import { formatDuration } from "../config/duration.js";
-import { isDrift } from "../agent/observe.js";
+import { isDrift } from "../agent/observed/refresh.js";
 
 export type AlertKind = "drift" | "flap";
 

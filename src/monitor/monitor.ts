@@ -3,7 +3,7 @@
  * (GetServiceStatus runs a pass before answering, so `mcp status` shows fresh
  * drift), one pass:
  *
- * 1. refreshes observed state from podman (observe.ts: a `state` event per
+ * 1. refreshes observed state from podman (agent/observed/refresh.ts: a `state` event per
  *    transition, restarts podman did between passes included);
  * 2. counts each component's `state` events within the flap window;
  * 3. evaluates drift and flapping (alerts.ts) and records a `drift` / `flap`
@@ -19,8 +19,8 @@
  * restart drifted containers (§9; podman's restart policy provides liveness).
  */
 import type { AgentContext } from "../agent/context.js";
-import { componentKey, refreshObserved } from "../agent/observe.js";
-import type { ObservedSnapshot } from "../agent/snapshot.js";
+import { componentKey, refreshObserved } from "../agent/observed/refresh.js";
+import type { ObservedSnapshot } from "../agent/observed/snapshot.js";
 import { errorMessage } from "../util/errors.js";
 import { runAlertCommand, type AlertRunner } from "./alerter.js";
 import type { AgentConfig } from "../config/agent.js";

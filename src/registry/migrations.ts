@@ -102,7 +102,7 @@ export const MIGRATIONS: readonly Migration[] = [
       -- yet finished: JSON with the registry state to go back to. Written
       -- before the component's container is touched and cleared when the
       -- operation commits or rolls back, so an agent killed in between knows
-      -- at start which components to finish or undo (src/agent/interrupted.ts).
+      -- at start which components to finish or undo (src/agent/operations/interrupted.ts).
       ALTER TABLE components ADD COLUMN pending TEXT;
     `,
   },

@@ -55,7 +55,7 @@ export function containerName(service: string, component: string): string {
 
 /**
  * The name a component's old container carries while its replacement starts
- * (src/agent/deploy.ts, "set aside"). Component names cannot contain ".", so
+ * (src/agent/operations/deploy.ts, "set aside"). Component names cannot contain ".", so
  * this never names another component's container.
  */
 export function setAsideName(container: string): string {

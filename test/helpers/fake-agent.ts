@@ -14,10 +14,10 @@ import {
   type AgentContext,
   type AgentSettings,
 } from "../../src/agent/context.js";
-import type { CrashPoint } from "../../src/agent/crash-points.js";
-import { defaultPolicy } from "../../src/agent/policy.js";
-import { RegistryPortBook } from "../../src/agent/port-book.js";
-import { PortAllocator, type PortRange } from "../../src/agent/ports.js";
+import type { CrashPoint } from "../../src/agent/operations/crash-points.js";
+import { defaultPolicy } from "../../src/agent/policy/rules.js";
+import { RegistryPortBook } from "../../src/agent/ports/book.js";
+import { PortAllocator, type PortRange } from "../../src/agent/ports/allocator.js";
 import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import { openRegistry, type Registry } from "../../src/registry/index.js";
 import { parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";

@@ -10,7 +10,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, stringify } from "smol-toml";
-import { initAgentDir, type InitOptions } from "../../src/agent/init.js";
+import { initAgentDir, type InitOptions } from "../../src/agent/server/init.js";
 import { parseHostPort } from "../../src/config/address.js";
 import { runCommand } from "../../src/util/exec.js";
 import { freePort, tempDir } from "./agent.js";

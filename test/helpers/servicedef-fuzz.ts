@@ -13,7 +13,7 @@ import { performance } from "node:perf_hooks";
 import { isDeepStrictEqual } from "node:util";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { stringify } from "smol-toml";
-import { containerSpecFor } from "../../src/agent/container-spec.js";
+import { containerSpecFor } from "../../src/agent/operations/container-spec.js";
 import { ComponentSpec, ServiceSpec, type RouteSpec } from "../../src/gen/mcp/v1/mcp.js";
 import { buildRunArgs } from "../../src/runtime/args.js";
 import { parseServiceDef } from "../../src/servicedef/parse.js";

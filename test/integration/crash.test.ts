@@ -1,6 +1,6 @@
 /**
  * SIGKILL of a real agent at every step of a two-component deploy and
- * redeploy (MCP_CRASH_AT, src/agent/crash-points.ts), then a normal start:
+ * redeploy (MCP_CRASH_AT, src/agent/operations/crash-points.ts), then a normal start:
  * registry and podman agree for every component (the spec the agent holds is
  * the one its container runs), there is exactly one container per
  * component, and nothing is left "desired running" that never ran.
@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { DEPLOY_STEPS } from "../../src/agent/deploy.js";
+import { DEPLOY_STEPS } from "../../src/agent/operations/deploy.js";
 import { runCommand } from "../../src/util/exec.js";
 import { LiveAgent, TEST_IMAGE, ok } from "../helpers/live-agent.js";
 

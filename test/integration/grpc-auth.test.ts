@@ -16,7 +16,7 @@ import {
   type ServiceError,
   type ServerWritableStream,
 } from "@grpc/grpc-js";
-import { initAgentDir } from "../../src/agent/init.js";
+import { initAgentDir } from "../../src/agent/server/init.js";
 import { callerIdentity } from "../../src/auth/guard.js";
 import { addTokenToFile, FileTokenStore, generateToken, hashToken } from "../../src/auth/tokens.js";
 import { connectNode, dialAgent, type AgentClient } from "../../src/cli/client.js";

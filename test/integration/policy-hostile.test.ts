@@ -21,12 +21,12 @@ import { after, before, describe, test } from "node:test";
 import { Metadata, credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { createSecureContext } from "node:tls";
 import { createAgentContext, type AgentContext } from "../../src/agent/context.js";
-import { createHandlers } from "../../src/agent/handlers.js";
-import { initAgentDir, type InitResult } from "../../src/agent/init.js";
-import { policyFromConfig } from "../../src/agent/policy.js";
-import { RegistryPortBook } from "../../src/agent/port-book.js";
-import { PortAllocator } from "../../src/agent/ports.js";
-import { startAgentServer, type AgentServer } from "../../src/agent/server.js";
+import { createHandlers } from "../../src/agent/server/handlers.js";
+import { initAgentDir, type InitResult } from "../../src/agent/server/init.js";
+import { policyFromConfig } from "../../src/agent/policy/rules.js";
+import { RegistryPortBook } from "../../src/agent/ports/book.js";
+import { PortAllocator } from "../../src/agent/ports/allocator.js";
+import { startAgentServer, type AgentServer } from "../../src/agent/server/server.js";
 import { FileTokenStore } from "../../src/auth/tokens.js";
 import { loadAgentConfig } from "../../src/config/agent.js";
 import {

@@ -1,5 +1,5 @@
 /**
- * Transport limits of the agent's gRPC listener (src/agent/transport.ts,
+ * Transport limits of the agent's gRPC listener (src/agent/server/transport.ts,
  * src/protocol/limits.ts), against a real `mcp-agent serve` process with
  * `[server] first_request_timeout = "1s"` (20 s by default; 1 s keeps this
  * fast): silent TLS clients, raw TCP clients and clients whose calls are all

@@ -12,29 +12,29 @@ import { after, describe, test } from "node:test";
 import { Metadata, status as grpcStatus } from "@grpc/grpc-js";
 import type { ServerErrorResponse, ServerUnaryCall, handleUnaryCall } from "@grpc/grpc-js";
 
-import { containerSpecFor, routeKey } from "../../src/agent/container-spec.js";
+import { containerSpecFor, routeKey } from "../../src/agent/operations/container-spec.js";
 import {
   createAgentContext,
   type AgentContext,
   type AgentSettings,
 } from "../../src/agent/context.js";
-import { deploy } from "../../src/agent/deploy.js";
-import { createHandlers } from "../../src/agent/handlers.js";
-import { ImageCache, isMutableReference } from "../../src/agent/images.js";
+import { deploy } from "../../src/agent/operations/deploy.js";
+import { createHandlers } from "../../src/agent/server/handlers.js";
+import { ImageCache, isMutableReference } from "../../src/agent/operations/images.js";
 import {
   restartService,
   startService,
   stopService,
   undeployService,
-} from "../../src/agent/lifecycle.js";
-import { nodeStatus } from "../../src/agent/node.js";
-import { isDrift, matchContainers, refreshObserved } from "../../src/agent/observe.js";
-import { defaultPolicy } from "../../src/agent/policy.js";
-import { RegistryPortBook } from "../../src/agent/port-book.js";
-import { PortAllocator, describePool, type PortRange } from "../../src/agent/ports.js";
-import { toServiceError, unary } from "../../src/agent/rpc.js";
+} from "../../src/agent/operations/lifecycle.js";
+import { nodeStatus } from "../../src/agent/server/node-status.js";
+import { isDrift, matchContainers, refreshObserved } from "../../src/agent/observed/refresh.js";
+import { defaultPolicy } from "../../src/agent/policy/rules.js";
+import { RegistryPortBook } from "../../src/agent/ports/book.js";
+import { PortAllocator, describePool, type PortRange } from "../../src/agent/ports/allocator.js";
+import { toServiceError, unary } from "../../src/agent/server/rpc.js";
 import { ERROR_CODE_KEY } from "../../src/protocol/wire.js";
-import { driftOf, serviceInfos } from "../../src/agent/status.js";
+import { driftOf, serviceInfos } from "../../src/agent/messages.js";
 import {
   ComponentSpec,
   type ComponentResult,

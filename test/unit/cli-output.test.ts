@@ -8,14 +8,10 @@ import { describe, test } from "node:test";
 
 import { formatResults, parseTarget } from "../../src/cli/commands/deploy.js";
 import { formatNodeList, type NodeRow } from "../../src/cli/commands/node.js";
-import {
-  componentRows,
-  formatList,
-  formatPs,
-  formatRoutes,
-  formatStatus,
-  type NodeServices,
-} from "../../src/cli/commands/views.js";
+import { formatList } from "../../src/cli/commands/list.js";
+import { formatPs } from "../../src/cli/commands/ps.js";
+import { formatStatus } from "../../src/cli/commands/status.js";
+import { componentRows, formatRoutes, type NodeServices } from "../../src/cli/service-rows.js";
 import { formatJson, formatTable, formatUptime } from "../../src/cli/output.js";
 import type {
   ComponentInfo,

@@ -10,7 +10,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Metadata, status, type sendUnaryData, type ServiceError } from "@grpc/grpc-js";
-import { toServiceError } from "../../src/agent/rpc.js";
+import { toServiceError } from "../../src/agent/server/rpc.js";
 import { messageSizeReason, toMcpError } from "../../src/cli/client.js";
 import { CliContext, type CliIO } from "../../src/cli/context.js";
 import {

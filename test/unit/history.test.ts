@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { deploy } from "../../src/agent/deploy.js";
-import { createHandlers } from "../../src/agent/handlers.js";
+import { deploy } from "../../src/agent/operations/deploy.js";
+import { createHandlers } from "../../src/agent/server/handlers.js";
 import { formatHistory } from "../../src/cli/commands/history.js";
 import type { ListRevisionsResponse } from "../../src/gen/mcp/v1/mcp.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";

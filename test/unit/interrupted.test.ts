@@ -7,12 +7,12 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { CrashPoint } from "../../src/agent/crash-points.js";
-import { parseCrashAt } from "../../src/agent/crash-points.js";
-import { DEPLOY_STEPS, deploy } from "../../src/agent/deploy.js";
-import { settle } from "../../src/agent/interrupted.js";
-import { startService, stopService } from "../../src/agent/lifecycle.js";
-import { recoverAtStart } from "../../src/agent/recover.js";
+import type { CrashPoint } from "../../src/agent/operations/crash-points.js";
+import { parseCrashAt } from "../../src/agent/operations/crash-points.js";
+import { DEPLOY_STEPS, deploy } from "../../src/agent/operations/deploy.js";
+import { settle } from "../../src/agent/operations/interrupted.js";
+import { startService, stopService } from "../../src/agent/operations/lifecycle.js";
+import { recoverAtStart } from "../../src/agent/operations/recover.js";
 import type { Registry } from "../../src/registry/index.js";
 import { containerName, isSetAsideName } from "../../src/runtime/args.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";

@@ -37,16 +37,16 @@ import {
   formatMode,
   isInside,
 } from "../../src/protocol/file-paths.js";
-import { pullFile, pushFile } from "../../src/agent/files.js";
-import { pipeLogs, resolveLogsTarget } from "../../src/agent/logs.js";
+import { pullFile, pushFile } from "../../src/agent/operations/files.js";
+import { pipeLogs, resolveLogsTarget } from "../../src/agent/operations/logs.js";
 import {
   checkSince,
   logOptions,
   parseTail,
   pickComponent,
 } from "../../src/protocol/logs-options.js";
-import { RegistryPortBook } from "../../src/agent/port-book.js";
-import { PortAllocator } from "../../src/agent/ports.js";
+import { RegistryPortBook } from "../../src/agent/ports/book.js";
+import { PortAllocator } from "../../src/agent/ports/allocator.js";
 import { logsRequest } from "../../src/cli/commands/logs.js";
 import { pullDestination, writeLocalFile } from "../../src/cli/commands/files.js";
 import { ComponentSpec, type LogsRequest, type LogsResponse } from "../../src/gen/mcp/v1/mcp.js";

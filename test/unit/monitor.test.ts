@@ -14,14 +14,14 @@ import { after, describe, test } from "node:test";
 import type { ServerUnaryCall, handleUnaryCall } from "@grpc/grpc-js";
 
 import { createAgentContext, type AgentContext } from "../../src/agent/context.js";
-import { deploy } from "../../src/agent/deploy.js";
-import { createHandlers } from "../../src/agent/handlers.js";
-import { stopService } from "../../src/agent/lifecycle.js";
-import { refreshObserved } from "../../src/agent/observe.js";
-import { defaultPolicy } from "../../src/agent/policy.js";
-import { RegistryPortBook } from "../../src/agent/port-book.js";
-import { PortAllocator } from "../../src/agent/ports.js";
-import { planRecovery, recoverAtStart } from "../../src/agent/recover.js";
+import { deploy } from "../../src/agent/operations/deploy.js";
+import { createHandlers } from "../../src/agent/server/handlers.js";
+import { stopService } from "../../src/agent/operations/lifecycle.js";
+import { refreshObserved } from "../../src/agent/observed/refresh.js";
+import { defaultPolicy } from "../../src/agent/policy/rules.js";
+import { RegistryPortBook } from "../../src/agent/ports/book.js";
+import { PortAllocator } from "../../src/agent/ports/allocator.js";
+import { planRecovery, recoverAtStart } from "../../src/agent/operations/recover.js";
 import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import { runAlertCommand } from "../../src/monitor/alerter.js";
 import {

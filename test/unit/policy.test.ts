@@ -12,12 +12,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 
-import { containerSpecFor, withHostAddress } from "../../src/agent/container-spec.js";
+import { containerSpecFor, withHostAddress } from "../../src/agent/operations/container-spec.js";
 import { createAgentContext, type AgentContext } from "../../src/agent/context.js";
-import { deploy } from "../../src/agent/deploy.js";
-import { pullFile, pushFile } from "../../src/agent/files.js";
-import { initAgentDir } from "../../src/agent/init.js";
-import { startService, stopService } from "../../src/agent/lifecycle.js";
+import { deploy } from "../../src/agent/operations/deploy.js";
+import { pullFile, pushFile } from "../../src/agent/operations/files.js";
+import { initAgentDir } from "../../src/agent/server/init.js";
+import { startService, stopService } from "../../src/agent/operations/lifecycle.js";
 import {
   checkDataDirectory,
   checkExposure,
@@ -32,10 +32,10 @@ import {
   volumeRootProblems,
   type AgentPolicy,
   type PolicyTarget,
-} from "../../src/agent/policy.js";
-import { RegistryPortBook } from "../../src/agent/port-book.js";
-import { PortAllocator } from "../../src/agent/ports.js";
-import { syncDesiredState } from "../../src/agent/sync.js";
+} from "../../src/agent/policy/rules.js";
+import { RegistryPortBook } from "../../src/agent/ports/book.js";
+import { PortAllocator } from "../../src/agent/ports/allocator.js";
+import { syncDesiredState } from "../../src/agent/operations/sync.js";
 import { agentConfigFromObject, loadAgentConfig } from "../../src/config/agent.js";
 import { ComponentSpec, type ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import { openRegistry, type Registry } from "../../src/registry/index.js";

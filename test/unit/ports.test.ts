@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { probePort } from "../../src/agent/port-probe.js";
+import { probePort } from "../../src/agent/ports/probe.js";
 import {
   buildCandidatePool,
   describePool,
@@ -17,7 +17,7 @@ import {
   type PortBook,
   type PortRange,
   type PortRequest,
-} from "../../src/agent/ports.js";
+} from "../../src/agent/ports/allocator.js";
 import { McpError } from "../../src/util/errors.js";
 import { Mutex } from "../../src/util/mutex.js";
 

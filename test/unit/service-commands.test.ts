@@ -25,7 +25,7 @@ import {
 } from "../../src/cli/commands/sync.js";
 import { deployCommand, nodeOfService, undeployCommand } from "../../src/cli/commands/deploy.js";
 import { lifecycleCommand } from "../../src/cli/commands/lifecycle.js";
-import { statusCommand } from "../../src/cli/commands/views.js";
+import { statusCommand } from "../../src/cli/commands/status.js";
 import type { LoadedDefinition } from "../../src/cli/context.js";
 import type { ServiceInfo } from "../../src/gen/mcp/v1/mcp.js";
 import { parseServiceDef } from "../../src/servicedef/parse.js";

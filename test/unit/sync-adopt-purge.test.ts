@@ -13,19 +13,19 @@ import {
   adoptedSpec,
   mappingOf,
   selectContainers,
-} from "../../src/agent/adopt.js";
+} from "../../src/agent/operations/adopt.js";
 import { createAgentContext, type AgentContext } from "../../src/agent/context.js";
-import { deploy } from "../../src/agent/deploy.js";
-import { undeployService, stopService } from "../../src/agent/lifecycle.js";
-import { RegistryPortBook } from "../../src/agent/port-book.js";
-import { PortAllocator } from "../../src/agent/ports.js";
-import { purge, purgeVerdict } from "../../src/agent/purge.js";
+import { deploy } from "../../src/agent/operations/deploy.js";
+import { undeployService, stopService } from "../../src/agent/operations/lifecycle.js";
+import { RegistryPortBook } from "../../src/agent/ports/book.js";
+import { PortAllocator } from "../../src/agent/ports/allocator.js";
+import { purge, purgeVerdict } from "../../src/agent/operations/purge.js";
 import {
   diffComponentSpec,
   diffService,
   summarize,
   syncDesiredState,
-} from "../../src/agent/sync.js";
+} from "../../src/agent/operations/sync.js";
 import { ComponentSpec, type ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import { openRegistry, type Registry } from "../../src/registry/index.js";
 import type { ContainerStatus } from "../../src/runtime/types.js";

@@ -1,7 +1,7 @@
 /**
  * `mcp adopt <service> [--node N]`: take the node's existing containers of
  * the service into its agent's registry (AdoptContainers; what is taken over
- * is described in src/agent/adopt.ts). The node comes from `--node`, else
+ * is described in src/agent/operations/adopt.ts). The node comes from `--node`, else
  * from the local definition; without either the command refuses.
  */
 import type { AdoptResult } from "../../gen/mcp/v1/mcp.js";

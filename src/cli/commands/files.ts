@@ -2,7 +2,7 @@
  * `mcp push <local> <service> [path]` and `mcp pull <service> <path> [local]`:
  * one file to or from the service's data directory on its node
  * (`<data_root>/<service>`, default /srv/<service>). The agent decides what
- * paths are allowed (see src/agent/files.ts); the CLI checks the size limit
+ * paths are allowed (see src/agent/operations/files.ts); the CLI checks the size limit
  * before sending or writing anything, and keeps the file mode both ways.
  *
  * - push: `path` defaults to the local file's base name; the local

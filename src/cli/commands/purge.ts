@@ -1,7 +1,7 @@
 /**
  * `mcp purge [service[/component]] [--dry-run] [--node N]`: remove registry
  * entries of components that are gone and no longer defined (PurgeComponent;
- * the rules are in src/agent/purge.ts).
+ * the rules are in src/agent/operations/purge.ts).
  *
  * The CLI computes `defined_components` from the local definitions, per node:
  * a node is sent the `service/component` keys of the definitions whose

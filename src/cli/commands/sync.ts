@@ -1,7 +1,7 @@
 /**
  * `mcp sync [--dry-run]`: push every definition in the services dir to the
  * agent of its node (SyncDesiredState), all nodes in parallel. Additive and
- * intent-only (see src/agent/sync.ts): nothing is deleted, deployed or
+ * intent-only (see src/agent/operations/sync.ts): nothing is deleted, deployed or
  * stopped.
  *
  * Exit codes, for scripts: 0 = done / nothing would change, 1 = (dry run)

@@ -39,8 +39,8 @@
 import { lstatSync, realpathSync } from "node:fs";
 import { isIPv6 } from "node:net";
 import path from "node:path";
-import { agentProtectedDirs, type AgentConfig } from "../config/agent.js";
-import type { ComponentSpec, ServiceSpec } from "../gen/mcp/v1/mcp.js";
+import { agentProtectedDirs, type AgentConfig } from "../../config/agent.js";
+import type { ComponentSpec, ServiceSpec } from "../../gen/mcp/v1/mcp.js";
 import {
   PODMAN_STORAGE_DIRS,
   SYSTEM_DIRS,
@@ -48,11 +48,11 @@ import {
   normalizeAbsolute,
   reach,
   type ProtectedDir,
-} from "../config/protected-dirs.js";
-import { isInside } from "../protocol/file-paths.js";
-import { parsePortMapping } from "../servicedef/ports.js";
-import { at } from "../util/checker.js";
-import type { Problem } from "../util/errors.js";
+} from "../../config/protected-dirs.js";
+import { isInside } from "../../protocol/file-paths.js";
+import { parsePortMapping } from "../../servicedef/ports.js";
+import { at } from "../../util/checker.js";
+import type { Problem } from "../../util/errors.js";
 
 /** Host ports below this are privileged and need `[policy] allow_low_ports`. */
 export const LOW_PORT_LIMIT = 1024;

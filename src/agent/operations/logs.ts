@@ -17,14 +17,14 @@
  *   systemd) is not needed here.
  */
 import type { ServerWritableStream, handleServerStreamingCall } from "@grpc/grpc-js";
-import type { LogsRequest, LogsResponse } from "../gen/mcp/v1/mcp.js";
-import { containerName, isNoSuchContainer } from "../runtime/args.js";
-import type { LogStream } from "../runtime/types.js";
-import { CommandError } from "../util/exec.js";
-import { McpError, errorMessage } from "../util/errors.js";
-import type { AgentContext } from "./context.js";
-import { logOptions, pickComponent } from "../protocol/logs-options.js";
-import { toServiceError } from "./rpc.js";
+import type { LogsRequest, LogsResponse } from "../../gen/mcp/v1/mcp.js";
+import { containerName, isNoSuchContainer } from "../../runtime/args.js";
+import type { LogStream } from "../../runtime/types.js";
+import { CommandError } from "../../util/exec.js";
+import { McpError, errorMessage } from "../../util/errors.js";
+import type { AgentContext } from "../context.js";
+import { logOptions, pickComponent } from "../../protocol/logs-options.js";
+import { toServiceError } from "../server/rpc.js";
 
 type LogsCall = ServerWritableStream<LogsRequest, LogsResponse>;
 

@@ -9,13 +9,13 @@
  * - undeploy: containers removed, ports released, desired = stopped; the
  *   registry rows stay (purge removes them), so a second undeploy is a no-op.
  */
-import type { ComponentResult } from "../gen/mcp/v1/mcp.js";
-import type { ComponentRow } from "../registry/index.js";
-import { containerName, ifContainerExists, isAddressInUse } from "../runtime/args.js";
-import { McpError, errorMessage } from "../util/errors.js";
-import type { AgentContext } from "./context.js";
+import type { ComponentResult } from "../../gen/mcp/v1/mcp.js";
+import type { ComponentRow } from "../../registry/index.js";
+import { containerName, ifContainerExists, isAddressInUse } from "../../runtime/args.js";
+import { McpError, errorMessage } from "../../util/errors.js";
+import type { AgentContext } from "../context.js";
 import { runComponent } from "./deploy.js";
-import { routeStatuses } from "./status.js";
+import { routeStatuses } from "../messages.js";
 
 type ComponentAction = (row: ComponentRow) => Promise<void | ComponentResult>;
 

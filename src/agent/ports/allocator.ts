@@ -1,9 +1,9 @@
 import { randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
 
-import { McpError } from "../util/errors.js";
-import { Mutex } from "../util/mutex.js";
-import { probePort, type PortProtocol } from "./port-probe.js";
+import { McpError } from "../../util/errors.js";
+import { Mutex } from "../../util/mutex.js";
+import { probePort, type PortProtocol } from "./probe.js";
 
 /**
  * Host port allocation for routes. The pool is the configured range minus the

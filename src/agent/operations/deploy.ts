@@ -19,8 +19,8 @@
  */
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { ComponentSpec, type ComponentResult, type DeployRequest } from "../gen/mcp/v1/mcp.js";
-import type { PendingOperation } from "../registry/index.js";
+import { ComponentSpec, type ComponentResult, type DeployRequest } from "../../gen/mcp/v1/mcp.js";
+import type { PendingOperation } from "../../registry/index.js";
 import {
   containerName,
   ifContainerExists,
@@ -28,22 +28,22 @@ import {
   isNoSuchImage,
   isPullFailure,
   setAsideName,
-} from "../runtime/args.js";
-import { DEFAULT_HISTORY_KEEP } from "../config/agent.js";
-import { validateServiceSpec } from "../servicedef/spec.js";
-import type { DesiredState, ServiceDefOptions } from "../servicedef/types.js";
-import { quote } from "../util/checker.js";
-import { McpError, StepError, errorMessage } from "../util/errors.js";
+} from "../../runtime/args.js";
+import { DEFAULT_HISTORY_KEEP } from "../../config/agent.js";
+import { validateServiceSpec } from "../../servicedef/spec.js";
+import type { DesiredState, ServiceDefOptions } from "../../servicedef/types.js";
+import { quote } from "../../util/checker.js";
+import { McpError, StepError, errorMessage } from "../../util/errors.js";
 import { containerSpecFor, routeKey } from "./container-spec.js";
-import type { AgentContext } from "./context.js";
-import { mergeProblems } from "./policy.js";
+import type { AgentContext } from "../context.js";
+import { mergeProblems } from "../policy/rules.js";
 import {
   enforcePortClaims,
   enforceStoredComponent,
   policyError,
   requestPolicyProblems,
-} from "./policy-guard.js";
-import { routeStatuses } from "./status.js";
+} from "../policy/guard.js";
+import { routeStatuses } from "../messages.js";
 
 /** How often `run` may hit "address already in use" before the deploy fails. */
 const RUN_ATTEMPTS = 3;

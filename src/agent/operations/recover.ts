@@ -24,12 +24,12 @@
  * gone". Both are covered: an exited container with desired `running` is
  * exactly what a node reboot leaves behind, and the operator expects it back.
  */
-import type { ComponentRow } from "../registry/index.js";
-import type { ContainerStatus } from "../runtime/types.js";
-import type { AgentContext } from "./context.js";
+import type { ComponentRow } from "../../registry/index.js";
+import type { ContainerStatus } from "../../runtime/types.js";
+import type { AgentContext } from "../context.js";
 import { runComponent } from "./deploy.js";
 import { settleInterrupted } from "./interrupted.js";
-import { componentKey, refreshObserved } from "./observe.js";
+import { componentKey, refreshObserved } from "../observed/refresh.js";
 
 /** Container states recovery leaves alone for a component desired running. */
 const LIVE_STATES = new Set(["running", "paused"]);

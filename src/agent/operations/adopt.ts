@@ -31,13 +31,18 @@
  * name, a host port the registry holds for another component, two
  * containers for one component).
  */
-import { ComponentSpec, type AdoptResult } from "../gen/mcp/v1/mcp.js";
-import { LABEL_COMPONENT, LABEL_NODE, LABEL_SERVICE, splitContainerName } from "../runtime/args.js";
-import type { ContainerStatus } from "../runtime/types.js";
-import { parsePortMapping } from "../servicedef/ports.js";
-import { NAME_RE } from "../servicedef/validate.js";
-import { McpError } from "../util/errors.js";
-import type { AgentContext } from "./context.js";
+import { ComponentSpec, type AdoptResult } from "../../gen/mcp/v1/mcp.js";
+import {
+  LABEL_COMPONENT,
+  LABEL_NODE,
+  LABEL_SERVICE,
+  splitContainerName,
+} from "../../runtime/args.js";
+import type { ContainerStatus } from "../../runtime/types.js";
+import { parsePortMapping } from "../../servicedef/ports.js";
+import { NAME_RE } from "../../servicedef/validate.js";
+import { McpError } from "../../util/errors.js";
+import type { AgentContext } from "../context.js";
 
 export interface AdoptCandidate {
   container: ContainerStatus;

@@ -63,12 +63,17 @@ import type {
   PullFileResponse,
   PushFileRequest,
   PushFileResponse,
-} from "../gen/mcp/v1/mcp.js";
-import { McpError, errorMessage } from "../util/errors.js";
-import type { AgentContext } from "./context.js";
-import { checkDataDirectory } from "./policy.js";
-import { policyError } from "./policy-guard.js";
-import { checkFileSize, checkMode, checkRelativePath, isInside } from "../protocol/file-paths.js";
+} from "../../gen/mcp/v1/mcp.js";
+import { McpError, errorMessage } from "../../util/errors.js";
+import type { AgentContext } from "../context.js";
+import { checkDataDirectory } from "../policy/rules.js";
+import { policyError } from "../policy/guard.js";
+import {
+  checkFileSize,
+  checkMode,
+  checkRelativePath,
+  isInside,
+} from "../../protocol/file-paths.js";
 
 /** Mode of directories push creates. */
 const DIR_MODE = 0o750;

@@ -3,20 +3,25 @@
  * work and back to a response. Authentication is applied around all of them
  * by src/auth (see server.ts); errors become gRPC statuses in rpc.ts.
  */
-import type { McpAgentServiceServer } from "../gen/mcp/v1/mcp.js";
-import { McpError } from "../util/errors.js";
-import type { AgentContext } from "./context.js";
-import { adoptContainers } from "./adopt.js";
-import { purge } from "./purge.js";
-import { syncDesiredState } from "./sync.js";
-import { deploy } from "./deploy.js";
-import { pullFile, pushFile } from "./files.js";
-import { logsHandler } from "./logs.js";
-import { restartService, startService, stopService, undeployService } from "./lifecycle.js";
-import { nodeStatus } from "./node.js";
-import { refreshObserved } from "./observe.js";
+import type { McpAgentServiceServer } from "../../gen/mcp/v1/mcp.js";
+import { McpError } from "../../util/errors.js";
+import type { AgentContext } from "../context.js";
+import { adoptContainers } from "../operations/adopt.js";
+import { purge } from "../operations/purge.js";
+import { syncDesiredState } from "../operations/sync.js";
+import { deploy } from "../operations/deploy.js";
+import { pullFile, pushFile } from "../operations/files.js";
+import { logsHandler } from "../operations/logs.js";
+import {
+  restartService,
+  startService,
+  stopService,
+  undeployService,
+} from "../operations/lifecycle.js";
+import { nodeStatus } from "./node-status.js";
+import { refreshObserved } from "../observed/refresh.js";
 import { unary } from "./rpc.js";
-import { containerInfos, driftOf, eventInfos, revisionInfos, serviceInfos } from "./status.js";
+import { containerInfos, driftOf, eventInfos, revisionInfos, serviceInfos } from "../messages.js";
 
 /** Events returned by GetServiceStatus when the request does not say. */
 const DEFAULT_EVENT_LIMIT = 20;

@@ -12,9 +12,9 @@ import { hostname } from "node:os";
 import type { SecureServerOptions } from "node:http2";
 import type { generate as Generate } from "selfsigned";
 import { ServerCredentials } from "@grpc/grpc-js";
-import { DEFAULT_TRANSPORT_LIMITS } from "../protocol/limits.js";
-import { McpError } from "../util/errors.js";
-import { isUnspecifiedHost, parseHostPort } from "../config/address.js";
+import { DEFAULT_TRANSPORT_LIMITS } from "../../protocol/limits.js";
+import { McpError } from "../../util/errors.js";
+import { isUnspecifiedHost, parseHostPort } from "../../config/address.js";
 
 /** PEM certificate and its PEM private key. */
 /**

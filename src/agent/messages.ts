@@ -21,7 +21,7 @@ import type {
 import { containerName } from "../runtime/args.js";
 import type { ContainerStatus } from "../runtime/types.js";
 import { imageVersion } from "../servicedef/image.js";
-import { componentKey, isDrift } from "./observe.js";
+import { componentKey, isDrift } from "./observed/refresh.js";
 
 export function routeStatuses(rows: RouteRow[]): RouteStatus[] {
   return rows.map((r) => ({

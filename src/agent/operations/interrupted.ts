@@ -19,12 +19,12 @@
  * which spec each component runs, and nothing is left "desired running"
  * that was never run.
  */
-import type { ComponentRow, PendingOperation } from "../registry/index.js";
-import { LABEL_NODE, containerName, isSetAsideName, setAsideName } from "../runtime/args.js";
-import type { ContainerStatus } from "../runtime/types.js";
-import type { AgentContext } from "./context.js";
+import type { ComponentRow, PendingOperation } from "../../registry/index.js";
+import { LABEL_NODE, containerName, isSetAsideName, setAsideName } from "../../runtime/args.js";
+import type { ContainerStatus } from "../../runtime/types.js";
+import type { AgentContext } from "../context.js";
 import { restorePrevious } from "./deploy.js";
-import { componentKey } from "./observe.js";
+import { componentKey } from "../observed/refresh.js";
 
 export type Settlement = "finish" | "undo";
 

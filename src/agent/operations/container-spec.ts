@@ -4,11 +4,11 @@
  * the exact container that a deploy would start.
  */
 import { isIPv6 } from "node:net";
-import type { ComponentSpec, RouteSpec } from "../gen/mcp/v1/mcp.js";
-import { containerName, mcpLabels } from "../runtime/args.js";
-import type { ContainerSpec } from "../runtime/types.js";
-import { portEnv } from "../servicedef/env.js";
-import { formatRouteMapping, parsePortMapping } from "../servicedef/ports.js";
+import type { ComponentSpec, RouteSpec } from "../../gen/mcp/v1/mcp.js";
+import { containerName, mcpLabels } from "../../runtime/args.js";
+import type { ContainerSpec } from "../../runtime/types.js";
+import { portEnv } from "../../servicedef/env.js";
+import { formatRouteMapping, parsePortMapping } from "../../servicedef/ports.js";
 
 export interface ContainerTarget {
   node: string;

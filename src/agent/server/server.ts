@@ -14,15 +14,15 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { createServer, type AddressInfo } from "node:net";
-import { authInterceptor } from "../auth/guard.js";
-import type { TokenValidator } from "../auth/tokens.js";
-import { McpAgentServiceService, type McpAgentServiceServer } from "../gen/mcp/v1/mcp.js";
-import { McpError } from "../util/errors.js";
-import type { Logger } from "../util/log.js";
-import { parseHostPort } from "../config/address.js";
+import { authInterceptor } from "../../auth/guard.js";
+import type { TokenValidator } from "../../auth/tokens.js";
+import { McpAgentServiceService, type McpAgentServiceServer } from "../../gen/mcp/v1/mcp.js";
+import { McpError } from "../../util/errors.js";
+import type { Logger } from "../../util/log.js";
+import { parseHostPort } from "../../config/address.js";
 import { toServiceError } from "./rpc.js";
 import { tls13ServerCredentials } from "./tls.js";
-import { DEFAULT_TRANSPORT_LIMITS, type TransportLimits } from "../protocol/limits.js";
+import { DEFAULT_TRANSPORT_LIMITS, type TransportLimits } from "../../protocol/limits.js";
 import { ConnectionGate, firstRequestInterceptor, grpcServerOptions } from "./transport.js";
 
 export interface AgentServerOptions {

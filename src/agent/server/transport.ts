@@ -20,8 +20,8 @@
  */
 import type { Socket } from "node:net";
 import { ServerInterceptingCall, type ServerInterceptor } from "@grpc/grpc-js";
-import type { TransportLimits } from "../protocol/limits.js";
-import type { Logger } from "../util/log.js";
+import type { TransportLimits } from "../../protocol/limits.js";
+import type { Logger } from "../../util/log.js";
 
 /** The grpc-js Server options that express `limits` (everything but the gate and the cap). */
 export function grpcServerOptions(limits: TransportLimits): Record<string, number> {

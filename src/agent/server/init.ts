@@ -11,12 +11,12 @@
  */
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { addTokenToFile, generateToken } from "../auth/tokens.js";
-import { formatHostPort, isUnspecifiedHost, parseHostPort } from "../config/address.js";
-import { agentConfigFromObject, renderAgentConfig } from "../config/agent.js";
-import { saveCliConfig } from "../config/cli.js";
-import { writeFileAtomic } from "../config/files.js";
-import { McpError } from "../util/errors.js";
+import { addTokenToFile, generateToken } from "../../auth/tokens.js";
+import { formatHostPort, isUnspecifiedHost, parseHostPort } from "../../config/address.js";
+import { agentConfigFromObject, renderAgentConfig } from "../../config/agent.js";
+import { saveCliConfig } from "../../config/cli.js";
+import { writeFileAtomic } from "../../config/files.js";
+import { McpError } from "../../util/errors.js";
 import { createCa, issueServerCert, serverSans, type CertPair } from "./tls.js";
 
 export interface InitOptions {

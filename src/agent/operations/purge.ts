@@ -30,11 +30,11 @@
  * Results: one per examined component (`purged` = purged, or would be in a
  * dry run), plus one with component "" when the service row goes too.
  */
-import type { PurgeRequest, PurgeResult } from "../gen/mcp/v1/mcp.js";
-import type { ComponentRow } from "../registry/index.js";
-import { McpError } from "../util/errors.js";
-import type { AgentContext } from "./context.js";
-import { REMOVED, componentKey, matchContainers } from "./observe.js";
+import type { PurgeRequest, PurgeResult } from "../../gen/mcp/v1/mcp.js";
+import type { ComponentRow } from "../../registry/index.js";
+import { McpError } from "../../util/errors.js";
+import type { AgentContext } from "../context.js";
+import { REMOVED, componentKey, matchContainers } from "../observed/refresh.js";
 
 export type PurgeVerdict =
   { purge: true; reason: string } | { purge: false; reason: string; refused: boolean };

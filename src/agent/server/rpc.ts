@@ -5,8 +5,8 @@
  * the CLI can rebuild the same error.
  */
 import { Metadata, status, type handleUnaryCall, type ServerErrorResponse } from "@grpc/grpc-js";
-import { ERROR_CODE_KEY } from "../protocol/wire.js";
-import { McpError, type McpErrorCode, errorMessage } from "../util/errors.js";
+import { ERROR_CODE_KEY } from "../../protocol/wire.js";
+import { McpError, type McpErrorCode, errorMessage } from "../../util/errors.js";
 
 const STATUS_FOR: Record<McpErrorCode, status> = {
   invalid_definition: status.INVALID_ARGUMENT,

@@ -5,8 +5,8 @@
  * the only caller of podman on its node; if an image is removed behind its
  * back, `forget()` (called when `run` reports it missing) resets the entry.
  */
-import type { Runtime } from "../runtime/types.js";
-import { parseImageRef } from "../servicedef/image.js";
+import type { Runtime } from "../../runtime/types.js";
+import { parseImageRef } from "../../servicedef/image.js";
 
 /** Tags that may point at different content tomorrow: always pulled. */
 export function isMutableReference(image: string): boolean {

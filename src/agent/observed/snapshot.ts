@@ -1,10 +1,10 @@
 /**
- * What one refresh of observed state found (observe.ts refreshObserved), in
- * a file of its own so the context can name it without importing observe.ts
+ * What one refresh of observed state found (refresh.ts refreshObserved), in
+ * a file of its own so the context can name it without importing refresh.ts
  * (which needs the context): no import cycles.
  */
-import type { ComponentRow } from "../registry/index.js";
-import type { ContainerStatus } from "../runtime/types.js";
+import type { ComponentRow } from "../../registry/index.js";
+import type { ContainerStatus } from "../../runtime/types.js";
 
 /** `skipped` keys were left as they were (see refreshObserved). */
 export interface ObservedSnapshot {

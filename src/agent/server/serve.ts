@@ -4,24 +4,29 @@
  */
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { FileTokenStore } from "../auth/tokens.js";
-import { parseHostPort } from "../config/address.js";
-import { loadAgentConfig, type AgentConfig } from "../config/agent.js";
-import { openRegistry } from "../registry/index.js";
-import { PodmanRuntime } from "../runtime/podman.js";
-import type { Runtime } from "../runtime/types.js";
-import { ValidationError, errorMessage } from "../util/errors.js";
-import { createLogger, type Logger } from "../util/log.js";
-import { createAgentContext, type AgentContext } from "./context.js";
-import { crashPointFromEnv } from "./crash-points.js";
+import { FileTokenStore } from "../../auth/tokens.js";
+import { parseHostPort } from "../../config/address.js";
+import { loadAgentConfig, type AgentConfig } from "../../config/agent.js";
+import { openRegistry } from "../../registry/index.js";
+import { PodmanRuntime } from "../../runtime/podman.js";
+import type { Runtime } from "../../runtime/types.js";
+import { ValidationError, errorMessage } from "../../util/errors.js";
+import { createLogger, type Logger } from "../../util/log.js";
+import { createAgentContext, type AgentContext } from "../context.js";
+import { crashPointFromEnv } from "../operations/crash-points.js";
 import { createHandlers } from "./handlers.js";
-import { Monitor } from "../monitor/monitor.js";
-import { recoverAtStart } from "./recover.js";
-import { policyFromConfig, volumeRootProblems } from "./policy.js";
-import { RegistryPortBook } from "./port-book.js";
-import { buildCandidatePool, PortAllocator, readEphemeralRange, type PortRange } from "./ports.js";
+import { Monitor } from "../../monitor/monitor.js";
+import { recoverAtStart } from "../operations/recover.js";
+import { policyFromConfig, volumeRootProblems } from "../policy/rules.js";
+import { RegistryPortBook } from "../ports/book.js";
+import {
+  buildCandidatePool,
+  PortAllocator,
+  readEphemeralRange,
+  type PortRange,
+} from "../ports/allocator.js";
 import { startAgentServer } from "./server.js";
-import { VERSION } from "../version.js";
+import { VERSION } from "../../version.js";
 
 /** Seconds podman waits after SIGTERM before it kills a container. */
 const STOP_TIMEOUT_SECONDS = 10;

@@ -3,10 +3,10 @@
  * written back to the registry with an event for every transition. Used by
  * LiveCheck, GetServiceStatus and the agent's start-up reconciliation.
  */
-import type { ComponentRow } from "../registry/index.js";
-import { isSetAsideName, splitContainerName } from "../runtime/args.js";
-import type { ContainerStatus } from "../runtime/types.js";
-import type { AgentContext } from "./context.js";
+import type { ComponentRow } from "../../registry/index.js";
+import { isSetAsideName, splitContainerName } from "../../runtime/args.js";
+import type { ContainerStatus } from "../../runtime/types.js";
+import type { AgentContext } from "../context.js";
 import type { ObservedSnapshot } from "./snapshot.js";
 
 /** Observed state of a component whose container is gone. */

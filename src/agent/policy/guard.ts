@@ -13,13 +13,13 @@
  *   section and a deploy records its spec (hence its claims) before it
  *   allocates: of two deploys claiming one port, at most one gets through.
  */
-import type { ComponentSpec, ServiceSpec } from "../gen/mcp/v1/mcp.js";
-import { at } from "../util/checker.js";
-import { serviceLabel } from "../servicedef/spec.js";
-import { McpError, formatProblem, type Problem } from "../util/errors.js";
-import type { AgentContext } from "./context.js";
-import { portHolders } from "./port-book.js";
-import { checkPortClaims, policyProblems, type PortHolder } from "./policy.js";
+import type { ComponentSpec, ServiceSpec } from "../../gen/mcp/v1/mcp.js";
+import { at } from "../../util/checker.js";
+import { serviceLabel } from "../../servicedef/spec.js";
+import { McpError, formatProblem, type Problem } from "../../util/errors.js";
+import type { AgentContext } from "../context.js";
+import { portHolders } from "../ports/book.js";
+import { checkPortClaims, policyProblems, type PortHolder } from "./rules.js";
 
 /** One McpError("invalid_argument") with a `service NAME: path: message` line per problem. */
 export function policyError(service: string, problems: readonly Problem[]): McpError {

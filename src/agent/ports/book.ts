@@ -3,11 +3,11 @@
  * allocated route port, plus the host side of every explicit `ports` mapping
  * (old style), so a route is never handed a port that `legacy` publishes.
  */
-import type { Registry } from "../registry/index.js";
-import { parsePortMapping } from "../servicedef/ports.js";
-import { routeKey } from "./container-spec.js";
-import type { PortHolder } from "./policy.js";
-import type { PortBook } from "./ports.js";
+import type { Registry } from "../../registry/index.js";
+import { parsePortMapping } from "../../servicedef/ports.js";
+import { routeKey } from "../operations/container-spec.js";
+import type { PortHolder } from "../policy/rules.js";
+import type { PortBook } from "./allocator.js";
 
 /**
  * Every holder of every host port, routes first: unlike heldPorts() a port

@@ -2,10 +2,10 @@
 import { statfs } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { NodeStatusResponse } from "../gen/mcp/v1/mcp.js";
-import type { Runtime } from "../runtime/types.js";
-import { errorMessage } from "../util/errors.js";
-import type { AgentContext } from "./context.js";
+import type { NodeStatusResponse } from "../../gen/mcp/v1/mcp.js";
+import type { Runtime } from "../../runtime/types.js";
+import { errorMessage } from "../../util/errors.js";
+import type { AgentContext } from "../context.js";
 
 /**
  * podman's version, asked once per runtime (it does not change under a

@@ -27,17 +27,17 @@
  * The diff is a pure function of the registry rows and the spec
  * (diffService), unit-tested on its output.
  */
-import type { ComponentSpec, ServiceSpec, ServiceSyncResult } from "../gen/mcp/v1/mcp.js";
-import type { ComponentRow, ServiceRow } from "../registry/index.js";
-import { parsePortMapping } from "../servicedef/ports.js";
-import { serviceLabel, validateServiceSpec } from "../servicedef/spec.js";
-import type { DesiredState } from "../servicedef/types.js";
-import { quote } from "../util/checker.js";
-import { McpError, formatProblem } from "../util/errors.js";
-import type { AgentContext } from "./context.js";
+import type { ComponentSpec, ServiceSpec, ServiceSyncResult } from "../../gen/mcp/v1/mcp.js";
+import type { ComponentRow, ServiceRow } from "../../registry/index.js";
+import { parsePortMapping } from "../../servicedef/ports.js";
+import { serviceLabel, validateServiceSpec } from "../../servicedef/spec.js";
+import type { DesiredState } from "../../servicedef/types.js";
+import { quote } from "../../util/checker.js";
+import { McpError, formatProblem } from "../../util/errors.js";
+import type { AgentContext } from "../context.js";
 import { specOptions } from "./deploy.js";
-import { mergeProblems } from "./policy.js";
-import { requestPolicyProblems } from "./policy-guard.js";
+import { mergeProblems } from "../policy/rules.js";
+import { requestPolicyProblems } from "../policy/guard.js";
 
 /** What the registry holds for one service right now. */
 export interface CurrentService {
