@@ -4,6 +4,7 @@
  */
 import type { Logger } from "pino";
 import type { Registry } from "../registry/index.js";
+import { runtimeProber, type HealthProber } from "../health/probe.js";
 import type { Runtime } from "../runtime/types.js";
 import type { Limits } from "../servicedef/limits.js";
 import type { ObservedSnapshot } from "./observed/snapshot.js";
@@ -38,6 +39,8 @@ export interface AgentContext {
   registry: Registry;
   runtime: Runtime;
   allocator: PortAllocator;
+  /** Health checks of deploys and the monitor (src/health). */
+  health: HealthProber;
   images: ImageCache;
   /** Serialises operations on one service; different services run in parallel. */
   serviceLocks: KeyedMutex;
@@ -63,11 +66,14 @@ export function createAgentContext(deps: {
   allocator: PortAllocator;
   logger: Logger;
   crashPoint?: CrashPoint | undefined;
+  /** Absent: the real probes over `runtime`. */
+  health?: HealthProber;
 }): AgentContext {
   const { policy, ...settings } = deps.settings;
   return {
     ...deps,
     settings: { ...settings, policy: policy ?? defaultPolicy([settings.bindAddress]) },
+    health: deps.health ?? runtimeProber(deps.runtime),
     images: new ImageCache(deps.runtime),
     serviceLocks: new KeyedMutex(),
     startedAt: new Date(),

@@ -146,3 +146,23 @@ export async function waitHealthy(
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
+
+/**
+ * What the agent checks health with: the probes above on the real runtime,
+ * or, in unit tests of operations over a fake runtime, a scripted stand-in.
+ */
+export interface HealthProber {
+  check(plan: HealthPlan, container: string): Promise<CheckResult>;
+  waitHealthy(
+    plan: HealthPlan,
+    container: string,
+    opts?: { pollMs?: number; signal?: AbortSignal },
+  ): Promise<WaitResult>;
+}
+
+export function runtimeProber(runtime: Runtime): HealthProber {
+  return {
+    check: (plan, container) => checkOnce(plan.check, runtime, container, plan.timeoutMs),
+    waitHealthy: (plan, container, opts) => waitHealthy(plan, runtime, container, opts),
+  };
+}

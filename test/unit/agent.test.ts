@@ -37,7 +37,7 @@ import { ERROR_CODE_KEY } from "../../src/protocol/wire.js";
 import { driftOf, serviceInfos } from "../../src/agent/messages.js";
 import {
   ComponentSpec,
-  type ComponentResult,
+  ComponentResult,
   type DeployRequest,
   type ServiceSpec,
 } from "../../src/gen/mcp/v1/mcp.js";
@@ -229,13 +229,14 @@ describe("deploy: the examples", () => {
       IMAGE,
     ]);
     assert.deepEqual(results, [
-      {
+      ComponentResult.fromPartial({
         name: "web",
         success: true,
         error: "",
         container: "hello-web",
         routes: [{ name: "", port: 443, mode: "l7", hostname: "", protocol: "tcp", hostPort: h }],
-      },
+        outcome: "ok",
+      }),
     ]);
     assert.deepEqual(
       registry.services.list().map((s) => [s.name, s.active]),

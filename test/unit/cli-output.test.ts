@@ -20,6 +20,7 @@ import type {
   RouteStatus,
   ServiceInfo,
 } from "../../src/gen/mcp/v1/mcp.js";
+import { ComponentResult } from "../../src/gen/mcp/v1/mcp.js";
 import { McpError } from "../../src/util/errors.js";
 
 const NOW = new Date("2026-11-27T12:00:00Z");
@@ -291,34 +292,36 @@ describe("views", () => {
 
 describe("deploy output", () => {
   test("formatResults: ok with the port variables that have a host port, failed with the reason", () => {
-    const text = formatResults([
-      {
-        name: "api",
-        success: true,
-        error: "",
-        container: "multi-api",
-        routes: [
-          route("rest", 8443, 20001),
-          route("admin-ui", 9000, 20002),
-          route("grpc", 9443, 0),
-        ],
-      },
-      {
-        name: "web",
-        success: true,
-        error: "",
-        container: "multi-web",
-        routes: [route("", 443, 20003)],
-      },
-      { name: "worker", success: true, error: "", container: "multi-worker", routes: [] },
-      {
-        name: "db",
-        success: false,
-        error: "run: podman run exited 126: Error: address already in use",
-        container: "multi-db",
-        routes: [route("", 5432, 20004)],
-      },
-    ]);
+    const text = formatResults(
+      [
+        {
+          name: "api",
+          success: true,
+          error: "",
+          container: "multi-api",
+          routes: [
+            route("rest", 8443, 20001),
+            route("admin-ui", 9000, 20002),
+            route("grpc", 9443, 0),
+          ],
+        },
+        {
+          name: "web",
+          success: true,
+          error: "",
+          container: "multi-web",
+          routes: [route("", 443, 20003)],
+        },
+        { name: "worker", success: true, error: "", container: "multi-worker", routes: [] },
+        {
+          name: "db",
+          success: false,
+          error: "run: podman run exited 126: Error: address already in use",
+          container: "multi-db",
+          routes: [route("", 5432, 20004)],
+        },
+      ].map((r) => ComponentResult.fromPartial(r)),
+    );
     assert.deepEqual(lines(text), [
       "  api: ok  PORT_REST=20001 PORT_ADMIN_UI=20002",
       "  web: ok  PORT=20003",

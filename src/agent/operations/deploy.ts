@@ -19,7 +19,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { ComponentSpec, type ComponentResult, type DeployRequest } from "../../gen/mcp/v1/mcp.js";
+import { ComponentResult, ComponentSpec, type DeployRequest } from "../../gen/mcp/v1/mcp.js";
 import type { PendingOperation } from "../../registry/index.js";
 import {
   containerName,
@@ -44,6 +44,7 @@ import {
   requestPolicyProblems,
 } from "../policy/guard.js";
 import { routeStatuses } from "../messages.js";
+import { ignoreProgress, type ProgressSink } from "./progress.js";
 
 /** How often `run` may hit "address already in use" before the deploy fails. */
 const RUN_ATTEMPTS = 3;
@@ -55,7 +56,11 @@ export function specOptions(ctx: AgentContext): ServiceDefOptions {
   return opts;
 }
 
-export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<ComponentResult[]> {
+export async function deploy(
+  ctx: AgentContext,
+  req: DeployRequest,
+  opts: { progress?: ProgressSink } = {},
+): Promise<ComponentResult[]> {
   const spec = req.service;
   if (!spec) throw new McpError("invalid_argument", "deploy: no service spec in the request");
   const selected = req.component
@@ -96,6 +101,7 @@ export async function deploy(ctx: AgentContext, req: DeployRequest): Promise<Com
         ? await runComponent(ctx, spec.name, component, {
             kind: "deploy",
             record: { ord, desiredState: "running" },
+            progress: opts.progress,
           })
         : await recordInactive(ctx, spec.name, component, ord);
       ctx.registry.revisions.record({
@@ -161,16 +167,22 @@ async function recordInactive(
       if (existed)
         ctx.registry.components.setObserved(service, component.name, { state: "exited" });
     }
-    return { name: component.name, success: true, error: "", container, routes: [] };
+    return ComponentResult.fromPartial({
+      name: component.name,
+      success: true,
+      error: "",
+      container,
+      routes: [],
+    });
   } catch (err) {
     const verb = changed ? "remove old container" : "stop";
-    return {
+    return ComponentResult.fromPartial({
       name: component.name,
       success: false,
       error: `${verb}: ${errorMessage(err)}`,
       container,
       routes: [],
-    };
+    });
   }
 }
 
@@ -208,6 +220,8 @@ export interface RunOptions {
    * remove a container this operation did not create).
    */
   keepOld?: boolean;
+  /** Told of each step as it starts and ends (the streaming deploy RPC). */
+  progress?: ProgressSink | undefined;
 }
 
 /** What one run of runComponent has done so far, for its undo. */
@@ -234,7 +248,7 @@ export async function runComponent(
   const name = containerName(service, component.name);
   const log = ctx.logger.child({ service, component: component.name });
   const step = <T>(stepName: string, fn: () => Promise<T>) =>
-    runStep(ctx, `${opts.kind}:${stepName}`, component.name, stepName, fn);
+    runStep(ctx, `${opts.kind}:${stepName}`, component.name, stepName, fn, opts.progress);
   let progress: Progress | undefined;
   try {
     await step("policy", () => enforceStoredComponent(ctx, service, component, opts.record?.ord));
@@ -273,13 +287,14 @@ export async function runComponent(
       );
     }
     log.info({ image: component.image, ports: Object.fromEntries(hostPorts) }, "deployed");
-    return {
+    return ComponentResult.fromPartial({
       name: component.name,
       success: true,
       error: "",
       container: name,
       routes: routeStatuses(ctx.registry.routes.list({ service, component: component.name })),
-    };
+      outcome: "ok",
+    });
   } catch (err) {
     const message = errorMessage(err);
     log.warn({ err: message }, `${opts.kind} failed`);
@@ -293,7 +308,13 @@ export async function runComponent(
         message,
       });
     }
-    return { name: component.name, success: false, error: message, container: name, routes: [] };
+    return ComponentResult.fromPartial({
+      name: component.name,
+      success: false,
+      error: message,
+      container: name,
+      routes: [],
+    });
   }
 }
 
@@ -303,13 +324,32 @@ async function runStep<T>(
   component: string,
   stepName: string,
   fn: () => Promise<T>,
+  progress: ProgressSink = ignoreProgress,
 ): Promise<T> {
   await ctx.crashPoint?.(point, component);
+  const started = Date.now();
+  progress({ component, step: stepName, phase: "start", elapsedMs: 0, detail: "" });
   try {
-    return await fn();
+    const value = await fn();
+    progress({
+      component,
+      step: stepName,
+      phase: "ok",
+      elapsedMs: Date.now() - started,
+      detail: "",
+    });
+    return value;
   } catch (err) {
+    const detail = errorMessage(err);
+    progress({
+      component,
+      step: stepName,
+      phase: "failed",
+      elapsedMs: Date.now() - started,
+      detail,
+    });
     if (err instanceof StepError) throw err;
-    throw new StepError(stepName, errorMessage(err), { cause: err });
+    throw new StepError(stepName, detail, { cause: err });
   }
 }
 

@@ -9,7 +9,7 @@
  * - undeploy: containers removed, ports released, desired = stopped; the
  *   registry rows stay (purge removes them), so a second undeploy is a no-op.
  */
-import type { ComponentResult } from "../../gen/mcp/v1/mcp.js";
+import { ComponentResult } from "../../gen/mcp/v1/mcp.js";
 import type { ComponentRow } from "../../registry/index.js";
 import { containerName, ifContainerExists, isAddressInUse } from "../../runtime/args.js";
 import { McpError, errorMessage } from "../../util/errors.js";
@@ -40,19 +40,28 @@ async function forEachComponent(
       try {
         const result = await action(row);
         results.push(
-          result ?? {
-            name: row.name,
-            success: true,
-            error: "",
-            container,
-            routes: routeStatuses(ctx.registry.routes.list({ service, component: row.name })),
-          },
+          result ??
+            ComponentResult.fromPartial({
+              name: row.name,
+              success: true,
+              error: "",
+              container,
+              routes: routeStatuses(ctx.registry.routes.list({ service, component: row.name })),
+            }),
         );
       } catch (err) {
         const message = `${verb}: ${errorMessage(err)}`;
         ctx.logger.warn({ service, component: row.name, err: message }, `${verb} failed`);
         ctx.registry.events.add({ service, component: row.name, kind: `${verb}_failed`, message });
-        results.push({ name: row.name, success: false, error: message, container, routes: [] });
+        results.push(
+          ComponentResult.fromPartial({
+            name: row.name,
+            success: false,
+            error: message,
+            container,
+            routes: [],
+          }),
+        );
       }
     }
     return results;

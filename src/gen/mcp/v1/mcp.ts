@@ -113,6 +113,19 @@ export interface ComponentResult {
   error: string;
   container: string;
   routes: RouteStatus[];
+  /** Set when success is false (a deploy, rollback, start, restart, recover): */
+  failedStep: string;
+  /** the last health check's output */
+  healthOutput: string;
+  /** the failed container's last log lines */
+  logLines: string[];
+  /** ok | failed | rolled back (the old version serves again) | unchanged */
+  outcome: string;
+  /**
+   * How long the component served nothing during this operation (0: no gap
+   * beyond one container start); set when the old version had to be stopped.
+   */
+  downtimeMs: number;
 }
 
 export interface ComponentInfo {
@@ -1329,7 +1342,18 @@ export const RouteStatus: MessageFns<RouteStatus> = {
 };
 
 function createBaseComponentResult(): ComponentResult {
-  return { name: "", success: false, error: "", container: "", routes: [] };
+  return {
+    name: "",
+    success: false,
+    error: "",
+    container: "",
+    routes: [],
+    failedStep: "",
+    healthOutput: "",
+    logLines: [],
+    outcome: "",
+    downtimeMs: 0,
+  };
 }
 
 export const ComponentResult: MessageFns<ComponentResult> = {
@@ -1348,6 +1372,21 @@ export const ComponentResult: MessageFns<ComponentResult> = {
     }
     for (const v of message.routes) {
       RouteStatus.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.failedStep !== "") {
+      writer.uint32(50).string(message.failedStep);
+    }
+    if (message.healthOutput !== "") {
+      writer.uint32(58).string(message.healthOutput);
+    }
+    for (const v of message.logLines) {
+      writer.uint32(66).string(v!);
+    }
+    if (message.outcome !== "") {
+      writer.uint32(74).string(message.outcome);
+    }
+    if (message.downtimeMs !== 0) {
+      writer.uint32(80).uint32(message.downtimeMs);
     }
     return writer;
   },
@@ -1405,6 +1444,46 @@ export const ComponentResult: MessageFns<ComponentResult> = {
             message.routes.push(RouteStatus.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.failedStep = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.healthOutput = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.logLines.push(reader.string());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.downtimeMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1424,6 +1503,27 @@ export const ComponentResult: MessageFns<ComponentResult> = {
       error: isSet(object.error) ? globalThis.String(object.error) : "",
       container: isSet(object.container) ? globalThis.String(object.container) : "",
       routes: globalThis.Array.isArray(object?.routes) ? object.routes.map((e: any) => RouteStatus.fromJSON(e)) : [],
+      failedStep: isSet(object.failedStep)
+        ? globalThis.String(object.failedStep)
+        : isSet(object.failed_step)
+        ? globalThis.String(object.failed_step)
+        : "",
+      healthOutput: isSet(object.healthOutput)
+        ? globalThis.String(object.healthOutput)
+        : isSet(object.health_output)
+        ? globalThis.String(object.health_output)
+        : "",
+      logLines: globalThis.Array.isArray(object?.logLines)
+        ? object.logLines.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.log_lines)
+        ? object.log_lines.map((e: any) => globalThis.String(e))
+        : [],
+      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
+      downtimeMs: isSet(object.downtimeMs)
+        ? globalThis.Number(object.downtimeMs)
+        : isSet(object.downtime_ms)
+        ? globalThis.Number(object.downtime_ms)
+        : 0,
     };
   },
 
@@ -1444,6 +1544,21 @@ export const ComponentResult: MessageFns<ComponentResult> = {
     if (message.routes?.length) {
       obj.routes = message.routes.map((e) => RouteStatus.toJSON(e));
     }
+    if (message.failedStep !== "") {
+      obj.failedStep = message.failedStep;
+    }
+    if (message.healthOutput !== "") {
+      obj.healthOutput = message.healthOutput;
+    }
+    if (message.logLines?.length) {
+      obj.logLines = message.logLines;
+    }
+    if (message.outcome !== "") {
+      obj.outcome = message.outcome;
+    }
+    if (message.downtimeMs !== 0) {
+      obj.downtimeMs = Math.round(message.downtimeMs);
+    }
     return obj;
   },
 
@@ -1457,6 +1572,11 @@ export const ComponentResult: MessageFns<ComponentResult> = {
     message.error = object.error ?? "";
     message.container = object.container ?? "";
     message.routes = object.routes?.map((e) => RouteStatus.fromPartial(e)) || [];
+    message.failedStep = object.failedStep ?? "";
+    message.healthOutput = object.healthOutput ?? "";
+    message.logLines = object.logLines?.map((e) => e) || [];
+    message.outcome = object.outcome ?? "";
+    message.downtimeMs = object.downtimeMs ?? 0;
     return message;
   },
 };
