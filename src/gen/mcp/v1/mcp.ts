@@ -196,6 +196,36 @@ export interface DeployResponse {
   results: ComponentResult[];
 }
 
+/** One step of one component, as it starts or ends (`web: pull ✓ 0.3s`). */
+export interface StepProgress {
+  component: string;
+  /** pull, run, health, ... */
+  step: string;
+  /** start | ok | failed | undo | info */
+  phase: string;
+  elapsedMs: number;
+  /** e.g. "2/3 connect ECONNREFUSED", the failure */
+  detail: string;
+}
+
+/** What DeployStream and Rollback send: progress while working, then once the result. */
+export interface DeployEvent {
+  progress?: StepProgress | undefined;
+  result?:
+    | DeployResponse
+    | undefined;
+  /** the revision this operation records (set with result) */
+  revision: number;
+}
+
+export interface RollbackRequest {
+  service: string;
+  /** empty = every component */
+  component: string;
+  /** 0 = the last successful revision before the current one */
+  toRevision: number;
+}
+
 export interface UndeployServiceRequest {
   name: string;
 }
@@ -2529,6 +2559,353 @@ export const DeployResponse: MessageFns<DeployResponse> = {
   fromPartial<I extends Exact<DeepPartial<DeployResponse>, I>>(object: I): DeployResponse {
     const message = createBaseDeployResponse();
     message.results = object.results?.map((e) => ComponentResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStepProgress(): StepProgress {
+  return { component: "", step: "", phase: "", elapsedMs: 0, detail: "" };
+}
+
+export const StepProgress: MessageFns<StepProgress> = {
+  encode(message: StepProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.component !== "") {
+      writer.uint32(10).string(message.component);
+    }
+    if (message.step !== "") {
+      writer.uint32(18).string(message.step);
+    }
+    if (message.phase !== "") {
+      writer.uint32(26).string(message.phase);
+    }
+    if (message.elapsedMs !== 0) {
+      writer.uint32(32).uint32(message.elapsedMs);
+    }
+    if (message.detail !== "") {
+      writer.uint32(42).string(message.detail);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StepProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStepProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.component = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.step = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.phase = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.elapsedMs = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.detail = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StepProgress {
+    return {
+      component: isSet(object.component) ? globalThis.String(object.component) : "",
+      step: isSet(object.step) ? globalThis.String(object.step) : "",
+      phase: isSet(object.phase) ? globalThis.String(object.phase) : "",
+      elapsedMs: isSet(object.elapsedMs)
+        ? globalThis.Number(object.elapsedMs)
+        : isSet(object.elapsed_ms)
+        ? globalThis.Number(object.elapsed_ms)
+        : 0,
+      detail: isSet(object.detail) ? globalThis.String(object.detail) : "",
+    };
+  },
+
+  toJSON(message: StepProgress): unknown {
+    const obj: any = {};
+    if (message.component !== "") {
+      obj.component = message.component;
+    }
+    if (message.step !== "") {
+      obj.step = message.step;
+    }
+    if (message.phase !== "") {
+      obj.phase = message.phase;
+    }
+    if (message.elapsedMs !== 0) {
+      obj.elapsedMs = Math.round(message.elapsedMs);
+    }
+    if (message.detail !== "") {
+      obj.detail = message.detail;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StepProgress>, I>>(base?: I): StepProgress {
+    return StepProgress.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StepProgress>, I>>(object: I): StepProgress {
+    const message = createBaseStepProgress();
+    message.component = object.component ?? "";
+    message.step = object.step ?? "";
+    message.phase = object.phase ?? "";
+    message.elapsedMs = object.elapsedMs ?? 0;
+    message.detail = object.detail ?? "";
+    return message;
+  },
+};
+
+function createBaseDeployEvent(): DeployEvent {
+  return { progress: undefined, result: undefined, revision: 0 };
+}
+
+export const DeployEvent: MessageFns<DeployEvent> = {
+  encode(message: DeployEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.progress !== undefined) {
+      StepProgress.encode(message.progress, writer.uint32(10).fork()).join();
+    }
+    if (message.result !== undefined) {
+      DeployResponse.encode(message.result, writer.uint32(18).fork()).join();
+    }
+    if (message.revision !== 0) {
+      writer.uint32(24).int32(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeployEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeployEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.progress = StepProgress.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = DeployResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.revision = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeployEvent {
+    return {
+      progress: isSet(object.progress) ? StepProgress.fromJSON(object.progress) : undefined,
+      result: isSet(object.result) ? DeployResponse.fromJSON(object.result) : undefined,
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
+  },
+
+  toJSON(message: DeployEvent): unknown {
+    const obj: any = {};
+    if (message.progress !== undefined) {
+      obj.progress = StepProgress.toJSON(message.progress);
+    }
+    if (message.result !== undefined) {
+      obj.result = DeployResponse.toJSON(message.result);
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeployEvent>, I>>(base?: I): DeployEvent {
+    return DeployEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeployEvent>, I>>(object: I): DeployEvent {
+    const message = createBaseDeployEvent();
+    message.progress = (object.progress !== undefined && object.progress !== null)
+      ? StepProgress.fromPartial(object.progress)
+      : undefined;
+    message.result = (object.result !== undefined && object.result !== null)
+      ? DeployResponse.fromPartial(object.result)
+      : undefined;
+    message.revision = object.revision ?? 0;
+    return message;
+  },
+};
+
+function createBaseRollbackRequest(): RollbackRequest {
+  return { service: "", component: "", toRevision: 0 };
+}
+
+export const RollbackRequest: MessageFns<RollbackRequest> = {
+  encode(message: RollbackRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.service !== "") {
+      writer.uint32(10).string(message.service);
+    }
+    if (message.component !== "") {
+      writer.uint32(18).string(message.component);
+    }
+    if (message.toRevision !== 0) {
+      writer.uint32(24).int32(message.toRevision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RollbackRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRollbackRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.component = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.toRevision = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RollbackRequest {
+    return {
+      service: isSet(object.service) ? globalThis.String(object.service) : "",
+      component: isSet(object.component) ? globalThis.String(object.component) : "",
+      toRevision: isSet(object.toRevision)
+        ? globalThis.Number(object.toRevision)
+        : isSet(object.to_revision)
+        ? globalThis.Number(object.to_revision)
+        : 0,
+    };
+  },
+
+  toJSON(message: RollbackRequest): unknown {
+    const obj: any = {};
+    if (message.service !== "") {
+      obj.service = message.service;
+    }
+    if (message.component !== "") {
+      obj.component = message.component;
+    }
+    if (message.toRevision !== 0) {
+      obj.toRevision = Math.round(message.toRevision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RollbackRequest>, I>>(base?: I): RollbackRequest {
+    return RollbackRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RollbackRequest>, I>>(object: I): RollbackRequest {
+    const message = createBaseRollbackRequest();
+    message.service = object.service ?? "";
+    message.component = object.component ?? "";
+    message.toRevision = object.toRevision ?? 0;
     return message;
   },
 };
@@ -5929,6 +6306,26 @@ export const McpAgentServiceService = {
       Buffer.from(ListRevisionsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListRevisionsResponse => ListRevisionsResponse.decode(value),
   },
+  /** a deploy that reports each step while it runs, then its result (since 0.2.0) */
+  deployStream: {
+    path: "/mcp.v1.McpAgentService/DeployStream" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: DeployRequest): Buffer => Buffer.from(DeployRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeployRequest => DeployRequest.decode(value),
+    responseSerialize: (value: DeployEvent): Buffer => Buffer.from(DeployEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeployEvent => DeployEvent.decode(value),
+  },
+  /** deploy the specs of an earlier revision, reporting like DeployStream (since 0.2.0) */
+  rollback: {
+    path: "/mcp.v1.McpAgentService/Rollback" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: RollbackRequest): Buffer => Buffer.from(RollbackRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RollbackRequest => RollbackRequest.decode(value),
+    responseSerialize: (value: DeployEvent): Buffer => Buffer.from(DeployEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeployEvent => DeployEvent.decode(value),
+  },
 } as const;
 
 export interface McpAgentServiceServer extends UntypedServiceImplementation {
@@ -5956,6 +6353,10 @@ export interface McpAgentServiceServer extends UntypedServiceImplementation {
   logs: handleServerStreamingCall<LogsRequest, LogsResponse>;
   /** history */
   listRevisions: handleUnaryCall<ListRevisionsRequest, ListRevisionsResponse>;
+  /** a deploy that reports each step while it runs, then its result (since 0.2.0) */
+  deployStream: handleServerStreamingCall<DeployRequest, DeployEvent>;
+  /** deploy the specs of an earlier revision, reporting like DeployStream (since 0.2.0) */
+  rollback: handleServerStreamingCall<RollbackRequest, DeployEvent>;
 }
 
 export interface McpAgentServiceClient extends Client {
@@ -6194,6 +6595,20 @@ export interface McpAgentServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListRevisionsResponse) => void,
   ): ClientUnaryCall;
+  /** a deploy that reports each step while it runs, then its result (since 0.2.0) */
+  deployStream(request: DeployRequest, options?: Partial<CallOptions>): ClientReadableStream<DeployEvent>;
+  deployStream(
+    request: DeployRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<DeployEvent>;
+  /** deploy the specs of an earlier revision, reporting like DeployStream (since 0.2.0) */
+  rollback(request: RollbackRequest, options?: Partial<CallOptions>): ClientReadableStream<DeployEvent>;
+  rollback(
+    request: RollbackRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<DeployEvent>;
 }
 
 export const McpAgentServiceClient = makeGenericClientConstructor(
