@@ -147,5 +147,7 @@ export function revisionInfos(rows: RevisionRow[]): RevisionInfo[] {
     deployedAt: new Date(r.deployedAt),
     outcome: r.outcome,
     message: r.message,
+    kind: r.kind,
+    rollbackTo: r.rollbackTo,
   }));
 }

@@ -21,6 +21,7 @@ export {
 export {
   RevisionStore,
   type RevisionInput,
+  type RevisionKind,
   type RevisionOutcome,
   type RevisionRow,
 } from "./revisions.js";

@@ -8,7 +8,13 @@ import type Database from "better-sqlite3";
 import { McpError } from "../util/errors.js";
 
 export interface Migration {
-  /** 1, 2, 3, ... with no gaps. */
+  /**
+   * 1, 2, 3, ... in increasing order. A gap is tolerated (a migration being
+   * written on another branch keeps its number): whatever is not recorded as
+   * applied runs, in order, so a database that got 6 before 5 gets 5 later.
+   * Migrations are therefore written so they do not depend on a neighbour
+   * they could be swapped with (additive columns, not table rebuilds).
+   */
   version: number;
   name: string;
   /**
@@ -126,6 +132,25 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  // 5 is being written on another branch; see Migration.version.
+  {
+    version: 6,
+    name: "revisions: kind, rollback_to, restored",
+    sql: `
+      -- A revision made by mcp rollback says so, and names the revision
+      -- whose spec it deployed again (src/agent/operations/rollback.ts).
+      ALTER TABLE revisions ADD COLUMN kind TEXT NOT NULL DEFAULT 'deploy'
+        CHECK (kind IN ('deploy', 'rollback'));
+      ALTER TABLE revisions ADD COLUMN rollback_to INTEGER NOT NULL DEFAULT 0
+        CHECK (rollback_to >= 0);
+      -- outcome 'failed' with restored = 1 is "rolled back": the component's
+      -- new version failed and the one it replaced serves again. A column
+      -- rather than a third outcome: widening the CHECK above would mean
+      -- rebuilding the table.
+      ALTER TABLE revisions ADD COLUMN restored INTEGER NOT NULL DEFAULT 0
+        CHECK (restored IN (0, 1));
+    `,
+  },
 ];
 
 /**
@@ -134,8 +159,12 @@ export const MIGRATIONS: readonly Migration[] = [
  */
 export function migrate(db: Database.Database, migrations = MIGRATIONS): number[] {
   migrations.forEach((m, i) => {
-    if (m.version !== i + 1) {
-      throw new McpError("internal", `migration #${i} has version ${m.version}, expected ${i + 1}`);
+    const before = i === 0 ? 0 : (migrations[i - 1]?.version ?? 0);
+    if (!Number.isInteger(m.version) || m.version <= before) {
+      throw new McpError(
+        "internal",
+        `migration #${i} has version ${m.version}, expected a number above ${before}`,
+      );
     }
   });
 
@@ -144,22 +173,25 @@ export function migrate(db: Database.Database, migrations = MIGRATIONS): number[
     name       TEXT NOT NULL,
     applied_at TEXT NOT NULL
   )`);
-  const current = db.prepare("SELECT coalesce(max(version), 0) FROM schema_migrations").pluck();
   const record = db.prepare(
     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
   );
 
-  const have = current.get() as number;
+  const have = new Set(
+    db.prepare("SELECT version FROM schema_migrations").pluck().all() as number[],
+  );
+  const known = new Set(migrations.map((m) => m.version));
   // An older agent must not write to a schema it does not understand.
-  if (have > migrations.length) {
+  const unknown = [...have].filter((v) => !known.has(v)).sort((a, b) => a - b);
+  if (unknown.length > 0) {
     throw new McpError(
       "failed_precondition",
-      `registry schema is at version ${have}, newer than this agent knows (${migrations.length})`,
+      `registry schema has migration ${unknown.join(", ")}, which this agent does not know (it knows up to ${Math.max(0, ...known)})`,
     );
   }
 
   const applied: number[] = [];
-  for (const m of migrations.slice(have)) {
+  for (const m of migrations.filter((m) => !have.has(m.version))) {
     db.transaction(() => {
       db.exec(m.sql);
       record.run(m.version, m.name, new Date().toISOString());

@@ -1,15 +1,25 @@
 /**
- * The `revisions` table (migration 4): every `mcp deploy` of a service is one
- * revision number, with a row per component it touched: the spec and image
- * it deployed, when, and how it ended. `mcp history` reads it; the agent
- * keeps the newest `keep` revisions of each service.
+ * The `revisions` table (migrations 4 and 6): every `mcp deploy` or
+ * `mcp rollback` of a service is one revision number, with a row per
+ * component it touched: the spec and image it deployed, when, how it ended,
+ * and for a rollback the revision whose spec it deployed again. `mcp history`
+ * reads it, `mcp rollback` and recovery pick specs from it; the agent keeps
+ * the newest `keep` revisions of each service (and each component's newest
+ * good row, which rollback and recovery need).
  */
 import type Database from "better-sqlite3";
 import { ComponentSpec } from "../gen/mcp/v1/mcp.js";
 import { now } from "./sql.js";
 
-/** How a component's part of a revision ended. */
-export type RevisionOutcome = "ok" | "failed";
+/**
+ * How a component's part of a revision ended: "rolled back" = failed, and
+ * the version it was to replace serves again (stored as outcome 'failed',
+ * restored 1).
+ */
+export type RevisionOutcome = "ok" | "failed" | "rolled back";
+
+/** What made the revision. */
+export type RevisionKind = "deploy" | "rollback";
 
 export interface RevisionRow {
   service: string;
@@ -21,14 +31,33 @@ export interface RevisionRow {
   /** Why it failed ("<step>: <reason>"), "" when ok. */
   message: string;
   deployedAt: string;
+  kind: RevisionKind;
+  /** A rollback: the revision whose spec it deployed again; 0 otherwise. */
+  rollbackTo: number;
 }
 
-export type RevisionInput = Omit<RevisionRow, "image" | "deployedAt"> & { deployedAt?: string };
+export type RevisionInput = Omit<RevisionRow, "image" | "deployedAt" | "kind" | "rollbackTo"> & {
+  deployedAt?: string;
+  kind?: RevisionKind;
+  rollbackTo?: number;
+};
 
-type Raw = Omit<RevisionRow, "spec"> & { spec: string };
+interface Raw {
+  service: string;
+  revision: number;
+  component: string;
+  image: string;
+  spec: string;
+  outcome: "ok" | "failed";
+  message: string;
+  deployedAt: string;
+  kind: RevisionKind;
+  rollbackTo: number;
+  restored: 0 | 1;
+}
 
 const COLUMNS = `service, revision, component, image, spec, outcome, message,
-  deployed_at AS deployedAt`;
+  deployed_at AS deployedAt, kind, rollback_to AS rollbackTo, restored`;
 
 export class RevisionStore {
   readonly #next: Database.Statement<[string], number>;
@@ -43,17 +72,27 @@ export class RevisionStore {
       )
       .pluck();
     this.#add = db.prepare(`
-      INSERT INTO revisions (service, revision, component, image, spec, outcome, message, deployed_at)
-      VALUES (@service, @revision, @component, @image, @spec, @outcome, @message, @deployedAt)
+      INSERT INTO revisions (service, revision, component, image, spec, outcome, message,
+                             deployed_at, kind, rollback_to, restored)
+      VALUES (@service, @revision, @component, @image, @spec, @outcome, @message,
+              @deployedAt, @kind, @rollbackTo, @restored)
       ON CONFLICT (service, revision, component) DO UPDATE SET
         image = excluded.image, spec = excluded.spec, outcome = excluded.outcome,
-        message = excluded.message, deployed_at = excluded.deployed_at`);
+        message = excluded.message, deployed_at = excluded.deployed_at,
+        kind = excluded.kind, rollback_to = excluded.rollback_to, restored = excluded.restored`);
     this.#list = db.prepare(
       `SELECT ${COLUMNS} FROM revisions WHERE service = ? ORDER BY revision DESC, component`,
     );
+    // Each component's newest ok row stays however old it is: it is the spec
+    // recovery recreates the component from and what "current" means to
+    // rollback (a component nobody redeployed for `keep` revisions).
     this.#prune = db.prepare(`
       DELETE FROM revisions WHERE service = @service AND revision <= (
-        SELECT coalesce(max(revision), 0) - @keep FROM revisions WHERE service = @service)`);
+        SELECT coalesce(max(revision), 0) - @keep FROM revisions WHERE service = @service)
+      AND NOT (outcome = 'ok' AND restored = 0 AND revision = (
+        SELECT max(r.revision) FROM revisions r
+        WHERE r.service = revisions.service AND r.component = revisions.component
+          AND r.outcome = 'ok'))`);
   }
 
   /** The number the service's next revision gets. */
@@ -69,20 +108,28 @@ export class RevisionStore {
       component: r.component,
       image: r.spec.image,
       spec: JSON.stringify(ComponentSpec.toJSON(r.spec)),
-      outcome: r.outcome,
+      outcome: r.outcome === "ok" ? "ok" : "failed",
+      restored: r.outcome === "rolled back" ? 1 : 0,
       message: r.message,
       deployedAt: r.deployedAt ?? now(),
+      kind: r.kind ?? "deploy",
+      rollbackTo: r.rollbackTo ?? 0,
     });
   }
 
   /** The service's revisions, newest first, components in name order. */
   list(service: string): RevisionRow[] {
-    return this.#list
-      .all(service)
-      .map((r) => ({ ...r, spec: ComponentSpec.fromJSON(JSON.parse(r.spec)) }));
+    return this.#list.all(service).map(({ restored, outcome, spec, ...r }) => ({
+      ...r,
+      outcome: outcome === "failed" && restored === 1 ? "rolled back" : outcome,
+      spec: ComponentSpec.fromJSON(JSON.parse(spec)),
+    }));
   }
 
-  /** Keeps the newest `keep` revisions of `service`; returns how many rows went. */
+  /**
+   * Keeps the newest `keep` revisions of `service`, and each component's
+   * newest ok row; returns how many rows went.
+   */
   prune(service: string, keep: number): number {
     return this.#prune.run({ service, keep }).changes;
   }

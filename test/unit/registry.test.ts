@@ -79,7 +79,7 @@ describe("open and migrate", () => {
     const path = join(dir, "upgrade.db");
     openRegistry(path).close();
     const raw = new Database(path);
-    const version = MIGRATIONS.length + 1;
+    const version = Math.max(...MIGRATIONS.map((m) => m.version)) + 1;
     const next = [...MIGRATIONS, { version, name: "t", sql: "CREATE TABLE t (x INTEGER)" }];
     assert.deepEqual(migrate(raw, next), [version]);
     assert.deepEqual(migrate(raw, next), []);
@@ -88,7 +88,7 @@ describe("open and migrate", () => {
 
   test("a failing migration leaves nothing behind", () => {
     const raw = new Database(":memory:");
-    const version = MIGRATIONS.length + 1;
+    const version = Math.max(...MIGRATIONS.map((m) => m.version)) + 1;
     const bad = [...MIGRATIONS, { version, name: "bad", sql: "CREATE TABLE u (x); nonsense" }];
     assert.throws(() => migrate(raw, bad));
     assert.deepEqual(
@@ -111,6 +111,52 @@ describe("open and migrate", () => {
       .run();
     raw.close();
     assert.throws(() => openRegistry(path), code("failed_precondition"));
+  });
+
+  test("a gap in the versions is tolerated: a migration written later with a lower number runs too", () => {
+    const raw = new Database(":memory:");
+    const base = [
+      { version: 1, name: "a", sql: "CREATE TABLE a (x INTEGER)" },
+      { version: 3, name: "c", sql: "ALTER TABLE a ADD COLUMN z INTEGER" },
+    ];
+    assert.deepEqual(migrate(raw, base), [1, 3]);
+    // 2 arrives (another branch merged): it runs, after 3, and only once.
+    const merged = [
+      base[0]!,
+      { version: 2, name: "b", sql: "ALTER TABLE a ADD COLUMN y" },
+      base[1]!,
+    ];
+    assert.deepEqual(migrate(raw, merged), [2]);
+    assert.deepEqual(migrate(raw, merged), []);
+    assert.deepEqual(
+      appliedMigrations(raw).map((m) => m.version),
+      [1, 2, 3],
+    );
+    // An agent that lacks 2 must not touch a database that has it.
+    assert.throws(() => migrate(raw, base), /migration 2, which this agent does not know/);
+    // Out of order in the code is a bug.
+    assert.throws(() => migrate(new Database(":memory:"), [base[1]!, base[0]!]), /above 3/);
+    raw.close();
+  });
+
+  test("migration 6: revisions get kind, rollback_to and restored, existing rows read as deploys", () => {
+    const raw = new Database(":memory:");
+    migrate(
+      raw,
+      MIGRATIONS.filter((m) => m.version <= 4),
+    );
+    raw
+      .prepare(
+        `INSERT INTO revisions VALUES ('s', 1, 'web', 'img:1', '{"name":"web","image":"img:1"}', 'ok', '', '2026-01-01T00:00:00.000Z')`,
+      )
+      .run();
+    migrate(raw);
+    assert.deepEqual(raw.prepare("SELECT kind, rollback_to, restored FROM revisions").get(), {
+      kind: "deploy",
+      rollback_to: 0,
+      restored: 0,
+    });
+    raw.close();
   });
 
   test("pragmas are in effect", () => {

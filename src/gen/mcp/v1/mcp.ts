@@ -417,10 +417,14 @@ export interface RevisionInfo {
   deployedAt:
     | Date
     | undefined;
-  /** "ok" | "failed" */
+  /** "ok" | "failed" | "rolled back" (failed, and the version it replaced serves again) */
   outcome: string;
   /** "<step>: <reason>" when failed */
   message: string;
+  /** "deploy" | "rollback"; "" from agents before 0.2.0 = deploy */
+  kind: string;
+  /** a rollback: the revision whose spec it deployed again */
+  rollbackTo: number;
 }
 
 export interface ListRevisionsResponse {
@@ -5916,7 +5920,16 @@ export const ListRevisionsRequest: MessageFns<ListRevisionsRequest> = {
 };
 
 function createBaseRevisionInfo(): RevisionInfo {
-  return { revision: 0, component: "", image: "", deployedAt: undefined, outcome: "", message: "" };
+  return {
+    revision: 0,
+    component: "",
+    image: "",
+    deployedAt: undefined,
+    outcome: "",
+    message: "",
+    kind: "",
+    rollbackTo: 0,
+  };
 }
 
 export const RevisionInfo: MessageFns<RevisionInfo> = {
@@ -5938,6 +5951,12 @@ export const RevisionInfo: MessageFns<RevisionInfo> = {
     }
     if (message.message !== "") {
       writer.uint32(50).string(message.message);
+    }
+    if (message.kind !== "") {
+      writer.uint32(58).string(message.kind);
+    }
+    if (message.rollbackTo !== 0) {
+      writer.uint32(64).int32(message.rollbackTo);
     }
     return writer;
   },
@@ -6003,6 +6022,22 @@ export const RevisionInfo: MessageFns<RevisionInfo> = {
             message.message = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.rollbackTo = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6027,6 +6062,12 @@ export const RevisionInfo: MessageFns<RevisionInfo> = {
         : undefined,
       outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
       message: isSet(object.message) ? globalThis.String(object.message) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      rollbackTo: isSet(object.rollbackTo)
+        ? globalThis.Number(object.rollbackTo)
+        : isSet(object.rollback_to)
+        ? globalThis.Number(object.rollback_to)
+        : 0,
     };
   },
 
@@ -6050,6 +6091,12 @@ export const RevisionInfo: MessageFns<RevisionInfo> = {
     if (message.message !== "") {
       obj.message = message.message;
     }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.rollbackTo !== 0) {
+      obj.rollbackTo = Math.round(message.rollbackTo);
+    }
     return obj;
   },
 
@@ -6064,6 +6111,8 @@ export const RevisionInfo: MessageFns<RevisionInfo> = {
     message.deployedAt = object.deployedAt ?? undefined;
     message.outcome = object.outcome ?? "";
     message.message = object.message ?? "";
+    message.kind = object.kind ?? "";
+    message.rollbackTo = object.rollbackTo ?? 0;
     return message;
   },
 };
