@@ -45,6 +45,7 @@ import {
 } from "../policy/guard.js";
 import { routeStatuses } from "../messages.js";
 import { ignoreProgress, type ProgressSink } from "./progress.js";
+import { revisionOutcome, type RevisionOptions } from "./revision-note.js";
 
 /** How often `run` may hit "address already in use" before the deploy fails. */
 const RUN_ATTEMPTS = 3;
@@ -59,13 +60,16 @@ export function specOptions(ctx: AgentContext): ServiceDefOptions {
 export async function deploy(
   ctx: AgentContext,
   req: DeployRequest,
-  opts: { progress?: ProgressSink } = {},
+  opts: { progress?: ProgressSink; revision?: RevisionOptions } = {},
 ): Promise<ComponentResult[]> {
   const spec = req.service;
   if (!spec) throw new McpError("invalid_argument", "deploy: no service spec in the request");
-  const selected = req.component
-    ? spec.components.filter((c) => c.name === req.component)
-    : spec.components;
+  const only = opts.revision?.components;
+  const selected = only
+    ? spec.components.filter((c) => only.includes(c.name))
+    : req.component
+      ? spec.components.filter((c) => c.name === req.component)
+      : spec.components;
   // Validation, then the agent's policy (exposure, volumes, data directory,
   // ports held by others) on the components this deploy records.
   const problems = mergeProblems(
@@ -91,6 +95,7 @@ export async function deploy(
     const results: ComponentResult[] = [];
     // This deploy is one revision of the service (`mcp history`).
     const revision = ctx.registry.revisions.next(spec.name);
+    opts.revision?.taken?.(revision);
     // One component at a time, each recorded only when it is applied: a
     // crash leaves the earlier ones done, this one pending, the later ones
     // as they were (issue: the registry never describes a container with a
@@ -109,8 +114,9 @@ export async function deploy(
         revision,
         component: component.name,
         spec: component,
-        outcome: result.success ? "ok" : "failed",
+        outcome: revisionOutcome(result),
         message: result.error,
+        ...opts.revision?.note?.(component.name),
       });
       results.push(result);
     }
