@@ -4,7 +4,13 @@
  *
  * - A component desired `running` with no live container (gone, or left
  *   exited/created, e.g. after a reboot without a podman restart service) is
- *   recreated from its stored spec with runComponent: its recorded host ports
+ *   recreated with runComponent from the spec of its last successful
+ *   revision (what a deploy or rollback last ran), not from the registry row
+ *   when `sync` recorded another spec there since: sync records intent, and
+ *   recovery must not deploy intent (recoverySpec). Then the row is set back
+ *   to the spec that runs, so `mcp status` shows the file differs. A
+ *   component with no revision (deployed before history existed) uses its
+ *   row's spec as before. Its recorded host ports
  *   are preferred (kept when still free) and nothing is pulled; an image no
  *   longer in local storage fails that component only (a `recover_failed`
  *   event says why) and the others go on. A `recover` event records each
@@ -24,10 +30,12 @@
  * gone". Both are covered: an exited container with desired `running` is
  * exactly what a node reboot leaves behind, and the operator expects it back.
  */
-import type { ComponentRow } from "../../registry/index.js";
+import type { ComponentSpec } from "../../gen/mcp/v1/mcp.js";
+import type { ComponentRow, RevisionRow } from "../../registry/index.js";
 import type { ContainerStatus } from "../../runtime/types.js";
 import type { AgentContext } from "../context.js";
 import { runComponent } from "./deploy.js";
+import { lastGoodSpec, sameSpec } from "./rollback.js";
 import { settleInterrupted } from "./interrupted.js";
 import { componentKey, refreshObserved } from "../observed/refresh.js";
 
@@ -92,6 +100,20 @@ export function planRecovery(
   return { recreate, unmanaged, foreign };
 }
 
+/**
+ * The spec recovery recreates a component from: its last successful
+ * revision's (what last ran), else the row's. `record` says the row holds
+ * another spec (sync changed it) and must be set back to what will run.
+ */
+export function recoverySpec(
+  row: Pick<ComponentRow, "name" | "spec">,
+  revisions: readonly RevisionRow[],
+): { spec: ComponentSpec; record: boolean; revision?: number } {
+  const good = lastGoodSpec(revisions, row.name);
+  if (!good) return { spec: row.spec, record: false };
+  return { spec: good.spec, record: !sameSpec(good.spec, row.spec), revision: good.revision };
+}
+
 export interface RecoveryReport {
   /** `service/component` keys recreated. */
   recovered: string[];
@@ -120,14 +142,21 @@ export async function recoverAtStart(ctx: AgentContext): Promise<RecoveryReport>
   const report: RecoveryReport = { recovered: [], failed: new Map(), unmanaged: [] };
   for (const { row, reason } of plan.recreate) {
     const key = componentKey(row.service, row.name);
-    logger.info({ service: row.service, component: row.name, reason }, "recovering component");
-    const result = await ctx.serviceLocks.runExclusive(row.service, () =>
-      runComponent(ctx, row.service, row.spec, {
+    const result = await ctx.serviceLocks.runExclusive(row.service, () => {
+      const { spec, record, revision } = recoverySpec(row, registry.revisions.list(row.service));
+      logger.info(
+        { service: row.service, component: row.name, reason, revision, specChangedBySync: record },
+        "recovering component",
+      );
+      return runComponent(ctx, row.service, spec, {
         kind: "recover",
         pull: false,
-        note: reason,
-      }),
-    );
+        note: record
+          ? `${reason}; recreated from revision ${revision}, not the synced spec`
+          : reason,
+        ...(record ? { record: { ord: row.ord, desiredState: row.desiredState } } : {}),
+      });
+    });
     // runComponent has logged and recorded the outcome (`recover` / `recover_failed`).
     if (result.success) report.recovered.push(key);
     else report.failed.set(key, result.error);
