@@ -10,6 +10,8 @@ import { adoptContainers } from "../operations/adopt.js";
 import { purge } from "../operations/purge.js";
 import { syncDesiredState } from "../operations/sync.js";
 import { deploy } from "../operations/deploy.js";
+import { rollback } from "../operations/rollback.js";
+import { deployEventsHandler } from "./deploy-stream.js";
 import { pullFile, pushFile } from "../operations/files.js";
 import { logsHandler } from "../operations/logs.js";
 import {
@@ -30,6 +32,18 @@ export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer
   const { registry } = ctx;
   return {
     deploy: unary(async (req) => ({ results: await deploy(ctx, req) })),
+    // Server streaming: step progress, then the result (deploy-stream.ts). A
+    // client that goes away does not stop the deploy.
+    deployStream: deployEventsHandler(
+      ctx,
+      (req) => `deploy ${req.service?.name ?? ""}`,
+      (req, run) => deploy(ctx, req, { progress: run.progress, revision: { taken: run.taken } }),
+    ),
+    rollback: deployEventsHandler(
+      ctx,
+      (req) => `rollback ${req.service}`,
+      (req, run) => rollback(ctx, req, run),
+    ),
     stopService: unary(async (req) => ({ results: await stopService(ctx, req.name) })),
     startService: unary(async (req) => ({ results: await startService(ctx, req.name) })),
     restartService: unary(async (req) => ({ results: await restartService(ctx, req.name) })),
