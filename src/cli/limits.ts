@@ -33,6 +33,7 @@ export function fanOutLimits(connectMs: number): { connectMs: number; totalMs: n
  */
 export const STATE_CHANGE_DEADLINE_MS = {
   deploy: 15 * 60_000,
+  rollback: 15 * 60_000,
   start: 10 * 60_000,
   restart: 10 * 60_000,
   stop: 5 * 60_000,

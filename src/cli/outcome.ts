@@ -14,8 +14,12 @@ import type { StateChangeVerb } from "./limits.js";
 export const EXIT = {
   ok: 0,
   failed: 1,
+  /** deploy and rollback: the input (definition, target, revision) was refused, or bad usage. */
+  badInput: 2,
   /** A state change's deadline passed: it may have happened, or may still. */
   unknown: 3,
+  /** Ctrl-C (128 + SIGINT): the CLI stopped waiting; the agent goes on. */
+  interrupted: 130,
 } as const;
 
 /** What a state-changing command is doing, for its deadline and its message. */
@@ -64,7 +68,23 @@ export function asOutcome(err: unknown, change: Pick<StateChange, "verb" | "targ
   return err;
 }
 
+const BAD_INPUT_CODES = new Set(["invalid_definition", "invalid_argument", "not_found"]);
+const badInput = new WeakSet<object>();
+
+/**
+ * Marks `err` as refused input when it is one (a bad definition or target,
+ * an unknown service, component or revision, a spec the agent's policy
+ * refuses), so the command exits 2 rather than 1; for deploy and rollback,
+ * whose callers tell "bad request" from "failed" by the code.
+ */
+export function asBadInput(err: unknown): unknown {
+  if (err instanceof McpError && BAD_INPUT_CODES.has(err.code)) badInput.add(err);
+  return err;
+}
+
 /** The exit code of a command that failed with `err`. */
 export function exitCodeFor(err: unknown): number {
-  return err instanceof OutcomeUnknownError ? EXIT.unknown : EXIT.failed;
+  if (err instanceof OutcomeUnknownError) return EXIT.unknown;
+  if (typeof err === "object" && err !== null && badInput.has(err)) return EXIT.badInput;
+  return EXIT.failed;
 }

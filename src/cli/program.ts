@@ -11,8 +11,9 @@ import { ValidationError, errorMessage } from "../util/errors.js";
 import { VERSION } from "../version.js";
 import { CliContext, processIO, type CliIO } from "./context.js";
 import { STATE_CHANGE_DEADLINE_MS, formatLimit, type StateChangeVerb } from "./limits.js";
-import { exitCodeFor } from "./outcome.js";
+import { asBadInput, exitCodeFor } from "./outcome.js";
 import { deployCommand, undeployCommand } from "./commands/deploy.js";
+import { rollbackCommand } from "./commands/rollback.js";
 import { lifecycleCommand } from "./commands/lifecycle.js";
 import { adoptCommand } from "./commands/adopt.js";
 import { historyCommand } from "./commands/history.js";
@@ -82,16 +83,46 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       setExit(await fn(context(), ...args));
     };
 
+  // deploy and rollback exit 2 on bad input and bad usage (README "Deploy and lifecycle").
+  const usageExit2 = (err: CommanderError) => {
+    throw err.exitCode === 0 ? err : new CommanderError(2, err.code, err.message);
+  };
+  const badInputExit2 =
+    <A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number>) =>
+    (ctx: CliContext, ...args: A) =>
+      fn(ctx, ...args).catch((err: unknown) => {
+        throw asBadInput(err);
+      });
+
   program
     .command("deploy")
-    .description("deploy a service (or one component) to its node")
+    .description(
+      "deploy a service (or one component) to its node, printing each step as it ends; exit 0 done, 1 failed, 2 bad input, 3 deadline passed, 130 Ctrl-C (the agent goes on)",
+    )
     .argument("[target]", "<service> or <service>/<component>")
     .option(
       "-f, --file <file>",
       "use this definition file instead of <services dir>/<service>.toml",
     )
     .option("--deadline <duration>", DEADLINE_HELP("deploy"), parseDurationOption)
-    .action(run((ctx, target, opts) => deployCommand(ctx, target, opts)));
+    .option("-q, --quiet", "print only the result, no progress")
+    .option("--json", "print the result as JSON (no progress)")
+    .exitOverride(usageExit2)
+    .action(run(badInputExit2((ctx, target, opts) => deployCommand(ctx, target, opts))));
+
+  program
+    .command("rollback")
+    .description(
+      "deploy again, health-gated, the last good revision before the current one (or each component's spec at --to REV); the definition file is left as it is",
+    )
+    .argument("<target>", "<service> or <service>/<component>")
+    .option("--to <revision>", "go back to this revision (see mcp history)")
+    .option("-n, --node <node>", "node to ask (needed without a definition, with several nodes)")
+    .option("--deadline <duration>", DEADLINE_HELP("rollback"), parseDurationOption)
+    .option("-q, --quiet", "print only the result, no progress")
+    .option("--json", "print the result as JSON (no progress)")
+    .exitOverride(usageExit2)
+    .action(run(badInputExit2((ctx, target, opts) => rollbackCommand(ctx, target, opts))));
 
   program
     .command("undeploy")

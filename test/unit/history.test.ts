@@ -88,6 +88,8 @@ describe("mcp history output", () => {
         deployedAt: at,
         outcome: "failed",
         message: "pull: no such image",
+        kind: "deploy",
+        rollbackTo: 0,
       },
       {
         revision: 1,
@@ -96,6 +98,8 @@ describe("mcp history output", () => {
         deployedAt: at,
         outcome: "ok",
         message: "",
+        kind: "",
+        rollbackTo: 0,
       },
     ]);
     assert.equal(

@@ -1,11 +1,21 @@
 /** `mcp deploy <service>[/<component>]` and `mcp undeploy <service>`. */
 import type { ResolvedNode } from "../../config/cli.js";
-import type { ComponentResult } from "../../gen/mcp/v1/mcp.js";
+import type { DeployRequest } from "../../gen/mcp/v1/mcp.js";
 import { toServiceSpec } from "../../servicedef/spec.js";
 import { McpError } from "../../util/errors.js";
 import type { CliContext } from "../context.js";
+import type { InterruptSource } from "../interrupt.js";
 import { STATE_CHANGE_DEADLINE_MS, type StateChangeVerb } from "../limits.js";
+import {
+  finishOperation,
+  followOperation,
+  operationView,
+  type ShowOptions,
+} from "../operation-stream.js";
 import type { StateChange } from "../outcome.js";
+import { formatResults } from "../progress.js";
+
+export { formatResults };
 
 /** Splits `service/component`. */
 export function parseTarget(target: string): { service: string; component: string } {
@@ -19,31 +29,22 @@ export function parseTarget(target: string): { service: string; component: strin
   return { service, component };
 }
 
-/** One line per component: `  web: ok  PORT=12345` or `  web: failed: run: …`. */
-export function formatResults(results: ComponentResult[], done = "ok"): string {
-  return results
-    .map((r) => {
-      if (!r.success) return `  ${r.name}: failed: ${r.error}\n`;
-      const ports = r.routes
-        .filter((route) => route.hostPort > 0)
-        .map(
-          (route) =>
-            `${route.name ? `PORT_${route.name.toUpperCase().replace(/-/g, "_")}` : "PORT"}=${route.hostPort}`,
-        );
-      return `  ${r.name}: ${done}${ports.length > 0 ? `  ${ports.join(" ")}` : ""}\n`;
-    })
-    .join("");
-}
-
 /** `--deadline` of the state-changing commands, else the verb's default (limits.ts). */
 export function deadlineFor(verb: StateChangeVerb, opts: { deadline?: number }): number {
   return opts.deadline ?? STATE_CHANGE_DEADLINE_MS[verb];
 }
 
+/**
+ * `mcp deploy`: streams the deploy (DeployStream) and prints each step as it
+ * ends, then the result (operation-stream.ts); an older agent gets the
+ * unary Deploy. Exit 0 done, 1 failed, 3 deadline passed, 130 Ctrl-C (the
+ * agent goes on); bad input is exit 2 (program.ts).
+ */
 export async function deployCommand(
   ctx: CliContext,
   target: string | undefined,
-  opts: { file?: string; deadline?: number },
+  opts: { file?: string; deadline?: number } & ShowOptions,
+  interrupts?: InterruptSource,
 ): Promise<number> {
   const { service, component } = target
     ? parseTarget(target)
@@ -62,11 +63,22 @@ export async function deployCommand(
     target: component ? `${def.name}/${component}` : def.name,
     deadlineMs: deadlineFor("deploy", opts),
   };
-  const response = await ctx.changeState(node, change, (client, call) =>
-    client.call("deploy", { service: toServiceSpec(def), component }, call),
+  const req: DeployRequest = { service: toServiceSpec(def), component };
+  const view = operationView(ctx, opts, interrupts);
+  const followed = await ctx.changeState(node, change, (client, call) =>
+    followOperation(client, () => client.stream("deployStream", req, call), {
+      onProgress: view.onProgress,
+      interrupts: view.interrupts,
+      fallback: () => client.call("deploy", req, call),
+    }),
   );
-  ctx.io.out(formatResults(response.results));
-  return response.results.every((r) => r.success) ? 0 : 1;
+  return finishOperation(
+    ctx,
+    view,
+    followed,
+    { verb: "deploy", service: def.name, node: node.name },
+    opts,
+  );
 }
 
 /**

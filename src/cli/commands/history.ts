@@ -2,7 +2,9 @@
  * `mcp history <service> [--node N] [--json]`: the revisions the agent keeps
  * of a service (ListRevisions), newest first, one line per component:
  * `REV COMPONENT IMAGE DEPLOYED OUTCOME`. A failed component's reason
- * follows its line. The node comes from `--node`, else from the local
+ * follows its line; a rollback's rows say which revision they went back to
+ * (`ok (rollback to 3)`); `rolled back` is a component whose new version
+ * failed while the old one serves again. The node comes from `--node`, else from the local
  * definition (or the only configured node).
  */
 import type { RevisionInfo } from "../../gen/mcp/v1/mcp.js";
@@ -20,6 +22,11 @@ function when(d: Date | undefined): string {
     : "-";
 }
 
+/** `ok`, `failed`, `rolled back`, and for a rollback's rows `ok (rollback to 3)`. */
+export function formatOutcome(r: Pick<RevisionInfo, "outcome" | "kind" | "rollbackTo">): string {
+  return r.kind === "rollback" ? `${r.outcome} (rollback to ${r.rollbackTo})` : r.outcome;
+}
+
 /** The history table, with each failure's reason on the line below it. Pure. */
 export function formatHistory(revisions: RevisionInfo[]): string {
   if (revisions.length === 0) return "no revisions\n";
@@ -28,7 +35,7 @@ export function formatHistory(revisions: RevisionInfo[]): string {
     r.component,
     r.image,
     when(r.deployedAt),
-    r.outcome,
+    formatOutcome(r),
   ]);
   const table = formatTable(["REV", "COMPONENT", "IMAGE", "DEPLOYED", "OUTCOME"], rows).split("\n");
   const out = [table[0] ?? ""];
