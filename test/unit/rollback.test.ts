@@ -279,11 +279,12 @@ describe("recovery recreates from the last deployed revision", () => {
     });
     // The difference: sync did record v2 as the component's spec, though v1 runs.
     const synced = first.registry.components.get("hello", "web");
-    assert.equal(synced?.spec.image, IMAGE_V2);
+    assert.ok(synced);
+    assert.equal(synced.spec.image, IMAGE_V2);
     assert.equal(first.runtime.containers.get(containerName("hello", "web"))?.image, IMAGE);
     assert.deepEqual(
       {
-        ...recoverySpec(synced!, first.registry.revisions.list("hello")),
+        ...recoverySpec(synced, first.registry.revisions.list("hello")),
         spec: undefined,
       },
       { spec: undefined, record: true, revision: 1 },
