@@ -59,7 +59,8 @@ describe("CLI deadlines and connect timeouts against a real agent", () => {
   test("a deploy whose deadline passes exits 3, says it may still be running, and it is", async () => {
     const run = await agent.cli(["deploy", SERVICE, "--deadline", "100ms"]);
     assert.equal(run.code, 3, `${run.stdout}${run.stderr}`);
-    assert.equal(run.stdout, "");
+    // At most the progress lines of the steps done before the deadline; no result.
+    assert.match(run.stdout, /^(web: .+\n)*$/);
     assert.match(
       run.stderr,
       new RegExp(
