@@ -21,7 +21,16 @@ import {
   formatStep,
   formatSummary,
 } from "../../src/cli/progress.js";
-import { ComponentResult, type DeployEvent, type StepProgress } from "../../src/gen/mcp/v1/mcp.js";
+import { definitionDifferences } from "../../src/cli/commands/status.js";
+import {
+  ComponentResult,
+  ComponentSpec,
+  ServiceInfo,
+  ServiceSpec,
+  type DeployEvent,
+  type StepProgress,
+} from "../../src/gen/mcp/v1/mcp.js";
+import { specDifferences } from "../../src/servicedef/diff.js";
 
 const step = (p: Partial<StepProgress>): StepProgress => ({
   component: "web",
@@ -287,6 +296,59 @@ describe("following the event stream", () => {
         interrupts: never,
       }),
       /node n1: the agent ended the stream without a result/,
+    );
+  });
+});
+
+describe("mcp status: the definition file against the agent's spec", () => {
+  const spec = (components: Partial<ComponentSpec>[]): ServiceSpec =>
+    ServiceSpec.fromPartial({ name: "svc", components });
+  const held = (components: Partial<ComponentSpec>[]): ServiceInfo =>
+    ServiceInfo.fromPartial({ name: "svc", spec: spec(components) });
+
+  test("a line per component that differs, or that only one side has", () => {
+    const file = "services/svc.toml";
+    assert.deepEqual(
+      definitionDifferences(
+        file,
+        spec([
+          { name: "web", image: "a:v2", env: ["X=1"] },
+          { name: "api", image: "b:v1" },
+          { name: "new", image: "c:v1" },
+        ]),
+        held([
+          { name: "web", image: "a:v1", env: ["X=2"] },
+          { name: "api", image: "b:v1" },
+          { name: "old", image: "d:v1" },
+        ]),
+      ),
+      [
+        "web: runs a different spec than services/svc.toml (running → file: image a:v1 → a:v2; env ~X)",
+        "new: in services/svc.toml, not on the agent",
+        "old: on the agent, not in services/svc.toml",
+      ],
+    );
+    assert.deepEqual(
+      definitionDifferences(
+        file,
+        spec([{ name: "web", image: "a:v1" }]),
+        held([{ name: "web", image: "a:v1" }]),
+      ),
+      [],
+    );
+  });
+
+  test("strategy and health count too", () => {
+    assert.deepEqual(
+      specDifferences(
+        ComponentSpec.fromPartial({ name: "web", image: "a", strategy: "stop-first" }),
+        ComponentSpec.fromPartial({
+          name: "web",
+          image: "a",
+          health: { type: "tcp" },
+        }),
+      ),
+      ["strategy stop-first → (none)", "health check"],
     );
   });
 });

@@ -270,6 +270,29 @@ describe("DeployStream and Rollback", () => {
       history.stdout(),
       /\n\d+\s+web\s+localhost\/mcp-httpenv:v1\s+\S+ \S+Z\s+ok \(rollback to \d+\)\n/,
     );
+    // The file still says v2: status says what runs differs from it.
+    const status = capture();
+    assert.equal(
+      await runCli(
+        ["node", "mcp", "--config", server.init.cliConfig, "status", "st-hello"],
+        status,
+      ),
+      0,
+      status.stderr(),
+    );
+    assert.ok(
+      status
+        .stdout()
+        .includes(
+          `\nweb: runs a different spec than ${defFile} (running → file: image ${IMAGE} → ${IMAGE_V2})\n(mcp deploy st-hello runs the file's spec; mcp history st-hello shows what ran)\n`,
+        ),
+      status.stdout(),
+    );
+    // Deploying the file again: no difference left.
+    assert.equal(await deployCommand(ctx().ctx, "st-hello", { quiet: true }), 0);
+    const again = capture();
+    await runCli(["node", "mcp", "--config", server.init.cliConfig, "status", "st-hello"], again);
+    assert.doesNotMatch(again.stdout(), /different spec/);
   });
 
   test("exit codes: 2 for a bad target, an unknown revision or usage; 1 for a failed deploy", async () => {

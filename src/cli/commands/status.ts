@@ -2,16 +2,63 @@
  * `mcp status [service]`: desired against observed state, drift and recent
  * events, from every node (or the service's own node when its definition
  * is known); exits non-zero when a node did not answer.
+ *
+ * With a service whose definition file is here, it also compares each
+ * component's spec in the file with the one the agent holds (ListServices
+ * include_spec) and says where they differ, e.g. after `mcp rollback`
+ * (which never rewrites the file): `web: runs a different spec than
+ * services/x.toml (running → file: image a:v1 → a:v2)`.
  */
-import type { DriftInfo, EventInfo, GetServiceStatusResponse } from "../../gen/mcp/v1/mcp.js";
+import type {
+  DriftInfo,
+  EventInfo,
+  GetServiceStatusResponse,
+  ServiceInfo,
+  ServiceSpec,
+} from "../../gen/mcp/v1/mcp.js";
+import { specDifferences } from "../../servicedef/diff.js";
+import { toServiceSpec } from "../../servicedef/spec.js";
 import { McpError } from "../../util/errors.js";
-import type { CliContext } from "../context.js";
+import type { CliContext, LoadedDefinition } from "../context.js";
 import { formatJson, formatTable } from "../output.js";
 import { answered, componentRows, formatRoutes } from "../service-rows.js";
 
 export interface NodeStatusAnswer {
   node: string;
   status: GetServiceStatusResponse;
+  /** The local definition compared with what the agent holds (`mcp status <service>`). */
+  definition?: { file: string; differences: string[] };
+}
+
+/**
+ * One line per component whose spec in the file differs from the agent's
+ * (running → file), or that only one of them has. Pure; empty when they agree.
+ */
+export function definitionDifferences(
+  file: string,
+  local: ServiceSpec,
+  held: ServiceInfo | undefined,
+): string[] {
+  const heldSpecs = new Map((held?.spec?.components ?? []).map((c) => [c.name, c]));
+  const lines: string[] = [];
+  for (const c of local.components) {
+    const running = heldSpecs.get(c.name);
+    if (!running) {
+      lines.push(`${c.name}: in ${file}, not on the agent`);
+      continue;
+    }
+    const diff = specDifferences(running, c);
+    if (diff.length > 0) {
+      lines.push(
+        `${c.name}: runs a different spec than ${file} (running → file: ${diff.join("; ")})`,
+      );
+    }
+  }
+  const inFile = new Set(local.components.map((c) => c.name));
+  for (const name of heldSpecs.keys()) {
+    if (!inFile.has(name)) lines.push(`${name}: on the agent, not in ${file}`);
+  }
+  return lines;
 }
 
 export function formatStatus(answers: NodeStatusAnswer[]): string {
@@ -35,6 +82,12 @@ export function formatStatus(answers: NodeStatusAnswer[]): string {
     ["SERVICE", "COMPONENT", "NODE", "DESIRED", "OBSERVED", "DRIFT", "PORTS"],
     rows,
   );
+  for (const { definition, status } of answers) {
+    if (!definition || definition.differences.length === 0) continue;
+    const service = status.services[0]?.name ?? "";
+    text += `\n${definition.differences.join("\n")}\n`;
+    text += `(mcp deploy ${service} runs the file's spec; mcp history ${service} shows what ran)\n`;
+  }
   const events = answers
     .flatMap(({ node, status }) => status.recentEvents.map((e) => ({ node, e })))
     .sort((a, b) => (b.e.timestamp?.getTime() ?? 0) - (a.e.timestamp?.getTime() ?? 0));
@@ -67,24 +120,41 @@ export async function statusCommand(
   opts: { json?: boolean },
 ): Promise<number> {
   // One service lives on one node: ask only that node when its definition is known.
-  const nodes = service ? await nodesForService(ctx, service) : await ctx.allNodes();
-  const answers = await ctx.fanOut(nodes, (client) =>
-    client.call("getServiceStatus", { name: service ?? "", eventLimit: 0 }),
-  );
-  const statuses = answered(answers).map(({ node, result }) => ({ node, status: result }));
+  const { nodes, loaded } = service
+    ? await nodesForService(ctx, service)
+    : { nodes: await ctx.allNodes(), loaded: undefined };
+  const answers = await ctx.fanOut(nodes, async (client): Promise<NodeStatusAnswer> => {
+    const name = service ?? "";
+    const status = await client.call("getServiceStatus", { name, eventLimit: 0 });
+    if (!loaded) return { node: client.name, status };
+    const held = await client.call("listServices", { name, includeSpec: true });
+    const info = held.services.find((s) => s.name === name);
+    return {
+      node: client.name,
+      status,
+      definition: {
+        file: loaded.file,
+        differences: definitionDifferences(loaded.file, toServiceSpec(loaded.def), info),
+      },
+    };
+  });
+  const statuses = answered(answers).map(({ node, result }) => ({ ...result, node }));
   ctx.io.out(opts.json ? formatJson(statuses) : formatStatus(statuses));
   return ctx.reportMissing(answers) > 0 ? 1 : 0;
 }
 
-async function nodesForService(ctx: CliContext, service: string) {
+async function nodesForService(
+  ctx: CliContext,
+  service: string,
+): Promise<{ nodes: Awaited<ReturnType<CliContext["allNodes"]>>; loaded?: LoadedDefinition }> {
   let loaded;
   try {
     loaded = await ctx.loadDefinition(service);
   } catch (err) {
     // No local definition (e.g. adopted or exported only): ask every node.
-    if (err instanceof McpError && err.code === "not_found") return await ctx.allNodes();
+    if (err instanceof McpError && err.code === "not_found") return { nodes: await ctx.allNodes() };
     throw err;
   }
   // A definition naming an unknown node is an error, not a reason to ask everyone.
-  return [await ctx.nodeOf(loaded)];
+  return { nodes: [await ctx.nodeOf(loaded)], loaded };
 }
