@@ -24,6 +24,16 @@ export interface RoutePort {
 export interface PendingOperation {
   kind: string;
   startedAt: string;
+  /**
+   * The new version must pass its health check before it counts (deploy,
+   * rollback): an agent that died before the commit undoes it, even when the
+   * new container runs.
+   */
+  gated?: boolean;
+  /** The old container was running: undoing the operation starts it again. */
+  wasRunning?: boolean;
+  /** Host ports of the trial container (start-first), held until it is removed. */
+  trial?: RoutePort[];
   previous: {
     spec: ComponentSpec;
     desiredState: DesiredState;

@@ -9,7 +9,8 @@ import { ComponentSpec } from "../gen/mcp/v1/mcp.js";
 import { now } from "./sql.js";
 
 /** How a component's part of a revision ended. */
-export type RevisionOutcome = "ok" | "failed";
+/** "rolled back": the new version failed after the old one stopped, and the old one runs again. */
+export type RevisionOutcome = "ok" | "failed" | "rolled back";
 
 export interface RevisionRow {
   service: string;
