@@ -76,6 +76,8 @@ function obs(fields: Partial<ComponentObservation> = {}): ComponentObservation {
     desired: "running",
     observed: "running",
     transitions: 0,
+    health: "",
+    healthOutput: "",
     ...fields,
   };
 }
