@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { setImmediate as flush } from "node:timers/promises";
 import { describe, test } from "node:test";
 import type { AgentContext } from "../../src/agent/context.js";
+import { serviceInfos } from "../../src/agent/messages.js";
 import { deploy } from "../../src/agent/operations/deploy.js";
 import { stopService } from "../../src/agent/operations/lifecycle.js";
 import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
@@ -652,3 +653,37 @@ describe("the health loop (fake runtime, scripted checks)", () => {
   });
 });
 
+describe("messages: health in ComponentInfo", () => {
+  test("status, output and time while the container runs; nothing for one that does not", () => {
+    const { registry } = agent();
+    registry.services.upsert({ name: "hl", active: true, comment: "" });
+    const s = spec([{ name: "web" }, { name: "down" }]);
+    for (const c of s.components) {
+      registry.components.upsert({ service: "hl", name: c.name, spec: c, desiredState: "running" });
+      registry.components.setObserved("hl", c.name, {
+        state: c.name === "web" ? "running" : "exited",
+        containerId: c.name,
+      });
+      registry.components.setHealth("hl", c.name, c.name, {
+        status: "unhealthy",
+        output: "exit 1: gone",
+        checkedAt: "2026-06-01T00:00:00.000Z",
+      });
+    }
+    const [info] = serviceInfos(
+      registry.services.list(),
+      registry.components.list(),
+      registry.routes.list(),
+    );
+    const web = info?.components.find((c) => c.name === "web");
+    const down = info?.components.find((c) => c.name === "down");
+    assert.deepEqual(
+      [web?.health, web?.healthOutput, web?.healthCheckedAt?.toISOString()],
+      ["unhealthy", "exit 1: gone", "2026-06-01T00:00:00.000Z"],
+    );
+    assert.deepEqual(
+      [down?.health, down?.healthOutput, down?.healthCheckedAt],
+      ["", "", undefined],
+    );
+  });
+});
