@@ -126,6 +126,20 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: "components: health",
+    sql: `
+      -- What the monitor's health checks last concluded (src/health/state.ts):
+      -- '' not checked, starting, healthy, unhealthy, none (no check defined);
+      -- the last check's output and when it ran. Consecutive failures are
+      -- kept in memory only.
+      ALTER TABLE components ADD COLUMN health TEXT NOT NULL DEFAULT ''
+        CHECK (health IN ('', 'starting', 'healthy', 'unhealthy', 'none'));
+      ALTER TABLE components ADD COLUMN health_output TEXT NOT NULL DEFAULT '';
+      ALTER TABLE components ADD COLUMN health_checked_at TEXT;
+    `,
+  },
 ];
 
 /**

@@ -127,8 +127,14 @@ describe("the examples on real podman through the CLI", { timeout: 240_000 }, ()
   test("mcp ps shows every component running with its version", async () => {
     const run = ok(await agent.cli(["ps"]), "ps");
     const lines = run.stdout.trimEnd().split("\n");
-    assert.match(lines[0] ?? "", /^SERVICE\s+COMPONENT\s+NODE\s+STATE\s+VERSION\s+UPTIME$/);
-    const rows = lines.slice(1).map((l) => l.split(/\s+/).slice(0, 5).join(" "));
+    assert.match(
+      lines[0] ?? "",
+      /^SERVICE\s+COMPONENT\s+NODE\s+STATE\s+HEALTH\s+VERSION\s+UPTIME$/,
+    );
+    const cells = lines.slice(1).map((l) => l.split(/\s+/));
+    // Just deployed: the health loop may not have checked them yet.
+    for (const c of cells) assert.match(c[4] ?? "", /^(-|starting|healthy)$/, c.join(" "));
+    const rows = cells.map((c) => [...c.slice(0, 4), c[5]].join(" "));
     assert.deepEqual(rows, [
       "hello web local running v1",
       "legacy legacy local running v1",

@@ -249,7 +249,7 @@ describe("sync, adopt, purge, service commands on real podman", { timeout: 180_0
     assert.match(again.stdout, /ad1-web → web: skipped: ad1\/web is already managed/);
 
     const ps = ok(await cli.run(["ps"]), "ps").stdout;
-    assert.match(ps, /^ad1 +web +ad-node +running +v1 /m);
+    assert.match(ps, /^ad1 +web +ad-node +running +\S+ +v1 /m);
     const [web] = (await cli.list()).get("ad1") ?? [];
     assert.deepEqual(
       [web?.desiredState, web?.observedState, web?.ports],

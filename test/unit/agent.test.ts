@@ -41,7 +41,12 @@ import {
   type DeployRequest,
   type ServiceSpec,
 } from "../../src/gen/mcp/v1/mcp.js";
-import { openRegistry, type ComponentRow, type Registry } from "../../src/registry/index.js";
+import {
+  NO_HEALTH,
+  openRegistry,
+  type ComponentRow,
+  type Registry,
+} from "../../src/registry/index.js";
 import { buildRunArgs } from "../../src/runtime/args.js";
 import type { ContainerSpec, ContainerStatus } from "../../src/runtime/types.js";
 import { BUILTIN_LIMITS, parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
@@ -1338,6 +1343,7 @@ function componentRow(
     deployedAt: "2026-11-27T09:00:00.000Z",
     ord: 0,
     pending: null,
+    health: NO_HEALTH,
     spec,
     desiredState: "running",
     observedState: "running",

@@ -37,7 +37,12 @@ import {
   type MonitorPolicy,
 } from "../../src/monitor/alerts.js";
 import { Monitor, type MonitorSettings } from "../../src/monitor/monitor.js";
-import { openRegistry, type ComponentRow, type Registry } from "../../src/registry/index.js";
+import {
+  NO_HEALTH,
+  openRegistry,
+  type ComponentRow,
+  type Registry,
+} from "../../src/registry/index.js";
 import type { ContainerStatus } from "../../src/runtime/types.js";
 import { parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
 import type { Logger } from "../../src/util/log.js";
@@ -71,6 +76,8 @@ function obs(fields: Partial<ComponentObservation> = {}): ComponentObservation {
     desired: "running",
     observed: "running",
     transitions: 0,
+    health: "",
+    healthOutput: "",
     ...fields,
   };
 }
@@ -689,6 +696,7 @@ function row(fields: Partial<ComponentRow> & Pick<ComponentRow, "service" | "nam
     deployedAt: "2026-11-27T09:00:00.000Z",
     ord: 0,
     pending: null,
+    health: NO_HEALTH,
     spec: { name: fields.name, image: IMAGE } as ComponentRow["spec"],
     desiredState: "running",
     observedState: "running",

@@ -1,7 +1,8 @@
 /**
- * `mcp status [service]`: desired against observed state, drift and recent
- * events, from every node (or the service's own node when its definition
- * is known); exits non-zero when a node did not answer.
+ * `mcp status [service]`: desired against observed state, drift, the last
+ * check's output of each unhealthy component and recent events, from every
+ * node (or the service's own node when its definition is known); exits
+ * non-zero when a node did not answer.
  */
 import type { DriftInfo, EventInfo, GetServiceStatusResponse } from "../../gen/mcp/v1/mcp.js";
 import { McpError } from "../../util/errors.js";
@@ -20,9 +21,10 @@ export function formatStatus(answers: NodeStatusAnswer[]): string {
       status.drift.map((d: DriftInfo) => `${node}/${d.service}/${d.component}`),
     ),
   );
-  const rows = componentRows(
+  const components = componentRows(
     answers.map(({ node, status }) => ({ node, services: status.services })),
-  ).map(({ service, component, node, info }) => [
+  );
+  const rows = components.map(({ service, component, node, info }) => [
     service,
     component,
     node,
@@ -35,6 +37,20 @@ export function formatStatus(answers: NodeStatusAnswer[]): string {
     ["SERVICE", "COMPONENT", "NODE", "DESIRED", "OBSERVED", "DRIFT", "PORTS"],
     rows,
   );
+  const unhealthy = components.filter(({ info }) => info.health === "unhealthy");
+  if (unhealthy.length > 0) {
+    text += "\nUNHEALTHY\n";
+    text += formatTable(
+      ["SERVICE", "COMPONENT", "NODE", "CHECKED", "LAST CHECK"],
+      unhealthy.map(({ service, component, node, info }) => [
+        service,
+        component,
+        node,
+        info.healthCheckedAt?.toISOString() ?? "-",
+        oneLine(info.healthOutput) || "-",
+      ]),
+    );
+  }
   const events = answers
     .flatMap(({ node, status }) => status.recentEvents.map((e) => ({ node, e })))
     .sort((a, b) => (b.e.timestamp?.getTime() ?? 0) - (a.e.timestamp?.getTime() ?? 0));
@@ -55,10 +71,15 @@ export function formatStatus(answers: NodeStatusAnswer[]): string {
   return text;
 }
 
+/** A check's output (a command's, say) on one table line. */
+function oneLine(text: string): string {
+  return text.trim().replace(/\s*\n\s*/g, " ⏎ ");
+}
+
 function eventDetail(e: EventInfo): string {
   const transition =
     e.prevState || e.newState ? `${e.prevState || "-"} → ${e.newState || "-"}` : "";
-  return [transition, e.message].filter(Boolean).join("  ");
+  return [transition, oneLine(e.message)].filter(Boolean).join("  ");
 }
 
 export async function statusCommand(
