@@ -140,6 +140,30 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE components ADD COLUMN health_checked_at TEXT;
     `,
   },
+  {
+    version: 6,
+    name: "revisions: rolled back",
+    sql: `
+      -- A health-gated deploy whose new version failed after the old one had
+      -- stopped, and the old one runs again, is "rolled back" (README,
+      -- "History and rollback"). SQLite cannot change a CHECK: the table is
+      -- rebuilt.
+      CREATE TABLE revisions_new (
+        service     TEXT NOT NULL,
+        revision    INTEGER NOT NULL CHECK (revision > 0),
+        component   TEXT NOT NULL,
+        image       TEXT NOT NULL,
+        spec        TEXT NOT NULL,
+        outcome     TEXT NOT NULL CHECK (outcome IN ('ok', 'failed', 'rolled back')),
+        message     TEXT NOT NULL DEFAULT '',
+        deployed_at TEXT NOT NULL,
+        PRIMARY KEY (service, revision, component)
+      );
+      INSERT INTO revisions_new SELECT service, revision, component, image, spec, outcome, message, deployed_at FROM revisions;
+      DROP TABLE revisions;
+      ALTER TABLE revisions_new RENAME TO revisions;
+    `,
+  },
 ];
 
 /**
