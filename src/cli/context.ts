@@ -8,7 +8,7 @@ import { loadCliConfig, resolveNode, type CliConfig, type ResolvedNode } from ".
 import { parseServiceDef, readServiceDefFile } from "../servicedef/parse.js";
 import type { ServiceDef } from "../servicedef/types.js";
 import { McpError, errorMessage } from "../util/errors.js";
-import { connectNode, type AgentClient, type CallOpts } from "./client.js";
+import { AgentVersionError, connectNode, type AgentClient, type CallOpts } from "./client.js";
 import { nodeReason, waitConnected, withNodeDeadline } from "./deadline.js";
 import { DEFAULT_CONNECT_TIMEOUT_MS, fanOutLimits } from "./limits.js";
 import { asOutcome, type StateChange } from "./outcome.js";
@@ -37,7 +37,10 @@ export interface LoadedDefinition {
 export interface NodeAnswer<T> {
   node: ResolvedNode;
   result?: T;
+  /** Why the node did not answer, without the node's name. */
   error?: string;
+  /** The error itself, when it did not answer. */
+  failure?: unknown;
 }
 
 export class CliContext {
@@ -185,16 +188,24 @@ export class CliContext {
         try {
           return { node, result: await withNodeDeadline(node, limits, fn) };
         } catch (err) {
-          return { node, error: nodeReason(errorMessage(err), node.name) };
+          return { node, error: nodeReason(errorMessage(err), node.name), failure: err };
         }
       }),
     );
   }
 
-  /** Prints one stderr line per node that did not answer; returns how many. */
+  /**
+   * Prints one stderr line per node that did not answer; returns how many.
+   * An agent too old for the call is said in its own words (`agent on node
+   * NAME is version …`), as for a command that asks one node.
+   */
   reportMissing(answers: NodeAnswer<unknown>[]): number {
     const missing = answers.filter((a) => a.error !== undefined);
-    for (const a of missing) this.io.err(`mcp: node ${a.node.name}: ${a.error}\n`);
+    for (const a of missing) {
+      const named = a.failure instanceof AgentVersionError;
+      const message = named ? errorMessage(a.failure) : `node ${a.node.name}: ${a.error}`;
+      this.io.err(`mcp: ${message}\n`);
+    }
     return missing.length;
   }
 }

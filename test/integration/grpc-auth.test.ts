@@ -19,7 +19,12 @@ import {
 import { initAgentDir } from "../../src/agent/server/init.js";
 import { callerIdentity } from "../../src/auth/guard.js";
 import { addTokenToFile, FileTokenStore, generateToken, hashToken } from "../../src/auth/tokens.js";
-import { connectNode, dialAgent, type AgentClient } from "../../src/cli/client.js";
+import {
+  AgentVersionError,
+  connectNode,
+  dialAgent,
+  type AgentClient,
+} from "../../src/cli/client.js";
 import { loadCliConfig, resolveNode } from "../../src/config/cli.js";
 import { loadAgentConfig } from "../../src/config/agent.js";
 import {
@@ -199,7 +204,10 @@ describe("agent gRPC auth over TLS", () => {
   test("method without a handler: UNIMPLEMENTED, but only after auth", async () => {
     await assert.rejects(
       dial(agent.token).call("deploy", { service: undefined, component: "" }),
-      (err: unknown) => err instanceof McpError && /does not support this call/.test(err.message),
+      // The version gate asked NodeStatus, which reports no agent version here.
+      (err: unknown) =>
+        err instanceof AgentVersionError &&
+        err.message === "agent on node n1 does not know Deploy; this needs 0.1.0 or later",
     );
     const anon = rawClient(agent);
     const code = await new Promise<number | undefined>((resolve) =>

@@ -17,7 +17,7 @@
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import { checkSince, parseTail } from "../../protocol/logs-options.js";
 import type { LogsRequest, LogsResponse } from "../../gen/mcp/v1/mcp.js";
-import { toMcpError, type AgentClient } from "../client.js";
+import type { AgentClient } from "../client.js";
 import { processIO, type CliContext } from "../context.js";
 import { nodeOfService, parseTarget } from "./deploy.js";
 
@@ -116,7 +116,7 @@ export async function streamToSink(
     return stopped ?? 0;
   } catch (err) {
     if (stopped !== undefined) return stopped;
-    throw toMcpError(err, client.name, client.address);
+    throw await client.explain(err, "logs");
   } finally {
     unsubscribe();
     // After a normal end this is a no-op; after a break it tells the agent to stop podman.
