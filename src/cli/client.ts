@@ -3,9 +3,11 @@
  * the bearer token on every call (unary and streaming), typed promise helpers,
  * and gRPC failures turned into one-line McpErrors naming the node.
  *
- * An agent older than the call (UNIMPLEMENTED) gets its own typed error, for
- * every command: the client asks the agent's version with NodeStatus and
- * raises AgentVersionError (see src/protocol/rpc-versions.ts).
+ * Two failures get their own typed errors, for every command: an agent that
+ * is not there at all (refused, no route, a name that does not resolve:
+ * NodeNotAnsweringError, with a hint line on how to start it), and an agent
+ * older than the call (UNIMPLEMENTED: the client asks the agent's version
+ * with NodeStatus and raises AgentVersionError, see src/protocol/rpc-versions.ts).
  */
 import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
@@ -91,6 +93,47 @@ export interface AgentClient {
    */
   explain(err: unknown, method: MethodName, timeoutMs?: number): Promise<McpError>;
   close(): void;
+}
+
+/** How an operator starts an agent (README, "The agent"). */
+export const START_AGENT_HINT = "mcp-agent serve --config /srv/mcp/mcp-agent.toml";
+
+/**
+ * Nothing answered at the node's address: the connection was refused, there
+ * is no route to the host, or its name does not resolve. The CLI prints
+ * `hint` on a line of its own after the message.
+ */
+export class NodeNotAnsweringError extends McpError {
+  readonly hint: string;
+  constructor(
+    readonly node: string,
+    readonly address: string,
+    /** What the connection ran into: "connection refused", "no route to host" ... */
+    readonly why: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      "unavailable",
+      `node ${node} (${address}) is not answering: is mcp-agent running?`,
+      options,
+    );
+    this.name = "NodeNotAnsweringError";
+    this.hint =
+      why === "connection refused"
+        ? `${why}; start it on the node: ${START_AGENT_HINT}`
+        : `${why}; check that the node is up and its address in the CLI config, then start the agent there: ${START_AGENT_HINT}`;
+  }
+}
+
+/** The hint an error carries (NodeNotAnsweringError), if any. */
+export function hintOf(err: unknown): string | undefined {
+  return err instanceof NodeNotAnsweringError ? err.hint : undefined;
+}
+
+/** `hint: …\n` for an error that carries a hint, else "": printed after its `mcp: …` line. */
+export function hintLine(err: unknown): string {
+  const hint = hintOf(err);
+  return hint ? `hint: ${hint}\n` : "";
 }
 
 /**
@@ -183,6 +226,26 @@ export function messageSizeReason(details: string): string | undefined {
 }
 
 /**
+ * Why nothing answers at `address`, when grpc's reason says so (refused, no
+ * route, no such name); undefined for anything else (a reset, a TLS failure).
+ */
+export function notAnsweringWhy(details: string, address: string): string | undefined {
+  if (/\bECONNREFUSED\b/.test(details)) return "connection refused";
+  if (/\b(?:EHOSTUNREACH|EHOSTDOWN)\b/.test(details)) return "no route to host";
+  if (/\b(?:ENETUNREACH|ENETDOWN)\b/.test(details)) return "network unreachable";
+  if (/Name resolution failed|\b(?:ENOTFOUND|EAI_AGAIN|EAI_NONAME|EAI_FAIL)\b/.test(details)) {
+    let host = address;
+    try {
+      ({ host } = parseHostPort(address));
+    } catch {
+      // keep the address as written
+    }
+    return `${host} does not resolve`;
+  }
+  return undefined;
+}
+
+/**
  * A gRPC failure as a one-line McpError that names the node and what to do.
  * `timeoutMs` is the call's deadline, for the message when it passed.
  */
@@ -217,6 +280,10 @@ export function toMcpError(
           "unavailable",
           `node ${node} (${address}): TLS verification failed (is ca_cert the CA that issued this agent's certificate?): ${details}`,
         );
+      }
+      {
+        const why = notAnsweringWhy(details, address);
+        if (why) return new NodeNotAnsweringError(node, address, why, { cause: err });
       }
       return fail("unavailable", `node ${node} (${address}) unreachable: ${details}`);
     case status.DEADLINE_EXCEEDED:

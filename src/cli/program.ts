@@ -1,8 +1,8 @@
 /**
  * The `mcp` command tree. Each action builds a CliContext and calls the
- * command's function; failures print one line (`mcp: <reason>`) and exit 1,
- * or 3 when a state change's deadline passed and its outcome is unknown
- * (outcome.ts).
+ * command's function; failures print one line (`mcp: <reason>`, then a
+ * `hint:` line when the error carries one) and exit 1, or 3 when a state
+ * change's deadline passed and its outcome is unknown (outcome.ts).
  */
 import { Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
 import { defaultCliConfigPath } from "../config/cli.js";
@@ -11,6 +11,7 @@ import { ValidationError, errorMessage } from "../util/errors.js";
 import { VERSION } from "../version.js";
 import { CliContext, processIO, type CliIO } from "./context.js";
 import { STATE_CHANGE_DEADLINE_MS, formatLimit, type StateChangeVerb } from "./limits.js";
+import { hintLine } from "./client.js";
 import { exitCodeFor } from "./outcome.js";
 import { deployCommand, undeployCommand } from "./commands/deploy.js";
 import { lifecycleCommand } from "./commands/lifecycle.js";
@@ -56,6 +57,13 @@ export function parseDurationOption(text: string): number {
 
 const DEADLINE_HELP = (verb: StateChangeVerb) =>
   `how long to wait for the agent to finish (default ${formatLimit(STATE_CHANGE_DEADLINE_MS[verb])}); past it, exit 3: it may still be running`;
+
+/** Prints a command's failure: `mcp: <reason>` (a definition's problems one per line), then its hint. */
+export function reportFailure(io: CliIO, err: unknown): void {
+  // Definition problems are several lines (one per problem); anything else is one.
+  const text = err instanceof ValidationError ? err.message : errorMessage(err).split("\n")[0];
+  io.err(`mcp: ${text}\n${hintLine(err)}`);
+}
 
 export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
   const program = new Command()
@@ -292,9 +300,7 @@ export async function runCli(argv: string[], io: CliIO = processIO): Promise<num
     return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
-    // Definition problems are several lines (one per problem); anything else is one.
-    const text = err instanceof ValidationError ? err.message : errorMessage(err).split("\n")[0];
-    io.err(`mcp: ${text}\n`);
+    reportFailure(io, err);
     return exitCodeFor(err);
   }
 }

@@ -21,6 +21,7 @@ import { callerIdentity } from "../../src/auth/guard.js";
 import { addTokenToFile, FileTokenStore, generateToken, hashToken } from "../../src/auth/tokens.js";
 import {
   AgentVersionError,
+  NodeNotAnsweringError,
   connectNode,
   dialAgent,
   type AgentClient,
@@ -310,7 +311,7 @@ describe("agent gRPC auth over TLS", () => {
     );
   });
 
-  test("an unreachable node is a one-line unavailable error", async () => {
+  test("a node nobody listens on is a one-line unavailable error with a hint", async () => {
     const c = dialAgent({
       address: "127.0.0.1:1",
       caCertPem: agent.caCertPem,
@@ -321,7 +322,12 @@ describe("agent gRPC auth over TLS", () => {
     await assert.rejects(c.call("nodeStatus", {}, { timeoutMs: 5000 }), (err: unknown) => {
       assert.ok(err instanceof McpError);
       assert.equal(err.code, "unavailable");
-      assert.match(err.message, /^node gone \(127\.0\.0\.1:1\) unreachable: /);
+      assert.ok(err instanceof NodeNotAnsweringError);
+      assert.equal(err.message, "node gone (127.0.0.1:1) is not answering: is mcp-agent running?");
+      assert.match(
+        err.hint,
+        /^connection refused; start it on the node: mcp-agent serve --config /,
+      );
       return true;
     });
   });
