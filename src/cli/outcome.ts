@@ -18,6 +18,8 @@ export const EXIT = {
   usage: 2,
   /** A state change's deadline passed: it may have happened, or may still. */
   unknown: 3,
+  /** Ctrl-C (128 + SIGINT; interrupt.ts). */
+  interrupted: 130,
 } as const;
 
 /** What a state-changing command is doing, for its deadline and its message. */

@@ -4,7 +4,7 @@
  * `hint:` line when the error carries one) and exit 1, or 3 when a state
  * change's deadline passed and its outcome is unknown (outcome.ts). deploy,
  * start, stop, restart and undeploy (and rollback) exit 2 for bad input or
- * usage: they are registered with `changeCommand`.
+ * usage: they are registered with `changeCommand`. Ctrl-C is interrupt.ts.
  */
 import { Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
 import { defaultCliConfigPath } from "../config/cli.js";

@@ -228,7 +228,7 @@ describe("mcp logs / push / pull against a real agent", { timeout: 120_000 }, ()
     f.child.kill("SIGINT");
     const { code } = await f.exit(5000);
     assert.equal(code, 130, f.stderr);
-    assert.equal(f.stderr, "");
+    assert.equal(f.stderr, "mcp: interrupted\n");
     const deadline = Date.now() + 5000;
     while ((await podmanLogsChildren(agent.pid!)).length > 0) {
       assert.ok(Date.now() < deadline, "the agent's podman logs was not killed after the cancel");
