@@ -169,7 +169,7 @@ describe("the examples on real podman through the CLI", { timeout: 240_000 }, ()
       'name = "broken"\nnode = "local"\n[[components]\n',
     );
     const run = await agent.cli(["deploy", "broken"]);
-    assert.equal(run.code, 1);
+    assert.equal(run.code, 2, "bad input");
     assert.match(run.stderr, new RegExp(`^mcp: ${file.replace(/[.]/g, "\\.")}:3:\\d+: `));
 
     await agent.addDefinition(
@@ -177,7 +177,7 @@ describe("the examples on real podman through the CLI", { timeout: 240_000 }, ()
       'name = "badmode"\nnode = "local"\n[[components]]\nname = "web"\nimage = "localhost/mcp-httpenv:v1"\n[[components.routes]]\nport = 443\nmode = "l5"\n',
     );
     const bad = await agent.cli(["deploy", "badmode"]);
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, 2, "bad input");
     assert.match(bad.stderr, /components\[0\]\.routes\[0\]\.mode: expected "l4" or "l7", got "l5"/);
     assert.ok(
       !(await containerNames()).some((n) => n.startsWith("broken") || n.startsWith("badmode")),

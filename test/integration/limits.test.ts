@@ -120,7 +120,7 @@ describe("resource limits and log rotation on real podman", { timeout: 180_000 }
     const routes = [1, 2, 3].map((i) => `[[components.routes]]\nname = "r${i}"\nport = ${i}`);
     await agent.addDefinition("lim-routes", definition("lim-routes", [], routes.join("\n")));
     const run = await agent.cli(["deploy", "lim-routes"]);
-    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.equal(run.code, 2, run.stdout + run.stderr);
     assert.match(
       run.stderr,
       /service lim-routes: components\[0\]\.routes: expected at most 2 routes, got 3/,
@@ -135,7 +135,7 @@ describe("resource limits and log rotation on real podman", { timeout: 180_000 }
       definition("lim-flag", ['user = "--privileged"']),
     );
     const flag = await agent.cli(["deploy", "lim-flag"]);
-    assert.equal(flag.code, 1);
+    assert.equal(flag.code, 2, "bad input");
     assert.match(
       flag.stderr,
       new RegExp(`^mcp: ${file}: components\\[0\\]\\.user: expected "user" or "user:group"`),
@@ -146,7 +146,7 @@ describe("resource limits and log rotation on real podman", { timeout: 180_000 }
       definition("lim-nowhere", []).replace(`node = "${NODE}"`, 'node = "lim-x"'),
     );
     const unknown = await agent.cli(["deploy", "lim-nowhere"]);
-    assert.equal(unknown.code, 1);
+    assert.equal(unknown.code, 2, "bad input");
     assert.equal(unknown.stderr, `mcp: ${nowhere}: node: unknown node "lim-x" (known: ${NODE})\n`);
   });
 });
