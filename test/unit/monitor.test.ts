@@ -48,6 +48,7 @@ import { parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
 import type { Logger } from "../../src/util/log.js";
 import { memoryLogger } from "../helpers/agent.js";
 import { FakeRuntime, podmanError } from "../helpers/fake-runtime.js";
+import { ScriptedProber } from "../helpers/fake-health.js";
 
 const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), "../../examples");
 const IMAGE = "localhost/mcp-httpenv:v1";
@@ -364,6 +365,7 @@ function harness(opts: { images?: string[]; logger?: Logger } = {}): Harness {
   const runtime = new FakeRuntime({ images: opts.images ?? [IMAGE] });
   const logs = memoryLogger();
   const ctx = createAgentContext({
+    health: new ScriptedProber(),
     settings: {
       node: NODE,
       bindAddress: "127.0.0.1",
