@@ -11,12 +11,13 @@ import type {
   RouteStatus,
   ServiceInfo,
 } from "../gen/mcp/v1/mcp.js";
-import type {
-  ComponentRow,
-  EventRow,
-  RevisionRow,
-  RouteRow,
-  ServiceRow,
+import {
+  NO_HEALTH,
+  type ComponentRow,
+  type EventRow,
+  type RevisionRow,
+  type RouteRow,
+  type ServiceRow,
 } from "../registry/index.js";
 import { containerName } from "../runtime/args.js";
 import type { ContainerStatus } from "../runtime/types.js";
@@ -80,16 +81,22 @@ export function serviceInfos(
       const container = live?.get(key);
       const image = container?.image ?? c.image;
       const startedAt = container?.startedAt ?? (c.startedAt ? new Date(c.startedAt) : undefined);
+      const observedState = live ? (container?.state ?? "removed") : c.observedState;
+      // Health is about a running container: none is shown for one that is not.
+      const health = observedState === "running" ? c.health : NO_HEALTH;
       return {
         name: c.name,
         image,
         version: imageVersion(image),
         desiredState: c.desiredState,
-        observedState: live ? (container?.state ?? "removed") : c.observedState,
+        observedState,
         startedAt: startedAt ?? undefined,
         routes: routeStatuses(routesByKey.get(key) ?? []),
         container: containerName(c.service, c.name),
         ports: [...c.spec.ports],
+        health: health.status,
+        healthOutput: health.output,
+        healthCheckedAt: health.checkedAt ? new Date(health.checkedAt) : undefined,
       };
     }),
   }));

@@ -1,13 +1,21 @@
 #!/usr/bin/env node
 // The operator CLI: argument parsing and wiring live in src/cli/program.ts.
+import { installInterruptHandler, wasInterrupted } from "../cli/interrupt.js";
+import { EXIT } from "../cli/outcome.js";
 import { runCli } from "../cli/program.js";
 
-const code = await runCli(process.argv);
 // Exit as soon as the command is done, once stdout/stderr are flushed: grpc-js
 // keeps a pending TCP connect or TLS handshake to an unreachable node open
 // after its channel is closed (see src/cli/deadline.ts), which would otherwise
 // hold the process for minutes after the answer was printed.
 const flushed = (stream: NodeJS.WriteStream) =>
   new Promise<void>((resolve) => stream.write("", () => resolve()));
-await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
-process.exit(code);
+async function exit(code: number): Promise<never> {
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  // A command that ends after Ctrl-C (logs cancels its stream) still exits 130.
+  process.exit(wasInterrupted() ? EXIT.interrupted : code);
+}
+
+// Ctrl-C: `mcp: interrupted` (or what the running command says), exit 130.
+installInterruptHandler(exit);
+await exit(await runCli(process.argv));

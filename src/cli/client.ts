@@ -2,6 +2,12 @@
  * The CLI's connection to one node's agent: TLS 1.3 pinned to the node's CA,
  * the bearer token on every call (unary and streaming), typed promise helpers,
  * and gRPC failures turned into one-line McpErrors naming the node.
+ *
+ * Two failures get their own typed errors, for every command: an agent that
+ * is not there at all (refused, no route, a name that does not resolve:
+ * NodeNotAnsweringError, with a hint line on how to start it), and an agent
+ * older than the call (UNIMPLEMENTED: the client asks the agent's version
+ * with NodeStatus and raises AgentVersionError, see src/protocol/rpc-versions.ts).
  */
 import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
@@ -17,11 +23,12 @@ import {
 import { isLoopbackHost, parseHostPort } from "../config/address.js";
 import type { ResolvedNode } from "../config/cli.js";
 import { MAX_MESSAGE_BYTES } from "../protocol/limits.js";
+import { RPC_SINCE, compareVersions, rpcName, type RpcMethod } from "../protocol/rpc-versions.js";
 import { ERROR_CODE_KEY } from "../protocol/wire.js";
 import { McpAgentServiceClient, McpAgentServiceService } from "../gen/mcp/v1/mcp.js";
 import { formatBytes } from "../protocol/file-paths.js";
 import { McpError, errorMessage, type McpErrorCode } from "../util/errors.js";
-import { DEFAULT_CALL_TIMEOUT_MS, formatLimit } from "./limits.js";
+import { DEFAULT_CALL_TIMEOUT_MS, VERSION_PROBE_TIMEOUT_MS, formatLimit } from "./limits.js";
 
 type Service = typeof McpAgentServiceService;
 type MethodName = keyof Service;
@@ -78,7 +85,103 @@ export interface AgentClient {
     request: RequestOf<M>,
     opts?: CallOpts,
   ): AsyncIterable<ResponseOf<M>>;
+  /**
+   * A failure of a call to `method` made some other way (on `raw`) as the
+   * McpError the helpers above would throw: UNIMPLEMENTED becomes an
+   * AgentVersionError (asking the agent's version first), anything else goes
+   * through toMcpError. Never rejects.
+   */
+  explain(err: unknown, method: MethodName, timeoutMs?: number): Promise<McpError>;
   close(): void;
+}
+
+/** How an operator starts an agent (README, "The agent"). */
+export const START_AGENT_HINT = "mcp-agent serve --config /srv/mcp/mcp-agent.toml";
+
+/**
+ * Nothing answered at the node's address: the connection was refused, there
+ * is no route to the host, or its name does not resolve. The CLI prints
+ * `hint` on a line of its own after the message.
+ */
+export class NodeNotAnsweringError extends McpError {
+  readonly hint: string;
+  constructor(
+    readonly node: string,
+    readonly address: string,
+    /** What the connection ran into: "connection refused", "no route to host" ... */
+    readonly why: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      "unavailable",
+      `node ${node} (${address}) is not answering: is mcp-agent running?`,
+      options,
+    );
+    this.name = "NodeNotAnsweringError";
+    this.hint =
+      why === "connection refused"
+        ? `${why}; start it on the node: ${START_AGENT_HINT}`
+        : `${why}; check that the node is up and its address in the CLI config, then start the agent there: ${START_AGENT_HINT}`;
+  }
+}
+
+/** The hint an error carries (NodeNotAnsweringError), if any. */
+export function hintOf(err: unknown): string | undefined {
+  return err instanceof NodeNotAnsweringError ? err.hint : undefined;
+}
+
+/** `hint: …\n` for an error that carries a hint, else "": printed after its `mcp: …` line. */
+export function hintLine(err: unknown): string {
+  const hint = hintOf(err);
+  return hint ? `hint: ${hint}\n` : "";
+}
+
+/**
+ * The agent does not implement an RPC this CLI called: it is older than the
+ * version that introduced it (`needs`, src/protocol/rpc-versions.ts).
+ * `agentVersion` is what NodeStatus said, or undefined when it could not be
+ * asked. Nothing was done on the agent.
+ */
+export class AgentVersionError extends McpError {
+  constructor(
+    readonly node: string,
+    readonly method: RpcMethod,
+    readonly needs: string,
+    readonly agentVersion: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    const rpc = rpcName(method);
+    super(
+      "failed_precondition",
+      agentVersion === undefined
+        ? `agent on node ${node} does not know ${rpc}; this needs ${needs} or later`
+        : compareVersions(agentVersion, needs) < 0
+          ? `agent on node ${node} is version ${agentVersion}; this needs ${needs} or later`
+          : `agent on node ${node} is version ${agentVersion} but does not implement ${rpc} (this needs ${needs} or later)`,
+      options,
+    );
+    this.name = "AgentVersionError";
+  }
+}
+
+/**
+ * Whether `err` says the agent does not implement the call (an
+ * AgentVersionError from the client's helpers, or a raw gRPC UNIMPLEMENTED);
+ * with `method`, only for that RPC. For falling back to an older RPC, e.g.
+ * DeployStream → Deploy: nothing was done on the agent.
+ */
+export function isUnimplemented(err: unknown, method?: RpcMethod): boolean {
+  if (err instanceof AgentVersionError) return method === undefined || err.method === method;
+  if (err instanceof McpError) return false;
+  return isGrpcUnimplemented(err);
+}
+
+/** A gRPC status UNIMPLEMENTED that is not an McpError the agent sent. */
+function isGrpcUnimplemented(err: unknown): boolean {
+  const se = err as Partial<ServiceError> | undefined;
+  if (se?.code !== status.UNIMPLEMENTED) return false;
+  const [sent] = se.metadata?.get(ERROR_CODE_KEY) ?? [];
+  return !(typeof sent === "string" && MCP_CODES.has(sent));
 }
 
 const CODE_FOR_STATUS: Partial<Record<status, McpErrorCode>> = {
@@ -123,6 +226,26 @@ export function messageSizeReason(details: string): string | undefined {
 }
 
 /**
+ * Why nothing answers at `address`, when grpc's reason says so (refused, no
+ * route, no such name); undefined for anything else (a reset, a TLS failure).
+ */
+export function notAnsweringWhy(details: string, address: string): string | undefined {
+  if (/\bECONNREFUSED\b/.test(details)) return "connection refused";
+  if (/\b(?:EHOSTUNREACH|EHOSTDOWN)\b/.test(details)) return "no route to host";
+  if (/\b(?:ENETUNREACH|ENETDOWN)\b/.test(details)) return "network unreachable";
+  if (/Name resolution failed|\b(?:ENOTFOUND|EAI_AGAIN|EAI_NONAME|EAI_FAIL)\b/.test(details)) {
+    let host = address;
+    try {
+      ({ host } = parseHostPort(address));
+    } catch {
+      // keep the address as written
+    }
+    return `${host} does not resolve`;
+  }
+  return undefined;
+}
+
+/**
  * A gRPC failure as a one-line McpError that names the node and what to do.
  * `timeoutMs` is the call's deadline, for the message when it passed.
  */
@@ -158,6 +281,10 @@ export function toMcpError(
           `node ${node} (${address}): TLS verification failed (is ca_cert the CA that issued this agent's certificate?): ${details}`,
         );
       }
+      {
+        const why = notAnsweringWhy(details, address);
+        if (why) return new NodeNotAnsweringError(node, address, why, { cause: err });
+      }
       return fail("unavailable", `node ${node} (${address}) unreachable: ${details}`);
     case status.DEADLINE_EXCEEDED:
       // The request may have reached the agent: what it asked for may be under way.
@@ -179,6 +306,7 @@ export function toMcpError(
     case status.PERMISSION_DENIED:
       return fail("invalid_config", `node ${node} refused the call: ${details}`);
     case status.UNIMPLEMENTED:
+      // The client's helpers turn this into an AgentVersionError (explain).
       return fail(
         "failed_precondition",
         `node ${node}: the agent does not support this call (${details}); is it older than the CLI?`,
@@ -258,7 +386,7 @@ export function dialAgent(opts: DialOptions): AgentClient {
         deadline(callOpts.timeoutMs, DEFAULT_CALL_TIMEOUT_MS),
         (err, res) => {
           if (err)
-            reject(toMcpError(err, name, address, callOpts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS));
+            void explain(err, method, callOpts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS).then(reject);
           else resolve(res as ResponseOf<M>);
         },
       );
@@ -282,7 +410,7 @@ export function dialAgent(opts: DialOptions): AgentClient {
     try {
       for await (const msg of s) yield msg as ResponseOf<M>;
     } catch (err) {
-      throw toMcpError(err, name, address, callOpts.timeoutMs);
+      throw await explain(err, method, callOpts.timeoutMs);
     } finally {
       // Leaving early: cancel the call. The CANCELLED status then arrives as an
       // 'error' event nobody listens to any more; swallow it.
@@ -291,7 +419,36 @@ export function dialAgent(opts: DialOptions): AgentClient {
     }
   }
 
-  return { name, address, raw, call, unary: call, stream, close: () => raw.close() };
+  /**
+   * The version gate: an RPC the agent does not implement means an agent
+   * older than this CLI, so ask its version (NodeStatus, which every agent
+   * has) and say which one is needed.
+   */
+  async function explain(err: unknown, method: MethodName, timeoutMs?: number): Promise<McpError> {
+    if (!isGrpcUnimplemented(err)) return toMcpError(err, name, address, timeoutMs);
+    let version: string | undefined;
+    if (method !== "nodeStatus") {
+      try {
+        const res = await call("nodeStatus", {}, { timeoutMs: VERSION_PROBE_TIMEOUT_MS });
+        version = res.agentVersion || undefined;
+      } catch {
+        // An agent that cannot say its version: "does not know <RPC>".
+      }
+    }
+    return new AgentVersionError(name, method, RPC_SINCE[method], version, { cause: err });
+  }
+
+  return {
+    name,
+    address,
+    raw,
+    call,
+    unary: call,
+    stream,
+    explain: (err, method, timeoutMs) =>
+      explain(err, method, timeoutMs).catch(() => toMcpError(err, name, address, timeoutMs)),
+    close: () => raw.close(),
+  };
 }
 
 /** Dials a node from the CLI config, reading its CA and token files. */

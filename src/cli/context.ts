@@ -8,7 +8,14 @@ import { loadCliConfig, resolveNode, type CliConfig, type ResolvedNode } from ".
 import { parseServiceDef, readServiceDefFile } from "../servicedef/parse.js";
 import type { ServiceDef } from "../servicedef/types.js";
 import { McpError, errorMessage } from "../util/errors.js";
-import { connectNode, type AgentClient, type CallOpts } from "./client.js";
+import {
+  AgentVersionError,
+  NodeNotAnsweringError,
+  connectNode,
+  hintOf,
+  type AgentClient,
+  type CallOpts,
+} from "./client.js";
 import { nodeReason, waitConnected, withNodeDeadline } from "./deadline.js";
 import { DEFAULT_CONNECT_TIMEOUT_MS, fanOutLimits } from "./limits.js";
 import { asOutcome, type StateChange } from "./outcome.js";
@@ -37,7 +44,10 @@ export interface LoadedDefinition {
 export interface NodeAnswer<T> {
   node: ResolvedNode;
   result?: T;
+  /** Why the node did not answer, without the node's name. */
   error?: string;
+  /** The error itself, when it did not answer. */
+  failure?: unknown;
 }
 
 export class CliContext {
@@ -185,16 +195,37 @@ export class CliContext {
         try {
           return { node, result: await withNodeDeadline(node, limits, fn) };
         } catch (err) {
-          return { node, error: nodeReason(errorMessage(err), node.name) };
+          const error =
+            err instanceof NodeNotAnsweringError
+              ? err.why
+              : nodeReason(errorMessage(err), node.name);
+          return { node, error, failure: err };
         }
       }),
     );
   }
 
-  /** Prints one stderr line per node that did not answer; returns how many. */
-  reportMissing(answers: NodeAnswer<unknown>[]): number {
+  /**
+   * Prints one stderr line per node that did not answer, then the hints
+   * they carry (each once); returns how many did not answer. A node that is
+   * not there at all reads `node NAME (ADDRESS) is not answering: is
+   * mcp-agent running?`, as for a command that asks one node.
+   * `notAnsweringOnly`: report just those (commands whose output already
+   * says why the others failed).
+   */
+  reportMissing(answers: NodeAnswer<unknown>[], opts: { notAnsweringOnly?: boolean } = {}): number {
     const missing = answers.filter((a) => a.error !== undefined);
-    for (const a of missing) this.io.err(`mcp: node ${a.node.name}: ${a.error}\n`);
+    const hints = new Set<string>();
+    for (const a of missing) {
+      const named =
+        a.failure instanceof NodeNotAnsweringError || a.failure instanceof AgentVersionError;
+      if (opts.notAnsweringOnly && !(a.failure instanceof NodeNotAnsweringError)) continue;
+      const message = named ? errorMessage(a.failure) : `node ${a.node.name}: ${a.error}`;
+      this.io.err(`mcp: ${message}\n`);
+      const hint = hintOf(a.failure);
+      if (hint) hints.add(hint);
+    }
+    for (const hint of hints) this.io.err(`hint: ${hint}\n`);
     return missing.length;
   }
 }

@@ -111,6 +111,7 @@ export function boundedClient(client: AgentClient, deadline: number): AgentClien
     call,
     unary: call,
     stream: (method, request, opts) => client.stream(method, request, bound(opts)),
+    explain: (err, method, timeoutMs) => client.explain(err, method, timeoutMs),
     close: () => client.close(),
   };
 }

@@ -15,6 +15,12 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 
 /**
+ * Asking an agent its version (NodeStatus) after it said a call is
+ * unimplemented (client.ts): the connection is up, so this is quick.
+ */
+export const VERSION_PROBE_TIMEOUT_MS = 10_000;
+
+/**
  * Fan-out commands (ps, list, status, node list/status, service show/export
  * without a node) give each node the connect timeout to connect and twice it
  * for everything (files, connection, calls), so one dead node holds them

@@ -4,13 +4,15 @@
  * the deadline passes; and what the command prints and exits with then.
  *
  * - An agent older than the streaming RPC answers UNIMPLEMENTED before any
- *   event: a deploy then falls back to the unary Deploy (no progress).
+ *   event (client.ts: AgentVersionError): a deploy then falls back to the
+ *   unary Deploy (no progress); a rollback fails saying which version it needs.
  * - Ctrl-C stops the waiting, never the operation: the agent finishes it
- *   (or undoes it) and records it. The CLI says so and exits 130.
+ *   (or undoes it) and records it. The CLI says so and exits 130: through
+ *   interrupt.ts's onInterrupt in the real CLI, through an injected
+ *   InterruptSource in in-process tests.
  * - A passed deadline is an McpError `timed_out`, which the caller's
  *   changeState turns into exit 3 (outcome.ts).
  */
-import { status, type ServiceError } from "@grpc/grpc-js";
 import type {
   ComponentResult,
   DeployEvent,
@@ -18,23 +20,19 @@ import type {
   StepProgress,
 } from "../gen/mcp/v1/mcp.js";
 import { McpError } from "../util/errors.js";
-import type { AgentClient } from "./client.js";
+import { isUnimplemented, type AgentClient } from "./client.js";
 import type { CliContext } from "./context.js";
 import { processIO } from "./context.js";
-import { noInterrupts, processInterrupts, type InterruptSource } from "./interrupt.js";
+import { onInterrupt, wasInterrupted } from "./interrupt.js";
 import { EXIT } from "./outcome.js";
 import { formatJson } from "./output.js";
 import { ProgressPrinter, formatSummary } from "./progress.js";
 
-/**
- * The agent does not have the method (an older agent): gRPC UNIMPLEMENTED,
- * as client.ts's toMcpError keeps it in the cause. Kept small and apart: the
- * `cli` branch brings a typed-error helper for this.
- */
-export function isUnimplemented(err: unknown): boolean {
-  const cause = err instanceof McpError ? err.cause : err;
-  return (cause as Partial<ServiceError> | undefined)?.code === status.UNIMPLEMENTED;
-}
+/** Calls `stop` on an interruption (Ctrl-C); returns the unsubscribe. */
+export type InterruptSource = (stop: () => void) => () => void;
+
+/** For in-process runs (tests): nothing interrupts. */
+export const noInterrupts: InterruptSource = () => () => undefined;
 
 export interface OperationResult {
   results: ComponentResult[];
@@ -77,7 +75,7 @@ export async function followOperation(
       try {
         next = await Promise.race([it.next(), stopped]);
       } catch (err) {
-        if (seen || !opts.fallback || !isUnimplemented(err)) throw err;
+        if (seen || !opts.fallback || !isUnimplemented(err, "deployStream")) throw err;
         const answer = await Promise.race([opts.fallback(), stopped]);
         if (answer === STOP) return { interrupted: true, started: true };
         return {
@@ -118,36 +116,56 @@ export interface ShowOptions {
   json?: boolean | undefined;
 }
 
+/** What the operation is, for its messages. */
+export interface OperationWhat {
+  verb: "deploy" | "rollback";
+  service: string;
+  node: string;
+}
+
 /** The command's half of an operation: where progress goes and where Ctrl-C comes from. */
 export interface OperationView {
   printer: ProgressPrinter;
   onProgress: (p: StepProgress) => void;
+  /** The request went out in a way the agent acts on (the unary fallback). */
+  markStarted: () => void;
   interrupts: InterruptSource;
 }
 
-/** Progress on stdout (lines as steps end; on a terminal also the running step) unless quiet or JSON. */
+/**
+ * Progress on stdout (lines as steps end; on a terminal also the running
+ * step) unless quiet or JSON. Ctrl-C in the real CLI: interrupt.ts prints
+ * what `interruptedMessage` says and exits 130.
+ */
 export function operationView(
   ctx: CliContext,
   show: ShowOptions,
+  what: OperationWhat,
   interrupts?: InterruptSource,
 ): OperationView {
   const real = ctx.io === processIO;
   const printer = new ProgressPrinter((t) => ctx.io.out(t), real && process.stdout.isTTY === true);
   const quiet = show.quiet === true || show.json === true;
+  let started = false;
+  const fromProcess: InterruptSource = (stop) =>
+    onInterrupt(() => {
+      stop();
+      printer.clear();
+      return interruptedMessage(what, started);
+    });
   return {
     printer,
     onProgress: (p) => {
+      started = true;
       if (!quiet) printer.event(p);
     },
-    interrupts: interrupts ?? (real ? processInterrupts : noInterrupts),
+    markStarted: () => (started = true),
+    interrupts: interrupts ?? (real ? fromProcess : noInterrupts),
   };
 }
 
 /** What `mcp: interrupted: …` says: the agent goes on, and where to look. */
-export function interruptedMessage(
-  what: { verb: "deploy" | "rollback"; service: string; node: string },
-  started: boolean,
-): string {
+export function interruptedMessage(what: OperationWhat, started: boolean): string {
   const finish =
     what.verb === "deploy"
       ? "finishes or rolls back the deploy"
@@ -163,12 +181,13 @@ export function finishOperation(
   ctx: CliContext,
   view: OperationView,
   followed: Followed,
-  what: { verb: "deploy" | "rollback"; service: string; node: string },
+  what: OperationWhat,
   show: ShowOptions,
 ): number {
   view.printer.clear();
   if (followed.interrupted) {
-    ctx.io.err(`mcp: ${interruptedMessage(what, followed.started)}\n`);
+    // The real CLI's Ctrl-C handler has printed it already (interrupt.ts).
+    if (!wasInterrupted()) ctx.io.err(`mcp: ${interruptedMessage(what, followed.started)}\n`);
     return EXIT.interrupted;
   }
   const { results, revision } = followed.result;

@@ -8,17 +8,17 @@
  * A connection that never came up is different: nothing was sent, the
  * command failed, exit 1.
  */
-import { McpError } from "../util/errors.js";
+import { McpError, type McpErrorCode } from "../util/errors.js";
 import type { StateChangeVerb } from "./limits.js";
 
 export const EXIT = {
   ok: 0,
   failed: 1,
-  /** deploy and rollback: the input (definition, target, revision) was refused, or bad usage. */
-  badInput: 2,
+  /** deploy, rollback, start, stop, restart, undeploy: bad input or usage (changeExitCodeFor). */
+  usage: 2,
   /** A state change's deadline passed: it may have happened, or may still. */
   unknown: 3,
-  /** Ctrl-C (128 + SIGINT): the CLI stopped waiting; the agent goes on. */
+  /** Ctrl-C (128 + SIGINT; interrupt.ts). */
   interrupted: 130,
 } as const;
 
@@ -68,23 +68,31 @@ export function asOutcome(err: unknown, change: Pick<StateChange, "verb" | "targ
   return err;
 }
 
-const BAD_INPUT_CODES = new Set(["invalid_definition", "invalid_argument", "not_found"]);
-const badInput = new WeakSet<object>();
-
-/**
- * Marks `err` as refused input when it is one (a bad definition or target,
- * an unknown service, component or revision, a spec the agent's policy
- * refuses), so the command exits 2 rather than 1; for deploy and rollback,
- * whose callers tell "bad request" from "failed" by the code.
- */
-export function asBadInput(err: unknown): unknown {
-  if (err instanceof McpError && BAD_INPUT_CODES.has(err.code)) badInput.add(err);
-  return err;
-}
-
 /** The exit code of a command that failed with `err`. */
 export function exitCodeFor(err: unknown): number {
+  return err instanceof OutcomeUnknownError ? EXIT.unknown : EXIT.failed;
+}
+
+/**
+ * What the operator typed or wrote is wrong: the command line, the
+ * definition, the CLI config (token included), or a service, component or
+ * node that does not exist. Fixing the input, not retrying, is what helps.
+ */
+const BAD_INPUT = new Set<string>([
+  "invalid_argument",
+  "invalid_definition",
+  "invalid_config",
+  "not_found",
+] satisfies McpErrorCode[]);
+
+/**
+ * The exit code of deploy, rollback, start, stop, restart or undeploy that
+ * failed with `err` (README "Exit codes"): 2 for bad input or usage, 3 when
+ * the CLI stopped waiting while the agent may still work, else 1 (failed;
+ * what ran before keeps serving, or was restored).
+ */
+export function changeExitCodeFor(err: unknown): number {
   if (err instanceof OutcomeUnknownError) return EXIT.unknown;
-  if (typeof err === "object" && err !== null && badInput.has(err)) return EXIT.badInput;
+  if (err instanceof McpError && BAD_INPUT.has(err.code)) return EXIT.usage;
   return EXIT.failed;
 }

@@ -1,8 +1,10 @@
 /**
  * The `mcp` command tree. Each action builds a CliContext and calls the
- * command's function; failures print one line (`mcp: <reason>`) and exit 1,
- * or 3 when a state change's deadline passed and its outcome is unknown
- * (outcome.ts).
+ * command's function; failures print one line (`mcp: <reason>`, then a
+ * `hint:` line when the error carries one) and exit 1, or 3 when a state
+ * change's deadline passed and its outcome is unknown (outcome.ts). deploy,
+ * start, stop, restart and undeploy (and rollback) exit 2 for bad input or
+ * usage: they are registered with `changeCommand`. Ctrl-C is interrupt.ts.
  */
 import { Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
 import { defaultCliConfigPath } from "../config/cli.js";
@@ -11,7 +13,8 @@ import { ValidationError, errorMessage } from "../util/errors.js";
 import { VERSION } from "../version.js";
 import { CliContext, processIO, type CliIO } from "./context.js";
 import { STATE_CHANGE_DEADLINE_MS, formatLimit, type StateChangeVerb } from "./limits.js";
-import { asBadInput, exitCodeFor } from "./outcome.js";
+import { hintLine } from "./client.js";
+import { EXIT, changeExitCodeFor, exitCodeFor } from "./outcome.js";
 import { deployCommand, undeployCommand } from "./commands/deploy.js";
 import { rollbackCommand } from "./commands/rollback.js";
 import { lifecycleCommand } from "./commands/lifecycle.js";
@@ -58,6 +61,28 @@ export function parseDurationOption(text: string): number {
 const DEADLINE_HELP = (verb: StateChangeVerb) =>
   `how long to wait for the agent to finish (default ${formatLimit(STATE_CHANGE_DEADLINE_MS[verb])}); past it, exit 3: it may still be running`;
 
+/** Prints a command's failure: `mcp: <reason>` (a definition's problems one per line), then its hint. */
+export function reportFailure(io: CliIO, err: unknown): void {
+  // Definition problems are several lines (one per problem); anything else is one.
+  const text = err instanceof ValidationError ? err.message : errorMessage(err).split("\n")[0];
+  io.err(`mcp: ${text}\n${hintLine(err)}`);
+}
+
+/**
+ * Gives a command the exit codes of deploy, rollback, start, stop, restart
+ * and undeploy (README "Exit codes"): usage errors (a missing argument, an
+ * unknown option, a bad --deadline) exit 2 instead of commander's 1. Its
+ * action must be wrapped by `runChange` (buildProgram) for the rest.
+ */
+export function changeCommand<C extends { exitOverride(fn: (err: CommanderError) => never): C }>(
+  command: C,
+): C {
+  command.exitOverride((err) => {
+    throw err.exitCode === 0 ? err : new CommanderError(EXIT.usage, err.code, err.message);
+  });
+  return command;
+}
+
 export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
   const program = new Command()
     .name("mcp")
@@ -82,20 +107,20 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     async (...args: A): Promise<void> => {
       setExit(await fn(context(), ...args));
     };
-
-  // deploy and rollback exit 2 on bad input and bad usage (README "Deploy and lifecycle").
-  const usageExit2 = (err: CommanderError) => {
-    throw err.exitCode === 0 ? err : new CommanderError(2, err.code, err.message);
-  };
-  const badInputExit2 =
+  /** `run` for the state changes with their own exit codes (outcome.ts changeExitCodeFor). */
+  const runChange =
     <A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number>) =>
-    (ctx: CliContext, ...args: A) =>
-      fn(ctx, ...args).catch((err: unknown) => {
-        throw asBadInput(err);
-      });
+    async (...args: A): Promise<void> => {
+      try {
+        setExit(await fn(context(), ...args));
+      } catch (err) {
+        if (err instanceof CommanderError) throw err;
+        reportFailure(io, err);
+        setExit(changeExitCodeFor(err));
+      }
+    };
 
-  program
-    .command("deploy")
+  changeCommand(program.command("deploy"))
     .description(
       "deploy a service (or one component) to its node, printing each step as it ends; exit 0 done, 1 failed, 2 bad input, 3 deadline passed, 130 Ctrl-C (the agent goes on)",
     )
@@ -107,11 +132,9 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option("--deadline <duration>", DEADLINE_HELP("deploy"), parseDurationOption)
     .option("-q, --quiet", "print only the result, no progress")
     .option("--json", "print the result as JSON (no progress)")
-    .exitOverride(usageExit2)
-    .action(run(badInputExit2((ctx, target, opts) => deployCommand(ctx, target, opts))));
+    .action(runChange((ctx, target, opts) => deployCommand(ctx, target, opts)));
 
-  program
-    .command("rollback")
+  changeCommand(program.command("rollback"))
     .description(
       "deploy again, health-gated, the last good revision before the current one (or each component's spec at --to REV); the definition file is left as it is",
     )
@@ -121,20 +144,17 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option("--deadline <duration>", DEADLINE_HELP("rollback"), parseDurationOption)
     .option("-q, --quiet", "print only the result, no progress")
     .option("--json", "print the result as JSON (no progress)")
-    .exitOverride(usageExit2)
-    .action(run(badInputExit2((ctx, target, opts) => rollbackCommand(ctx, target, opts))));
+    .action(runChange((ctx, target, opts) => rollbackCommand(ctx, target, opts)));
 
-  program
-    .command("undeploy")
+  changeCommand(program.command("undeploy"))
     .description("remove a service's containers and release its ports (keeps its record)")
     .argument("<service>")
     .option("-n, --node <node>", "node to ask when the definition file is gone")
     .option("--deadline <duration>", DEADLINE_HELP("undeploy"), parseDurationOption)
-    .action(run((ctx, service, opts) => undeployCommand(ctx, service, opts)));
+    .action(runChange((ctx, service, opts) => undeployCommand(ctx, service, opts)));
 
   for (const verb of ["stop", "start", "restart"] as const) {
-    program
-      .command(verb)
+    changeCommand(program.command(verb))
       .description(
         verb === "restart"
           ? "restart a service's containers in place"
@@ -142,7 +162,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       )
       .argument("<service>")
       .option("--deadline <duration>", DEADLINE_HELP(verb), parseDurationOption)
-      .action(run((ctx, service, opts) => lifecycleCommand(ctx, verb, service, opts)));
+      .action(runChange((ctx, service, opts) => lifecycleCommand(ctx, verb, service, opts)));
   }
 
   program
@@ -323,9 +343,7 @@ export async function runCli(argv: string[], io: CliIO = processIO): Promise<num
     return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
-    // Definition problems are several lines (one per problem); anything else is one.
-    const text = err instanceof ValidationError ? err.message : errorMessage(err).split("\n")[0];
-    io.err(`mcp: ${text}\n`);
+    reportFailure(io, err);
     return exitCodeFor(err);
   }
 }

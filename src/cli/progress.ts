@@ -23,14 +23,22 @@ export function formatSeconds(ms: number): string {
   return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
 }
 
-/** One detail as one line: the agent's texts may carry newlines (podman's stderr). */
-function oneLine(text: string): string {
+/** One detail as one line: the agent's texts may carry newlines (podman's stderr, an HTTP body). */
+export function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, " ").trim();
+}
+
+/** A step line's detail is cut here (the summary shows the whole reason). */
+const STEP_DETAIL_MAX = 160;
+
+function shortLine(text: string): string {
+  const line = oneLine(text);
+  return line.length > STEP_DETAIL_MAX ? `${line.slice(0, STEP_DETAIL_MAX - 1)}…` : line;
 }
 
 /** The line for one progress event, or undefined for those that print none (a step's start). */
 export function formatStep(p: StepProgress): string | undefined {
-  const detail = p.detail ? ` ${oneLine(p.detail)}` : "";
+  const detail = p.detail ? ` ${shortLine(p.detail)}` : "";
   switch (p.phase) {
     case "ok":
       return `${p.component}: ${p.step} ✓ ${formatSeconds(p.elapsedMs)}${detail}`;
@@ -80,7 +88,9 @@ export function formatResultDetails(r: ComponentResult): string[] {
     }
     if (r.outcome === "rolled back") lines.push("the old version serves again");
   }
-  if (r.downtimeMs > 0) lines.push(`downtime ${formatSeconds(r.downtimeMs)}`);
+  if (r.downtimeMs > 0) {
+    lines.push(`downtime ${r.downtimeMs < 100 ? "<0.1s" : formatSeconds(r.downtimeMs)}`);
+  }
   return lines.map((l) => `${INDENT}${l}`);
 }
 
@@ -88,10 +98,11 @@ export function formatResultDetails(r: ComponentResult): string[] {
 export function formatSummary(results: ComponentResult[], done = "ok"): string {
   return results
     .map((r) => {
+      const one = { ...r, error: oneLine(r.error) };
       const head =
         r.outcome === "rolled back"
-          ? `  ${r.name}: rolled back: ${r.error}\n`
-          : formatResults([r], done);
+          ? `  ${r.name}: rolled back: ${one.error}\n`
+          : formatResults([one], done);
       const details = formatResultDetails(r);
       return head + details.map((l) => `${l}\n`).join("");
     })

@@ -13,6 +13,8 @@ import type { HealthCheck, HealthPlan } from "./plan.js";
 
 /** How often a deploy polls until the first check passes. */
 export const DEPLOY_POLL_MS = 100;
+/** How often a failing deploy check asks whether the container still runs. */
+const EXITED_CHECK_MS = 1000;
 /** Most output kept from one check. */
 const OUTPUT_MAX = 500;
 
@@ -115,6 +117,13 @@ export async function checkOnce(
   }
 }
 
+export interface WaitOptions {
+  pollMs?: number;
+  signal?: AbortSignal;
+  /** After each failed check (progress for the operator). */
+  onAttempt?: (attempt: number, result: CheckResult) => void;
+}
+
 export interface WaitResult extends CheckResult {
   attempts: number;
   elapsedMs: number;
@@ -128,12 +137,13 @@ export async function waitHealthy(
   plan: HealthPlan,
   runtime: Runtime,
   container: string,
-  opts: { pollMs?: number; signal?: AbortSignal } = {},
+  opts: WaitOptions = {},
 ): Promise<WaitResult> {
   const pollMs = opts.pollMs ?? DEPLOY_POLL_MS;
   const start = Date.now();
   const deadline = start + plan.deadlineMs;
   let attempts = 0;
+  let lastInspect = start;
   for (;;) {
     opts.signal?.throwIfAborted();
     attempts++;
@@ -143,6 +153,26 @@ export async function waitHealthy(
     if (!last.healthy && plan.check.type === "running") return { ...last, attempts, elapsedMs };
     if (last.healthy && settled) return { ...last, attempts, elapsedMs };
     if (Date.now() + pollMs > deadline) return { ...last, healthy: false, attempts, elapsedMs };
+    if (!last.healthy) {
+      // A container that has exited will not start listening: no use waiting
+      // out the deadline (asked at most once a second).
+      if (Date.now() - lastInspect >= EXITED_CHECK_MS) {
+        lastInspect = Date.now();
+        const status = await runtime.inspect(container);
+        if (status?.state !== "running") {
+          const how = status
+            ? `exited${status.exitCode !== undefined ? ` with code ${status.exitCode}` : ""}`
+            : "is gone";
+          return {
+            healthy: false,
+            output: `container ${how}; last check: ${last.output}`,
+            attempts,
+            elapsedMs,
+          };
+        }
+      }
+      opts.onAttempt?.(attempts, last);
+    }
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
@@ -153,11 +183,7 @@ export async function waitHealthy(
  */
 export interface HealthProber {
   check(plan: HealthPlan, container: string): Promise<CheckResult>;
-  waitHealthy(
-    plan: HealthPlan,
-    container: string,
-    opts?: { pollMs?: number; signal?: AbortSignal },
-  ): Promise<WaitResult>;
+  waitHealthy(plan: HealthPlan, container: string, opts?: WaitOptions): Promise<WaitResult>;
 }
 
 export function runtimeProber(runtime: Runtime): HealthProber {

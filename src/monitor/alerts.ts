@@ -1,8 +1,9 @@
 /**
  * What the monitor concludes from one pass (reference §9), as pure functions:
- * which components are in drift or flapping, which of those conditions are
- * new (→ a `drift` / `flap` event), and which alerts go out now given the
- * cooldown. The Monitor (monitor.ts) feeds them registry rows and event
+ * which components are in drift, flapping or unhealthy, which of those
+ * conditions are new (→ a `drift` / `flap` event; the health loop records
+ * `unhealthy` itself, at the transition), and which alerts go out now given
+ * the cooldown. The Monitor (monitor.ts) feeds them registry rows and event
  * counts and carries the returned memory to the next pass.
  *
  * Decisions where the reference leaves a gap:
@@ -20,6 +21,9 @@
  *   the flap alert, which is the one that says what is really going on.
  * - Components desired `ignore` are never drift and never alerted on (§5.3),
  *   flapping included.
+ * - `unhealthy` is the health loop's verdict (src/monitor/health.ts), read
+ *   from the registry; it counts only while the container runs (a container
+ *   that stopped is drift, whatever its last check said).
  * - Alert state lives in memory: after an agent restart a component still in
  *   drift starts a new episode and alerts once more (the agent cannot know
  *   whether the earlier alert reached anyone).
@@ -27,7 +31,7 @@
 import { formatDuration } from "../config/duration.js";
 import { isDrift } from "../agent/observed/refresh.js";
 
-export type AlertKind = "drift" | "flap";
+export type AlertKind = "drift" | "flap" | "unhealthy";
 
 /** One registry component as a pass saw it. */
 export interface ComponentObservation {
@@ -37,9 +41,13 @@ export interface ComponentObservation {
   observed: string;
   /** `state` events of this component within the flap window. */
   transitions: number;
+  /** The health status the registry holds (src/health/state.ts). */
+  health: string;
+  /** The last health check's output. */
+  healthOutput: string;
 }
 
-/** A drift or flap condition of one component. */
+/** A drift, flap or unhealthy condition of one component. */
 export interface Condition {
   kind: AlertKind;
   service: string;
@@ -85,7 +93,7 @@ export function conditionKey(kind: AlertKind, service: string, component: string
   return `${service}/${component}:${kind}`;
 }
 
-/** The conditions one component is in right now (none, drift, flap, or both). */
+/** The conditions one component is in right now (none, or any of drift, flap, unhealthy). */
 export function conditionsOf(o: ComponentObservation, policy: MonitorPolicy): Condition[] {
   if (o.desired === "ignore") return [];
   const base = {
@@ -105,6 +113,9 @@ export function conditionsOf(o: ComponentObservation, policy: MonitorPolicy): Co
       kind: "flap",
       message: `${o.transitions} state changes within ${formatDuration(policy.flapWindowMs)} (threshold ${policy.flapThreshold}), now ${o.observed}`,
     });
+  }
+  if (o.health === "unhealthy" && o.observed === "running" && o.desired === "running") {
+    found.push({ ...base, kind: "unhealthy", message: o.healthOutput || "health check failing" });
   }
   return found;
 }
@@ -154,6 +165,13 @@ export function evaluate(
   return { entered, alerts, memory: { active, lastAlert } };
 }
 
+/** How MCP_MESSAGE names each kind. */
+const ALERT_WORDS: Record<AlertKind, string> = {
+  drift: "drift",
+  flap: "flapping",
+  unhealthy: "unhealthy",
+};
+
 /** The alert's details, as environment variables for the alert command. */
 export function alertEnv(node: string, c: Condition): Record<string, string> {
   const env: Record<string, string> = {
@@ -163,7 +181,7 @@ export function alertEnv(node: string, c: Condition): Record<string, string> {
     MCP_COMPONENT: c.component,
     MCP_DESIRED: c.desired,
     MCP_OBSERVED: c.observed,
-    MCP_MESSAGE: `${c.service}/${c.component} on ${node}: ${c.kind === "flap" ? "flapping" : "drift"}: ${c.message}`,
+    MCP_MESSAGE: `${c.service}/${c.component} on ${node}: ${ALERT_WORDS[c.kind]}: ${c.message}`,
   };
   if (c.kind === "flap") env.MCP_TRANSITIONS = String(c.transitions);
   return env;

@@ -6,11 +6,16 @@
  * 1. refreshes observed state from podman (agent/observed/refresh.ts: a `state` event per
  *    transition, restarts podman did between passes included);
  * 2. counts each component's `state` events within the flap window;
- * 3. evaluates drift and flapping (alerts.ts) and records a `drift` / `flap`
- *    event for each condition that started this pass;
+ * 3. evaluates drift, flapping and ill health (alerts.ts) and records a
+ *    `drift` / `flap` event for each condition that started this pass (the
+ *    health loop records `unhealthy` itself, when the check says so);
  * 4. starts the alert command for the conditions due an alert (in the
  *    background: a slow command never delays a pass or an RPC);
  * 5. prunes events older than the retention.
+ *
+ * Health checks run in a loop of their own (health.ts), each component on its
+ * own interval; a transition there asks for a pass at once, so an
+ * `unhealthy` alert goes out without waiting for the next interval.
  *
  * Passes never overlap: runOnce() while a pass runs waits for it and then runs
  * one more (callers arriving meanwhile share that one), so an on-demand pass
@@ -23,6 +28,7 @@ import { componentKey, refreshObserved } from "../agent/observed/refresh.js";
 import type { ObservedSnapshot } from "../agent/observed/snapshot.js";
 import { errorMessage } from "../util/errors.js";
 import { runAlertCommand, type AlertRunner } from "./alerter.js";
+import { HealthLoop } from "./health.js";
 import type { AgentConfig } from "../config/agent.js";
 import {
   alertEnv,
@@ -38,7 +44,7 @@ import {
 export type MonitorSettings = AgentConfig["monitor"];
 
 export interface PassResult extends ObservedSnapshot {
-  /** Conditions that started this pass (each got an event). */
+  /** Conditions that started this pass (each got an event; `unhealthy` from the health loop). */
   entered: Condition[];
   /** Conditions whose alert command was started. */
   alerted: Condition[];
@@ -60,12 +66,15 @@ export class Monitor {
   readonly #runAlert: AlertRunner;
   #memory: MonitorMemory = emptyMemory();
   #started = false;
+  #stopped = false;
   #timer: NodeJS.Timeout | undefined;
   /** The pass running now. */
   #current: Promise<PassResult> | undefined;
   /** The pass queued behind it, shared by every runOnce() that arrives meanwhile. */
   #next: Promise<PassResult> | undefined;
   readonly #alerts = new Set<Promise<void>>();
+  /** The health checks' loop (health.ts). */
+  readonly health: HealthLoop;
 
   constructor(ctx: AgentContext, settings: MonitorSettings, deps: MonitorDeps = {}) {
     this.#ctx = ctx;
@@ -73,18 +82,33 @@ export class Monitor {
     this.#now = deps.now ?? Date.now;
     this.#runAlert =
       deps.runAlert ?? ((argv, env) => runAlertCommand(argv, env, { logger: ctx.logger }));
+    this.health = new HealthLoop(ctx, {
+      now: this.#now,
+      wantPass: () => {
+        if (this.#stopped) return;
+        this.runOnce().catch((err: unknown) =>
+          ctx.logger.warn({ err: errorMessage(err) }, "monitor pass failed"),
+        );
+      },
+    });
   }
 
-  /** Starts the loop: a first pass now, then one every interval after the previous ends. */
+  /**
+   * Starts the loop: a first pass now, then one every interval after the
+   * previous ends; and the health loop.
+   */
   start(): void {
     if (this.#started) return;
     this.#started = true;
     this.#schedule(0);
+    this.health.start();
   }
 
-  /** Stops the loop; waits for a running pass and for alert commands still running. */
+  /** Stops both loops; waits for a running pass and for alert commands still running. */
   async stop(): Promise<void> {
     this.#started = false;
+    this.#stopped = true;
+    this.health.stop();
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     const pass = this.#next ?? this.#current;
@@ -149,6 +173,8 @@ export class Monitor {
         desired: c.desiredState,
         observed: c.observedState,
         transitions: registry.events.countTransitions(c.service, c.name, since),
+        health: c.health.status,
+        healthOutput: c.health.output,
       }));
     const { entered, alerts, memory } = evaluate(
       observations,
@@ -158,9 +184,11 @@ export class Monitor {
       this.#policy(),
     );
     this.#memory = memory;
-    if (entered.length > 0) {
+    // The health loop recorded `unhealthy` at the transition, with the check's output.
+    const unrecorded = entered.filter((c) => c.kind !== "unhealthy");
+    if (unrecorded.length > 0) {
       registry.transaction(() => {
-        for (const c of entered) {
+        for (const c of unrecorded) {
           registry.events.add({
             service: c.service,
             component: c.component,
@@ -169,12 +197,12 @@ export class Monitor {
           });
         }
       });
-      for (const c of entered) {
-        logger.warn(
-          { service: c.service, component: c.component, kind: c.kind, detail: c.message },
-          c.kind === "drift" ? "component drifted" : "component is flapping",
-        );
-      }
+    }
+    for (const c of unrecorded) {
+      logger.warn(
+        { service: c.service, component: c.component, kind: c.kind, detail: c.message },
+        c.kind === "drift" ? "component drifted" : "component is flapping",
+      );
     }
     for (const c of alerts) this.#dispatch(alertEnv(settings.node, c));
     const pruned = registry.events.prune(new Date(now - this.#settings.retentionMs).toISOString());

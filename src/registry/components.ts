@@ -4,6 +4,7 @@
  */
 import type Database from "better-sqlite3";
 import { ComponentSpec } from "../gen/mcp/v1/mcp.js";
+import type { HealthStatus } from "../health/state.js";
 import type { DesiredState } from "../servicedef/types.js";
 import { imageVersion } from "../servicedef/image.js";
 import { McpError } from "../util/errors.js";
@@ -24,6 +25,16 @@ export interface RoutePort {
 export interface PendingOperation {
   kind: string;
   startedAt: string;
+  /**
+   * The new version must pass its health check before it counts (deploy,
+   * rollback): an agent that died before the commit undoes it, even when the
+   * new container runs.
+   */
+  gated?: boolean;
+  /** The old container was running: undoing the operation starts it again. */
+  wasRunning?: boolean;
+  /** Host ports of the trial container (start-first), held until it is removed. */
+  trial?: RoutePort[];
   previous: {
     spec: ComponentSpec;
     desiredState: DesiredState;
@@ -33,6 +44,18 @@ export interface PendingOperation {
     routes: RoutePort[];
   } | null;
 }
+
+/** What the monitor's health checks last concluded (migration 5). */
+export interface ComponentHealth {
+  status: HealthStatus;
+  /** The last check's output ("" when not checked). */
+  output: string;
+  /** When the last check ran; null if none since the status was last reset. */
+  checkedAt: string | null;
+}
+
+/** The health of a component nothing has checked. */
+export const NO_HEALTH: Readonly<ComponentHealth> = { status: "", output: "", checkedAt: null };
 
 export interface ComponentRow {
   service: string;
@@ -52,6 +75,7 @@ export interface ComponentRow {
   ord: number;
   /** An operation in progress (or interrupted by a crash), else null. */
   pending: PendingOperation | null;
+  health: ComponentHealth;
   createdAt: string;
   updatedAt: string;
 }
@@ -73,7 +97,22 @@ export interface ObservedInput {
   startedAt?: string | null;
 }
 
-type Raw = Omit<ComponentRow, "spec" | "pending"> & { spec: string; pending: string | null };
+type Raw = Omit<ComponentRow, "spec" | "pending" | "health"> & {
+  spec: string;
+  pending: string | null;
+  health: HealthStatus;
+  healthOutput: string;
+  healthCheckedAt: string | null;
+};
+
+interface HealthParams {
+  service: string;
+  name: string;
+  containerId: string;
+  status: HealthStatus;
+  output: string;
+  checkedAt: string | null;
+}
 
 interface UpsertParams {
   service: string;
@@ -98,14 +137,17 @@ interface ObservedParams {
 
 const COLUMNS = `service, name, image, version, spec, desired_state AS desiredState,
   observed_state AS observedState, container_id AS containerId, started_at AS startedAt,
-  deployed_at AS deployedAt, ord, pending, created_at AS createdAt, updated_at AS updatedAt`;
+  deployed_at AS deployedAt, ord, pending, health, health_output AS healthOutput,
+  health_checked_at AS healthCheckedAt, created_at AS createdAt, updated_at AS updatedAt`;
 
-function toRow(r: Raw): ComponentRow {
+function toRow(raw: Raw): ComponentRow {
+  const { health, healthOutput, healthCheckedAt, ...r } = raw;
   // fromJSON fills fields added to the proto after the row was written.
   return {
     ...r,
     spec: ComponentSpec.fromJSON(JSON.parse(r.spec)),
     pending: r.pending === null ? null : pendingFromJson(r.pending),
+    health: { status: health, output: healthOutput, checkedAt: healthCheckedAt },
   };
 }
 
@@ -141,6 +183,7 @@ export class ComponentStore {
   readonly #setDeployed: Database.Statement<[string | null, string, string, string]>;
   readonly #upsertWithRoutes: (c: ComponentInput) => void;
   readonly #setPending: Database.Statement<[string | null, string, string, string]>;
+  readonly #setHealth: Database.Statement<[HealthParams]>;
 
   constructor(db: Database.Database, routes: RouteStore) {
     this.#routes = routes;
@@ -183,6 +226,12 @@ export class ComponentStore {
     this.#setPending = db.prepare(
       "UPDATE components SET pending = ?, updated_at = ? WHERE service = ? AND name = ?",
     );
+    // Not updated_at: health is the monitor's note about a row, not a change
+    // of it (refreshObserved leaves rows updated during its podman call alone).
+    this.#setHealth = db.prepare(`
+      UPDATE components SET
+        health = @status, health_output = @output, health_checked_at = @checkedAt
+      WHERE service = @service AND name = @name AND container_id = @containerId`);
 
     this.#upsertWithRoutes = db.transaction((c: ComponentInput) => {
       this.#upsert.run({
@@ -277,6 +326,24 @@ export class ComponentStore {
     if (this.#setPending.run(json, now(), service, name).changes === 0) {
       throw notFound(service, name);
     }
+  }
+
+  /**
+   * Records what the health checks concluded about the container
+   * `containerId`; returns false (nothing written) when the component is gone
+   * or now runs another container: the result is about one that was replaced.
+   */
+  setHealth(service: string, name: string, containerId: string, h: ComponentHealth): boolean {
+    return (
+      this.#setHealth.run({
+        service,
+        name,
+        containerId,
+        status: h.status,
+        output: h.output,
+        checkedAt: h.checkedAt,
+      }).changes > 0
+    );
   }
 
   /** Deletes the component and its routes (cascade). */

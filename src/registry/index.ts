@@ -4,6 +4,8 @@ export { MIGRATIONS, appliedMigrations, migrate, type Migration } from "./migrat
 export { ServiceStore, type ServiceInput, type ServiceRow } from "./services.js";
 export {
   ComponentStore,
+  NO_HEALTH,
+  type ComponentHealth,
   type ComponentInput,
   type ComponentRow,
   type ObservedInput,

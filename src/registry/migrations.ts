@@ -8,13 +8,7 @@ import type Database from "better-sqlite3";
 import { McpError } from "../util/errors.js";
 
 export interface Migration {
-  /**
-   * 1, 2, 3, ... in increasing order. A gap is tolerated (a migration being
-   * written on another branch keeps its number): whatever is not recorded as
-   * applied runs, in order, so a database that got 6 before 5 gets 5 later.
-   * Migrations are therefore written so they do not depend on a neighbour
-   * they could be swapped with (additive columns, not table rebuilds).
-   */
+  /** 1, 2, 3, ... with no gaps. */
   version: number;
   name: string;
   /**
@@ -132,10 +126,47 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
-  // 5 is being written on another branch; see Migration.version.
+  {
+    version: 5,
+    name: "components: health",
+    sql: `
+      -- What the monitor's health checks last concluded (src/health/state.ts):
+      -- '' not checked, starting, healthy, unhealthy, none (no check defined);
+      -- the last check's output and when it ran. Consecutive failures are
+      -- kept in memory only.
+      ALTER TABLE components ADD COLUMN health TEXT NOT NULL DEFAULT ''
+        CHECK (health IN ('', 'starting', 'healthy', 'unhealthy', 'none'));
+      ALTER TABLE components ADD COLUMN health_output TEXT NOT NULL DEFAULT '';
+      ALTER TABLE components ADD COLUMN health_checked_at TEXT;
+    `,
+  },
   {
     version: 6,
-    name: "revisions: kind, rollback_to, restored",
+    name: "revisions: rolled back",
+    sql: `
+      -- A health-gated deploy whose new version failed after the old one had
+      -- stopped, and the old one runs again, is "rolled back" (README,
+      -- "History and rollback"). SQLite cannot change a CHECK: the table is
+      -- rebuilt.
+      CREATE TABLE revisions_new (
+        service     TEXT NOT NULL,
+        revision    INTEGER NOT NULL CHECK (revision > 0),
+        component   TEXT NOT NULL,
+        image       TEXT NOT NULL,
+        spec        TEXT NOT NULL,
+        outcome     TEXT NOT NULL CHECK (outcome IN ('ok', 'failed', 'rolled back')),
+        message     TEXT NOT NULL DEFAULT '',
+        deployed_at TEXT NOT NULL,
+        PRIMARY KEY (service, revision, component)
+      );
+      INSERT INTO revisions_new SELECT service, revision, component, image, spec, outcome, message, deployed_at FROM revisions;
+      DROP TABLE revisions;
+      ALTER TABLE revisions_new RENAME TO revisions;
+      `,
+  },
+  {
+    version: 7,
+    name: "revisions: kind, rollback_to",
     sql: `
       -- A revision made by mcp rollback says so, and names the revision
       -- whose spec it deployed again (src/agent/operations/rollback.ts).
@@ -143,12 +174,6 @@ export const MIGRATIONS: readonly Migration[] = [
         CHECK (kind IN ('deploy', 'rollback'));
       ALTER TABLE revisions ADD COLUMN rollback_to INTEGER NOT NULL DEFAULT 0
         CHECK (rollback_to >= 0);
-      -- outcome 'failed' with restored = 1 is "rolled back": the component's
-      -- new version failed and the one it replaced serves again. A column
-      -- rather than a third outcome: widening the CHECK above would mean
-      -- rebuilding the table.
-      ALTER TABLE revisions ADD COLUMN restored INTEGER NOT NULL DEFAULT 0
-        CHECK (restored IN (0, 1));
     `,
   },
 ];
@@ -159,12 +184,8 @@ export const MIGRATIONS: readonly Migration[] = [
  */
 export function migrate(db: Database.Database, migrations = MIGRATIONS): number[] {
   migrations.forEach((m, i) => {
-    const before = i === 0 ? 0 : (migrations[i - 1]?.version ?? 0);
-    if (!Number.isInteger(m.version) || m.version <= before) {
-      throw new McpError(
-        "internal",
-        `migration #${i} has version ${m.version}, expected a number above ${before}`,
-      );
+    if (m.version !== i + 1) {
+      throw new McpError("internal", `migration #${i} has version ${m.version}, expected ${i + 1}`);
     }
   });
 
@@ -173,25 +194,22 @@ export function migrate(db: Database.Database, migrations = MIGRATIONS): number[
     name       TEXT NOT NULL,
     applied_at TEXT NOT NULL
   )`);
+  const current = db.prepare("SELECT coalesce(max(version), 0) FROM schema_migrations").pluck();
   const record = db.prepare(
     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
   );
 
-  const have = new Set(
-    db.prepare("SELECT version FROM schema_migrations").pluck().all() as number[],
-  );
-  const known = new Set(migrations.map((m) => m.version));
+  const have = current.get() as number;
   // An older agent must not write to a schema it does not understand.
-  const unknown = [...have].filter((v) => !known.has(v)).sort((a, b) => a - b);
-  if (unknown.length > 0) {
+  if (have > migrations.length) {
     throw new McpError(
       "failed_precondition",
-      `registry schema has migration ${unknown.join(", ")}, which this agent does not know (it knows up to ${Math.max(0, ...known)})`,
+      `registry schema is at version ${have}, newer than this agent knows (${migrations.length})`,
     );
   }
 
   const applied: number[] = [];
-  for (const m of migrations.filter((m) => !have.has(m.version))) {
+  for (const m of migrations.slice(have)) {
     db.transaction(() => {
       db.exec(m.sql);
       record.run(m.version, m.name, new Date().toISOString());

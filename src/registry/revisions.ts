@@ -1,5 +1,5 @@
 /**
- * The `revisions` table (migrations 4 and 6): every `mcp deploy` or
+ * The `revisions` table (migrations 4, 6 and 7): every `mcp deploy` or
  * `mcp rollback` of a service is one revision number, with a row per
  * component it touched: the spec and image it deployed, when, how it ended,
  * and for a rollback the revision whose spec it deployed again. `mcp history`
@@ -12,9 +12,8 @@ import { ComponentSpec } from "../gen/mcp/v1/mcp.js";
 import { now } from "./sql.js";
 
 /**
- * How a component's part of a revision ended: "rolled back" = failed, and
- * the version it was to replace serves again (stored as outcome 'failed',
- * restored 1).
+ * How a component's part of a revision ended: "rolled back" = the new
+ * version failed after the old one stopped, and the old one runs again.
  */
 export type RevisionOutcome = "ok" | "failed" | "rolled back";
 
@@ -48,16 +47,15 @@ interface Raw {
   component: string;
   image: string;
   spec: string;
-  outcome: "ok" | "failed";
+  outcome: RevisionOutcome;
   message: string;
   deployedAt: string;
   kind: RevisionKind;
   rollbackTo: number;
-  restored: 0 | 1;
 }
 
 const COLUMNS = `service, revision, component, image, spec, outcome, message,
-  deployed_at AS deployedAt, kind, rollback_to AS rollbackTo, restored`;
+  deployed_at AS deployedAt, kind, rollback_to AS rollbackTo`;
 
 export class RevisionStore {
   readonly #next: Database.Statement<[string], number>;
@@ -73,13 +71,13 @@ export class RevisionStore {
       .pluck();
     this.#add = db.prepare(`
       INSERT INTO revisions (service, revision, component, image, spec, outcome, message,
-                             deployed_at, kind, rollback_to, restored)
+                             deployed_at, kind, rollback_to)
       VALUES (@service, @revision, @component, @image, @spec, @outcome, @message,
-              @deployedAt, @kind, @rollbackTo, @restored)
+              @deployedAt, @kind, @rollbackTo)
       ON CONFLICT (service, revision, component) DO UPDATE SET
         image = excluded.image, spec = excluded.spec, outcome = excluded.outcome,
         message = excluded.message, deployed_at = excluded.deployed_at,
-        kind = excluded.kind, rollback_to = excluded.rollback_to, restored = excluded.restored`);
+        kind = excluded.kind, rollback_to = excluded.rollback_to`);
     this.#list = db.prepare(
       `SELECT ${COLUMNS} FROM revisions WHERE service = ? ORDER BY revision DESC, component`,
     );
@@ -89,7 +87,7 @@ export class RevisionStore {
     this.#prune = db.prepare(`
       DELETE FROM revisions WHERE service = @service AND revision <= (
         SELECT coalesce(max(revision), 0) - @keep FROM revisions WHERE service = @service)
-      AND NOT (outcome = 'ok' AND restored = 0 AND revision = (
+      AND NOT (outcome = 'ok' AND revision = (
         SELECT max(r.revision) FROM revisions r
         WHERE r.service = revisions.service AND r.component = revisions.component
           AND r.outcome = 'ok'))`);
@@ -108,8 +106,7 @@ export class RevisionStore {
       component: r.component,
       image: r.spec.image,
       spec: JSON.stringify(ComponentSpec.toJSON(r.spec)),
-      outcome: r.outcome === "ok" ? "ok" : "failed",
-      restored: r.outcome === "rolled back" ? 1 : 0,
+      outcome: r.outcome,
       message: r.message,
       deployedAt: r.deployedAt ?? now(),
       kind: r.kind ?? "deploy",
@@ -119,11 +116,9 @@ export class RevisionStore {
 
   /** The service's revisions, newest first, components in name order. */
   list(service: string): RevisionRow[] {
-    return this.#list.all(service).map(({ restored, outcome, spec, ...r }) => ({
-      ...r,
-      outcome: outcome === "failed" && restored === 1 ? "rolled back" : outcome,
-      spec: ComponentSpec.fromJSON(JSON.parse(spec)),
-    }));
+    return this.#list
+      .all(service)
+      .map((r) => ({ ...r, spec: ComponentSpec.fromJSON(JSON.parse(r.spec)) }));
   }
 
   /**

@@ -67,6 +67,23 @@ export function isSetAsideName(name: string): boolean {
 }
 
 /**
+ * The name of a new version's trial container, started beside the old one
+ * on temporary host ports to prove itself (start-first deploys).
+ */
+export function trialName(container: string): string {
+  return `${container}.next`;
+}
+
+export function isTrialName(name: string): boolean {
+  return name.endsWith(".next");
+}
+
+/** A set-aside or trial container: it carries a component's labels but is not the component. */
+export function isSideContainer(name: string): boolean {
+  return isSetAsideName(name) || isTrialName(name);
+}
+
+/**
  * Reads a container name back into service and component. Known services win
  * (longest first), so `mc-proxy` stays one service instead of `mc` + `proxy`;
  * an unknown name is split at its first `-`, and a name without `-` is a

@@ -234,6 +234,13 @@ class Checker extends TableChecker {
       parseHealth(this, hv, hp, routes ?? [], this.short(this.string)),
     );
     this.unknownKeys(t, p, [...COMPONENT_KEYS, "health"]);
+    if (strategy === "start-first" && (ports?.length ?? 0) > 0) {
+      // The trial beside the old container would bind them a second time.
+      this.fail(
+        at(p, "strategy"),
+        '"start-first" runs two containers at once, which explicit ports cannot: use "stop-first" or routes',
+      );
+    }
     if (routes) this.routeNames(routes, at(p, "routes"));
     if (env) this.envVars(env, routes ?? [], at(p, "env"));
     this.argvSize([...(env ?? []), ...(cmd ?? [])], p);

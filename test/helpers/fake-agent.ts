@@ -22,6 +22,7 @@ import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import { openRegistry, type Registry } from "../../src/registry/index.js";
 import { parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
 import { silentLogger } from "../../src/util/log.js";
+import { ScriptedProber } from "./fake-health.js";
 import { FakeRuntime } from "./fake-runtime.js";
 
 const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), "../../examples");
@@ -46,12 +47,20 @@ export function agent(
     crashPoint?: CrashPoint;
     pool?: PortRange[];
     settings?: Partial<AgentSettings>;
+    health?: ScriptedProber;
   } = {},
-): { ctx: AgentContext; runtime: FakeRuntime; registry: Registry; dbPath: string } {
+): {
+  ctx: AgentContext;
+  runtime: FakeRuntime;
+  registry: Registry;
+  dbPath: string;
+  health: ScriptedProber;
+} {
   const dbPath = opts.dbPath ?? join(dir, `registry-${++count}.db`);
   const registry = openRegistry(dbPath);
   registries.push(registry);
   const runtime = opts.runtime ?? new FakeRuntime({ images: [IMAGE, IMAGE_V2] });
+  const health = opts.health ?? new ScriptedProber();
   const ctx = createAgentContext({
     settings: {
       node: NODE,
@@ -74,8 +83,9 @@ export function agent(
     }),
     logger: silentLogger(),
     crashPoint: opts.crashPoint,
+    health,
   });
-  return { ctx, runtime, registry, dbPath };
+  return { ctx, runtime, registry, dbPath, health };
 }
 
 export function example(name: "hello" | "multi"): ServiceSpec {

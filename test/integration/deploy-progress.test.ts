@@ -70,7 +70,11 @@ describe("mcp deploy progress", { timeout: 180_000 }, () => {
     assert.equal(parseEnvPage(await httpGet(port)).PORT, String(port));
 
     const quiet = ok(await agent.cli(["deploy", SERVICE, "--quiet"]), "--quiet");
-    assert.equal(quiet.stdout, `  web: ok  PORT=${port}\n`);
+    // A redeploy: stop-first (a route) says how long nothing served.
+    assert.match(
+      quiet.stdout,
+      new RegExp(`^  web: ok  PORT=${port}\\n(    downtime (<0\\.1|\\d+\\.\\d)s\\n)?$`),
+    );
 
     const json = ok(await agent.cli(["deploy", SERVICE, "--json"]), "--json");
     const parsed = JSON.parse(json.stdout) as {

@@ -127,8 +127,14 @@ describe("the examples on real podman through the CLI", { timeout: 240_000 }, ()
   test("mcp ps shows every component running with its version", async () => {
     const run = ok(await agent.cli(["ps"]), "ps");
     const lines = run.stdout.trimEnd().split("\n");
-    assert.match(lines[0] ?? "", /^SERVICE\s+COMPONENT\s+NODE\s+STATE\s+VERSION\s+UPTIME$/);
-    const rows = lines.slice(1).map((l) => l.split(/\s+/).slice(0, 5).join(" "));
+    assert.match(
+      lines[0] ?? "",
+      /^SERVICE\s+COMPONENT\s+NODE\s+STATE\s+HEALTH\s+VERSION\s+UPTIME$/,
+    );
+    const cells = lines.slice(1).map((l) => l.split(/\s+/));
+    // Just deployed: the health loop may not have checked them yet.
+    for (const c of cells) assert.match(c[4] ?? "", /^(-|starting|healthy)$/, c.join(" "));
+    const rows = cells.map((c) => [...c.slice(0, 4), c[5]].join(" "));
     assert.deepEqual(rows, [
       "hello web local running v1",
       "legacy legacy local running v1",
@@ -163,8 +169,7 @@ describe("the examples on real podman through the CLI", { timeout: 240_000 }, ()
       'name = "broken"\nnode = "local"\n[[components]\n',
     );
     const run = await agent.cli(["deploy", "broken"]);
-    // Bad input: exit 2 (a deploy that ran and failed is 1).
-    assert.equal(run.code, 2);
+    assert.equal(run.code, 2, "bad input");
     assert.match(run.stderr, new RegExp(`^mcp: ${file.replace(/[.]/g, "\\.")}:3:\\d+: `));
 
     await agent.addDefinition(
@@ -172,7 +177,7 @@ describe("the examples on real podman through the CLI", { timeout: 240_000 }, ()
       'name = "badmode"\nnode = "local"\n[[components]]\nname = "web"\nimage = "localhost/mcp-httpenv:v1"\n[[components.routes]]\nport = 443\nmode = "l5"\n',
     );
     const bad = await agent.cli(["deploy", "badmode"]);
-    assert.equal(bad.code, 2);
+    assert.equal(bad.code, 2, "bad input");
     assert.match(bad.stderr, /components\[0\]\.routes\[0\]\.mode: expected "l4" or "l7", got "l5"/);
     assert.ok(
       !(await containerNames()).some((n) => n.startsWith("broken") || n.startsWith("badmode")),

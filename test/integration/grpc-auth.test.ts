@@ -19,7 +19,13 @@ import {
 import { initAgentDir } from "../../src/agent/server/init.js";
 import { callerIdentity } from "../../src/auth/guard.js";
 import { addTokenToFile, FileTokenStore, generateToken, hashToken } from "../../src/auth/tokens.js";
-import { connectNode, dialAgent, type AgentClient } from "../../src/cli/client.js";
+import {
+  AgentVersionError,
+  NodeNotAnsweringError,
+  connectNode,
+  dialAgent,
+  type AgentClient,
+} from "../../src/cli/client.js";
 import { loadCliConfig, resolveNode } from "../../src/config/cli.js";
 import { loadAgentConfig } from "../../src/config/agent.js";
 import {
@@ -199,7 +205,10 @@ describe("agent gRPC auth over TLS", () => {
   test("method without a handler: UNIMPLEMENTED, but only after auth", async () => {
     await assert.rejects(
       dial(agent.token).call("deploy", { service: undefined, component: "" }),
-      (err: unknown) => err instanceof McpError && /does not support this call/.test(err.message),
+      // The version gate asked NodeStatus, which reports no agent version here.
+      (err: unknown) =>
+        err instanceof AgentVersionError &&
+        err.message === "agent on node n1 does not know Deploy; this needs 0.1.0 or later",
     );
     const anon = rawClient(agent);
     const code = await new Promise<number | undefined>((resolve) =>
@@ -302,7 +311,7 @@ describe("agent gRPC auth over TLS", () => {
     );
   });
 
-  test("an unreachable node is a one-line unavailable error", async () => {
+  test("a node nobody listens on is a one-line unavailable error with a hint", async () => {
     const c = dialAgent({
       address: "127.0.0.1:1",
       caCertPem: agent.caCertPem,
@@ -313,7 +322,12 @@ describe("agent gRPC auth over TLS", () => {
     await assert.rejects(c.call("nodeStatus", {}, { timeoutMs: 5000 }), (err: unknown) => {
       assert.ok(err instanceof McpError);
       assert.equal(err.code, "unavailable");
-      assert.match(err.message, /^node gone \(127\.0\.0\.1:1\) unreachable: /);
+      assert.ok(err instanceof NodeNotAnsweringError);
+      assert.equal(err.message, "node gone (127.0.0.1:1) is not answering: is mcp-agent running?");
+      assert.match(
+        err.hint,
+        /^connection refused; start it on the node: mcp-agent serve --config /,
+      );
       return true;
     });
   });

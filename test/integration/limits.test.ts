@@ -120,7 +120,6 @@ describe("resource limits and log rotation on real podman", { timeout: 180_000 }
     const routes = [1, 2, 3].map((i) => `[[components.routes]]\nname = "r${i}"\nport = ${i}`);
     await agent.addDefinition("lim-routes", definition("lim-routes", [], routes.join("\n")));
     const run = await agent.cli(["deploy", "lim-routes"]);
-    // Refused input: exit 2.
     assert.equal(run.code, 2, run.stdout + run.stderr);
     assert.match(
       run.stderr,
@@ -136,7 +135,7 @@ describe("resource limits and log rotation on real podman", { timeout: 180_000 }
       definition("lim-flag", ['user = "--privileged"']),
     );
     const flag = await agent.cli(["deploy", "lim-flag"]);
-    assert.equal(flag.code, 2);
+    assert.equal(flag.code, 2, "bad input");
     assert.match(
       flag.stderr,
       new RegExp(`^mcp: ${file}: components\\[0\\]\\.user: expected "user" or "user:group"`),
@@ -147,7 +146,7 @@ describe("resource limits and log rotation on real podman", { timeout: 180_000 }
       definition("lim-nowhere", []).replace(`node = "${NODE}"`, 'node = "lim-x"'),
     );
     const unknown = await agent.cli(["deploy", "lim-nowhere"]);
-    assert.equal(unknown.code, 2);
+    assert.equal(unknown.code, 2, "bad input");
     assert.equal(unknown.stderr, `mcp: ${nowhere}: node: unknown node "lim-x" (known: ${NODE})\n`);
   });
 });

@@ -189,6 +189,9 @@ describe("monitor and recovery on real podman", { timeout: 120_000 }, () => {
         `image = "${TEST_IMAGE}"`,
         'restart = "always"',
         'cmd = ["sh", "-c", "sleep 0.3; exit 1"]',
+        // A deploy proves only that it starts: the crash loop comes after.
+        "[components.health]",
+        'type = "none"',
         "",
       ].join("\n"),
     );

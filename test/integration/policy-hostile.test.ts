@@ -44,6 +44,7 @@ import { buildRunArgs } from "../../src/runtime/args.js";
 import type { ContainerSpec } from "../../src/runtime/types.js";
 import { parsePortMapping } from "../../src/servicedef/ports.js";
 import { silentLogger } from "../../src/util/log.js";
+import { ScriptedProber } from "../helpers/fake-health.js";
 import { FakeRuntime } from "../helpers/fake-runtime.js";
 import { freePort, tempDir } from "../helpers/agent.js";
 
@@ -98,6 +99,7 @@ before(async () => {
       probe: runtime.probe,
     }),
     logger: silentLogger(),
+    health: new ScriptedProber(),
   });
   const [cert, key, ca, token] = await Promise.all(
     [init.cert, init.key, init.caCert, init.tokenFile].map((f) => readFile(f, "utf8")),

@@ -82,7 +82,10 @@ describe("mcp rollback", { timeout: 180_000 }, () => {
       lines.some((l) => /^web: run ✓ \d+\.\ds$/.test(l)),
       run.stdout,
     );
-    assert.equal(lines.at(-1), `  web: ok  PORT=${port}`);
+    // The summary; a stop-first replacement also says how long nothing served.
+    const summary = lines.slice(lines.findIndex((l) => l.startsWith("  web: ")));
+    assert.equal(summary[0], `  web: ok  PORT=${port}`);
+    assert.match(summary.slice(1).join("\n"), /^( {4}downtime (<0\.1|\d+\.\d)s)?$/);
     assert.equal(await version(), "1");
 
     // The file is left alone (it still says v2), and status says so.

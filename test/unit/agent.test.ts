@@ -41,7 +41,12 @@ import {
   type DeployRequest,
   type ServiceSpec,
 } from "../../src/gen/mcp/v1/mcp.js";
-import { openRegistry, type ComponentRow, type Registry } from "../../src/registry/index.js";
+import {
+  NO_HEALTH,
+  openRegistry,
+  type ComponentRow,
+  type Registry,
+} from "../../src/registry/index.js";
 import { buildRunArgs } from "../../src/runtime/args.js";
 import type { ContainerSpec, ContainerStatus } from "../../src/runtime/types.js";
 import { BUILTIN_LIMITS, parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
@@ -55,6 +60,7 @@ import {
   pullRefused,
   runFailed,
 } from "../helpers/fake-runtime.js";
+import { ScriptedProber } from "../helpers/fake-health.js";
 
 const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), "../../examples");
 const IMAGE = "localhost/mcp-httpenv:v1";
@@ -119,6 +125,7 @@ function harness(opts: HarnessOptions = {}): Harness {
     runtime,
     allocator,
     logger: silentLogger(),
+    health: new ScriptedProber(),
   });
   return { ctx, runtime, registry, allocator };
 }
@@ -499,8 +506,21 @@ describe("deploy: volumes", () => {
   });
 });
 
+/** What podman is asked on a redeploy of a running component, per strategy (steps/plan.ts). */
+function redeployOps(container: string, strategy: "start-first" | "stop-first"): string[] {
+  const trial = [`run ${container}.next`, `remove ${container}.next`];
+  return [
+    `inspect ${container}`,
+    ...(strategy === "start-first" ? trial : []),
+    `stop ${container}`,
+    `rename ${container}>${container}.prev`,
+    `run ${container}`,
+    `remove ${container}.prev`,
+  ];
+}
+
 describe("deploy: stable ports", () => {
-  test("redeploy keeps every host port and is just remove + run", async () => {
+  test("redeploy keeps every host port: api stop-first (a volume), web start-first", async () => {
     const { ctx, runtime, registry } = harness();
     await deployOk(ctx, example("multi"));
     const before = hostPorts(registry, "multi");
@@ -508,12 +528,10 @@ describe("deploy: stable ports", () => {
     runtime.clearCalls();
     await deployOk(ctx, example("multi"));
     assert.deepEqual(hostPorts(registry, "multi"), before);
-    // The hot path: no image exists / pull, no inspect, no list.
+    // The hot path: no image exists / pull, no list.
     assert.deepEqual(runtime.ops(), [
-      "remove multi-api",
-      "run multi-api",
-      "remove multi-web",
-      "run multi-web",
+      ...redeployOps("multi-api", "stop-first"),
+      ...redeployOps("multi-web", "start-first"),
     ]);
     assert.notEqual(runtime.containers.get("multi-api")?.id, idBefore, "a new container");
     assert.equal(
@@ -603,7 +621,7 @@ describe("deploy: stable ports", () => {
       "inspect multi-api",
       "start multi-api",
       "inspect multi-web",
-      "remove multi-web",
+      "inspect multi-web",
       "run multi-web",
     ]);
     assert.equal(routePortOf(runtime.runs.at(-1)), ports["web/"]);
@@ -629,7 +647,6 @@ describe("deploy: stable ports", () => {
     assert.deepEqual(runtime.ops(), [
       "inspect hello-web",
       "start hello-web",
-      "remove hello-web.prev",
       "inspect hello-web",
       "rename hello-web>hello-web.prev",
       "run hello-web",
@@ -655,7 +672,6 @@ describe("deploy: stable ports", () => {
     assert.equal(results[0]?.success, true, results[0]?.error);
     assert.deepEqual(runtime.ops(), [
       "restart hello-web",
-      "remove hello-web.prev",
       "inspect hello-web",
       "rename hello-web>hello-web.prev",
       "run hello-web",
@@ -677,7 +693,7 @@ describe("deploy: stable ports", () => {
     runtime.containers.delete("hello-web");
     runtime.clearCalls();
     assert.ok((await restartService(ctx, "hello")).every((r) => r.success));
-    assert.deepEqual(runtime.ops(), ["restart hello-web", "remove hello-web", "run hello-web"]);
+    assert.deepEqual(runtime.ops(), ["restart hello-web", "inspect hello-web", "run hello-web"]);
     assert.equal(routePortOf(runtime.runs.at(-1)), port);
     assert.equal(registry.components.get("hello", "web")?.desiredState, "running");
     assert.deepEqual(eventKinds(registry, "hello"), ["deploy", "restart", "restart"]);
@@ -820,11 +836,8 @@ describe("deploy: validation", () => {
       results.map((r) => r.name),
       ["web"],
     );
-    assert.deepEqual(runtime.ops(), [
-      `imageExists ${IMAGE_V2}`,
-      "remove multi-web",
-      "run multi-web",
-    ]);
+    const [inspect, ...rest] = redeployOps("multi-web", "start-first");
+    assert.deepEqual(runtime.ops(), [inspect, `imageExists ${IMAGE_V2}`, ...rest]);
     assert.equal(runtime.containers.get("multi-api")?.id, apiId);
     assert.equal(runtime.containers.get("multi-web")?.image, IMAGE_V2);
     assert.equal(registry.components.get("multi", "api")?.image, IMAGE, "api's spec untouched");
@@ -877,13 +890,13 @@ describe("deploy: image cache", () => {
   test("a present image is checked once; a redeploy spawns no image exists / pull", async () => {
     const { ctx, runtime } = harness();
     await deployOk(ctx, example("hello"));
-    assert.deepEqual(runtime.ops(), [`imageExists ${IMAGE}`, "remove hello-web", "run hello-web"]);
+    assert.deepEqual(runtime.ops(), ["inspect hello-web", `imageExists ${IMAGE}`, "run hello-web"]);
     runtime.clearCalls();
     await deployOk(ctx, example("multi")); // same image, other service
     assert.deepEqual(runtime.ops(), [
-      "remove multi-api",
+      "inspect multi-api",
       "run multi-api",
-      "remove multi-web",
+      "inspect multi-web",
       "run multi-web",
     ]);
   });
@@ -892,24 +905,26 @@ describe("deploy: image cache", () => {
     const { ctx, runtime } = harness({ images: [] });
     await deployOk(ctx, example("hello"));
     assert.deepEqual(runtime.ops(), [
+      "inspect hello-web",
       `imageExists ${IMAGE}`,
       `pull ${IMAGE}`,
-      "remove hello-web",
       "run hello-web",
     ]);
     runtime.clearCalls();
     await deployOk(ctx, example("hello"));
-    assert.deepEqual(runtime.ops(), ["remove hello-web", "run hello-web"]);
+    assert.deepEqual(runtime.ops(), redeployOps("hello-web", "start-first"));
   });
 
   test(":latest (allowed by config) is pulled on every deploy", async () => {
     const latest = "localhost/mcp-httpenv:latest";
     const { ctx, runtime } = harness({ allowLatest: true, images: [latest] });
-    for (let i = 0; i < 2; i++) {
-      runtime.clearCalls();
-      await deployOk(ctx, simple("edge", latest));
-      assert.deepEqual(runtime.ops(), [`pull ${latest}`, "remove edge-web", "run edge-web"]);
-    }
+    runtime.clearCalls();
+    await deployOk(ctx, simple("edge", latest));
+    assert.deepEqual(runtime.ops(), ["inspect edge-web", `pull ${latest}`, "run edge-web"]);
+    runtime.clearCalls();
+    await deployOk(ctx, simple("edge", latest));
+    const [inspect, ...rest] = redeployOps("edge-web", "start-first");
+    assert.deepEqual(runtime.ops(), [inspect, `pull ${latest}`, ...rest]);
   });
 
   test("isMutableReference / ImageCache.forget", async () => {
@@ -937,15 +952,13 @@ describe("deploy: image cache", () => {
     runtime.images.delete(IMAGE);
     const failed = await deploy(ctx, request(example("hello")));
     assert.equal(failed[0]?.success, false);
-    assert.match(failed[0]?.error ?? "", /^run: .*image not known/);
+    // The trial is the first container the redeploy starts.
+    assert.match(failed[0]?.error ?? "", /^start trial: .*image not known/);
+    assert.equal(runtime.containers.get("hello-web")?.state, "running", "the old one serves");
     runtime.clearCalls();
     await deployOk(ctx, example("hello"));
-    assert.deepEqual(runtime.ops(), [
-      `imageExists ${IMAGE}`,
-      `pull ${IMAGE}`,
-      "remove hello-web",
-      "run hello-web",
-    ]);
+    const [inspect, ...rest] = redeployOps("hello-web", "start-first");
+    assert.deepEqual(runtime.ops(), [inspect, `imageExists ${IMAGE}`, `pull ${IMAGE}`, ...rest]);
   });
 });
 
@@ -992,7 +1005,11 @@ describe("deploy: failures roll back", () => {
     const results = await deploy(ctx, request(withImage(example("hello"), IMAGE_V2)));
     assert.equal(results[0]?.success, false);
     assert.ok(results[0]?.error.startsWith("pull: "));
-    assert.deepEqual(runtime.ops(), [`imageExists ${IMAGE_V2}`, `pull ${IMAGE_V2}`]);
+    assert.deepEqual(runtime.ops(), [
+      "inspect hello-web",
+      `imageExists ${IMAGE_V2}`,
+      `pull ${IMAGE_V2}`,
+    ]);
     const c = runtime.containers.get("hello-web");
     assert.equal(c?.id, id);
     assert.equal(c?.image, IMAGE);
@@ -1020,22 +1037,27 @@ describe("deploy: failures roll back", () => {
     assert.deepEqual(registry.routes.list({ service: "multi", component: "api" }), before);
   });
 
-  test("podman rm failing on a redeploy: the registry still says what runs (running, ports held)", async () => {
+  test("podman stop failing on a redeploy: the registry still says what runs (running, ports held)", async () => {
     const { ctx, runtime, registry } = harness();
     await deployOk(ctx, example("hello"));
     const ports = hostPorts(registry, "hello");
     const id = runtime.containers.get("hello-web")?.id;
-    // podman is wedged: every rm of the container fails, so it keeps running.
+    // podman is wedged: the stop of the old container fails, so it keeps running.
     runtime.failNext(
-      "remove",
-      podmanError("rm", 125, "Error: cannot remove container: container state improper\n"),
-      5,
+      "stop",
+      podmanError("stop", 125, "Error: cannot stop container: container state improper\n"),
     );
     const results = await deploy(ctx, request(example("hello")));
     assert.equal(results[0]?.success, false);
-    assert.match(results[0]?.error ?? "", /^remove old container: podman rm exited 125/);
+    assert.match(results[0]?.error ?? "", /^set aside old container: podman stop exited 125/);
+    assert.equal(results[0]?.outcome, "failed");
     assert.equal(runtime.containers.get("hello-web")?.state, "running");
-    assert.deepEqual(runtime.callsOf("run").length, 1, "no new container was started");
+    assert.deepEqual(
+      runtime.callsOf("run").map((c) => c.arg),
+      ["hello-web", "hello-web.next"],
+      "only the trial was started, and it is gone",
+    );
+    assert.deepEqual([...runtime.containers.keys()], ["hello-web"]);
     const row = registry.components.get("hello", "web");
     assert.equal(row?.observedState, "running");
     assert.equal(row?.containerId, id);
@@ -1070,11 +1092,13 @@ describe("deploy: failures roll back", () => {
 
   test("address in use on a redeploy: the route moves off its recorded port", async () => {
     const { ctx, runtime, registry } = harness();
-    await deployOk(ctx, example("hello"));
+    const spec = example("hello");
+    spec.components[0]!.strategy = "stop-first"; // no trial: the first run is on the stable port
+    await deployOk(ctx, spec);
     const old = hostPorts(registry, "hello")["web/"];
     runtime.clearCalls();
     runtime.failNext("run", (_name, spec) => addressInUse(routePortOf(spec)), 2);
-    await deployOk(ctx, example("hello"));
+    await deployOk(ctx, spec);
     const tried = runtime.runs.map(routePortOf);
     assert.equal(tried[0], old, "the recorded port is tried first");
     const now = hostPorts(registry, "hello")["web/"];
@@ -1094,25 +1118,29 @@ describe("deploy: failures roll back", () => {
     assert.deepEqual(eventKinds(registry, "hello"), ["deploy_failed"]);
   });
 
-  test("address in use three times on a redeploy: component kept, ports released, observed removed", async () => {
+  test("address in use three times on a stop-first redeploy: the old container runs again on its ports", async () => {
     const { ctx, runtime, registry } = harness();
     await deployOk(ctx, example("multi"));
+    const before = hostPorts(registry, "multi");
+    const oldId = runtime.containers.get("multi-api")?.id;
     runtime.failNext("run", (_name, spec) => addressInUse(publishedPort(spec?.ports[0] ?? "")), 3);
     const results = await deploy(ctx, request(example("multi")));
     assert.deepEqual(
-      results.map((r) => r.success),
-      [false, true],
+      results.map((r) => [r.success, r.outcome]),
+      [
+        [false, "rolled back"],
+        [true, "ok"],
+      ],
     );
-    assert.equal(runtime.containers.has("multi-api"), false);
-    assert.ok(runtime.containers.has("multi-web"));
-    const ports = hostPorts(registry, "multi");
-    assert.equal(ports["api/rest"], 0);
-    assert.equal(ports["api/grpc"], 0);
-    assert.ok(ports["web/"]);
+    assert.equal(results[0]?.failedStep, "run");
+    assert.equal(runtime.containers.get("multi-api")?.id, oldId, "the old container is back");
+    assert.equal(runtime.containers.get("multi-api")?.state, "running");
+    assert.deepEqual([...runtime.containers.keys()].sort(), ["multi-api", "multi-web"]);
+    assert.deepEqual(hostPorts(registry, "multi"), before, "the same ports");
     const api = registry.components.get("multi", "api");
-    assert.equal(api?.observedState, "removed");
-    assert.equal(api?.containerId, "");
-    assert.equal(api?.desiredState, "running", "still wanted: the monitor reports the drift");
+    assert.equal(api?.observedState, "running");
+    assert.equal(api?.containerId, oldId);
+    assert.equal(api?.pending, null);
   });
 
   test("another run failure is not retried; ports released; the first component of a new service only", async () => {
@@ -1144,10 +1172,10 @@ describe("deploy: failures roll back", () => {
     await deployOk(ctx, example("hello"));
     runtime.failNext("run", (_name, spec) => imageNotKnown(spec?.image ?? ""));
     const failed = await deploy(ctx, request(example("hello")));
-    assert.match(failed[0]?.error ?? "", /^run: .*image not known/);
+    assert.match(failed[0]?.error ?? "", /^start trial: .*image not known/);
     runtime.clearCalls();
     await deployOk(ctx, example("hello"));
-    assert.equal(runtime.ops()[0], `imageExists ${IMAGE}`);
+    assert.deepEqual(runtime.ops().slice(0, 2), ["inspect hello-web", `imageExists ${IMAGE}`]);
   });
 });
 
@@ -1173,11 +1201,10 @@ describe("deploy: concurrency", () => {
       deploy(ctx, request(example("hello"))),
     ]);
     assert.deepEqual(runtime.ops(), [
+      "inspect hello-web",
       `imageExists ${IMAGE}`,
-      "remove hello-web",
       "run hello-web",
-      "remove hello-web",
-      "run hello-web",
+      ...redeployOps("hello-web", "start-first"),
     ]);
   });
 });
@@ -1316,6 +1343,7 @@ function componentRow(
     deployedAt: "2026-11-27T09:00:00.000Z",
     ord: 0,
     pending: null,
+    health: NO_HEALTH,
     spec,
     desiredState: "running",
     observedState: "running",

@@ -45,6 +45,9 @@ function info(name: string, fields: Partial<ComponentInfo> = {}): ComponentInfo 
     routes: [],
     container: name,
     ports: [],
+    health: "",
+    healthOutput: "",
+    healthCheckedAt: undefined,
     ...fields,
   };
 }
@@ -119,10 +122,18 @@ const answers: NodeServices[] = [
     node: "rift",
     services: [
       service("multi", [
-        info("web", { startedAt: ago(2 * MIN + 19 * SEC), routes: [route("", 443, 20003, "l7")] }),
+        info("web", {
+          startedAt: ago(2 * MIN + 19 * SEC),
+          routes: [route("", 443, 20003, "l7")],
+          health: "unhealthy",
+          healthOutput: "HTTP 503: down\nfor maintenance",
+          healthCheckedAt: new Date("2026-11-27T11:59:55Z"),
+        }),
         info("api", {
           startedAt: ago(12 * SEC),
           routes: [route("rest", 8443, 20001), route("grpc", 9443, 20002)],
+          health: "healthy",
+          healthOutput: "connected to 20001, 20002",
         }),
       ]),
       service("hello", [
@@ -142,6 +153,7 @@ const answers: NodeServices[] = [
           version: "v1.2.0",
           startedAt: ago(2 * DAY + 16 * HOUR),
           ports: ["127.0.0.1:18443:8443"],
+          health: "none",
         }),
       ]),
       service("legacy", [
@@ -169,29 +181,29 @@ describe("views", () => {
     );
   });
 
-  test("formatPs: exact table; uptime only for running components", () => {
+  test("formatPs: exact table; health after the state (- when not checked); uptime only for running components", () => {
     assert.deepEqual(lines(formatPs(answers, NOW)), [
-      "SERVICE   COMPONENT  NODE  STATE    VERSION  UPTIME",
-      "hello     web        rift  exited   v1       -",
-      "legacy    legacy     svc   removed  v1       -",
-      "mc-proxy  mc-proxy   svc   running  v1.2.0   2d16h",
-      "multi     api        rift  running  v1       12s",
-      "multi     web        rift  running  v1       2m19s",
+      "SERVICE   COMPONENT  NODE  STATE    HEALTH     VERSION  UPTIME",
+      "hello     web        rift  exited   -          v1       -",
+      "legacy    legacy     svc   removed  -          v1       -",
+      "mc-proxy  mc-proxy   svc   running  none       v1.2.0   2d16h",
+      "multi     api        rift  running  healthy    v1       12s",
+      "multi     web        rift  running  unhealthy  v1       2m19s",
       "",
     ]);
   });
 
-  test("formatPs with nothing deployed: just the header, in the original's shape", () => {
-    assert.equal(formatPs([], NOW), "SERVICE  COMPONENT  NODE  STATE  VERSION  UPTIME\n");
+  test("formatPs with nothing deployed: just the header", () => {
+    assert.equal(formatPs([], NOW), "SERVICE  COMPONENT  NODE  STATE  HEALTH  VERSION  UPTIME\n");
     assert.equal(
       formatPs([{ node: "rift", services: [service("empty", [])] }], NOW),
-      "SERVICE  COMPONENT  NODE  STATE  VERSION  UPTIME\n",
+      "SERVICE  COMPONENT  NODE  STATE  HEALTH  VERSION  UPTIME\n",
     );
   });
 
   test("formatPs: running without a start time shows -", () => {
     const text = formatPs([{ node: "n", services: [service("s", [info("c")])] }], NOW);
-    assert.equal(lines(text)[1], "s        c          n     running  v1       -");
+    assert.equal(lines(text)[1], "s        c          n     running  -       v1       -");
   });
 
   test("formatRoutes: name (PORT when unnamed), proxy port, mode, host port; explicit mappings after", () => {
@@ -278,6 +290,44 @@ describe("views", () => {
       "2026-11-27T11:45:00.000Z  svc   hello    web        deploy_failed  pull: podman pull exited 125",
       "2026-11-27T11:30:00.000Z  rift  hello    web        state          running → exited",
       "2026-11-27T11:00:00.000Z  rift  hello    web        deploy         - → running  deployed localhost/mcp-httpenv:v1 (PORT=20004)",
+      "",
+    ]);
+  });
+
+  test("formatStatus: the last check's output of each unhealthy component, on one line", () => {
+    const text = formatStatus([
+      {
+        node: "rift",
+        status: {
+          services: answers[0]?.services.filter((s) => s.name === "multi") ?? [],
+          drift: [],
+          recentEvents: [
+            {
+              id: 7,
+              service: "multi",
+              component: "web",
+              prevState: "healthy",
+              newState: "unhealthy",
+              timestamp: new Date("2026-11-27T11:59:55Z"),
+              kind: "unhealthy",
+              message: "HTTP 503: down\nfor maintenance",
+            },
+          ],
+        },
+      },
+    ]);
+    assert.deepEqual(lines(text), [
+      "SERVICE  COMPONENT  NODE  DESIRED  OBSERVED  DRIFT  PORTS",
+      "multi    api        rift  running  running   ok     rest:8443/l4→20001,grpc:9443/l4→20002",
+      "multi    web        rift  running  running   ok     PORT:443/l7→20003",
+      "",
+      "UNHEALTHY",
+      "SERVICE  COMPONENT  NODE  CHECKED                   LAST CHECK",
+      "multi    web        rift  2026-11-27T11:59:55.000Z  HTTP 503: down ⏎ for maintenance",
+      "",
+      "RECENT EVENTS",
+      "TIME                      NODE  SERVICE  COMPONENT  EVENT      DETAIL",
+      "2026-11-27T11:59:55.000Z  rift  multi    web        unhealthy  healthy → unhealthy  HTTP 503: down ⏎ for maintenance",
       "",
     ]);
   });

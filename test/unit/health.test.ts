@@ -186,6 +186,14 @@ describe("strategy", () => {
     assert.deepEqual(problems(def("", ["rest"], 'strategy = "stop-first"')), []);
   });
 
+  test('"start-first" with explicit ports is refused: they cannot be bound twice', () => {
+    const ports = 'ports = ["127.0.0.1:18080:8080"]';
+    assert.deepEqual(problems(def("", ["rest"], `strategy = "start-first"\n${ports}`)), [
+      `${FILE}: components[0].strategy: "start-first" runs two containers at once, which explicit ports cannot: use "stop-first" or routes`,
+    ]);
+    assert.deepEqual(problems(def("", ["rest"], `strategy = "stop-first"\n${ports}`)), []);
+  });
+
   test("the default: stop-first with volumes or explicit ports, else start-first", () => {
     assert.equal(defaultStrategy({}), "start-first");
     assert.equal(defaultStrategy({ volumes: ["/srv/a:/data"] }), "stop-first");

@@ -9,12 +9,13 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { CrashPoint } from "../../src/agent/operations/crash-points.js";
 import { parseCrashAt } from "../../src/agent/operations/crash-points.js";
-import { DEPLOY_STEPS, deploy } from "../../src/agent/operations/deploy.js";
+import { deploy } from "../../src/agent/operations/deploy.js";
+import { planSteps, type StepName } from "../../src/agent/operations/steps/plan.js";
 import { settle } from "../../src/agent/operations/interrupted.js";
 import { startService, stopService } from "../../src/agent/operations/lifecycle.js";
 import { recoverAtStart } from "../../src/agent/operations/recover.js";
 import type { Registry } from "../../src/registry/index.js";
-import { containerName, isSetAsideName } from "../../src/runtime/args.js";
+import { containerName, isSideContainer } from "../../src/runtime/args.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
 import { type FakeRuntime, podmanError, runFailed } from "../helpers/fake-runtime.js";
 
@@ -60,8 +61,8 @@ function assertConsistent(registry: Registry, runtime: FakeRuntime, what: string
       );
     }
   }
-  const aside = [...runtime.containers.keys()].filter(isSetAsideName);
-  assert.deepEqual(aside, [], `${what}: set-aside containers left`);
+  const aside = [...runtime.containers.keys()].filter(isSideContainer);
+  assert.deepEqual(aside, [], `${what}: set-aside or trial containers left`);
   const names = new Set(rows.map((r) => containerName(r.service, r.name)));
   for (const name of runtime.containers.keys()) {
     assert.ok(names.has(name), `${what}: container ${name} belongs to no component`);
@@ -71,8 +72,22 @@ function assertConsistent(registry: Registry, runtime: FakeRuntime, what: string
   }
 }
 
+/** The steps of a first deploy (nothing runs yet) and of a redeploy of a running start-first component. */
+const FIRST_DEPLOY: StepName[] = planSteps({
+  strategy: "start-first",
+  old: "none",
+  gated: true,
+  pull: true,
+});
+const REDEPLOY: StepName[] = planSteps({
+  strategy: "start-first",
+  old: "running",
+  gated: true,
+  pull: true,
+});
+
 describe("an agent killed during a deploy: the next start finishes or undoes it", () => {
-  test("a deploy passes exactly the crash points DEPLOY_STEPS lists, in order", async () => {
+  test("a first deploy passes exactly the crash points its plan lists, in order", async () => {
     const reached: string[] = [];
     const { ctx } = agent({
       crashPoint: (point, component) => {
@@ -84,12 +99,12 @@ describe("an agent killed during a deploy: the next start finishes or undoes it"
     assert.ok(results.every((r) => r.success));
     assert.deepEqual(
       reached,
-      ["api", "web"].flatMap((c) => DEPLOY_STEPS.map((step) => `deploy:${step}@${c}`)),
+      ["api", "web"].flatMap((c) => FIRST_DEPLOY.map((step) => `deploy:${step}@${c}`)),
     );
   });
 
   for (const component of ["api", "web"]) {
-    for (const step of DEPLOY_STEPS) {
+    for (const step of FIRST_DEPLOY) {
       const at = `deploy:${step}@${component}`;
 
       test(`first deploy, killed at ${at}`, async () => {
@@ -100,14 +115,23 @@ describe("an agent killed during a deploy: the next start finishes or undoes it"
         const next = agent({ runtime: first.runtime, dbPath: first.dbPath });
         await recoverAtStart(next.ctx);
         assertConsistent(next.registry, next.runtime, at);
-        // What got as far as a running container stays (committed, or
-        // finished at start: killed at "commit"); the rest is gone, so
-        // nothing is left "desired running" that never ran.
+        // What committed stays; the rest is undone (a deploy's new version
+        // never proved itself), so nothing is left "desired running" that
+        // never ran.
         const kept = next.registry.components.list("multi").map((c) => c.name);
-        const expected = component === "api" ? [] : ["api"];
-        if (step === "commit") expected.push(component);
-        assert.deepEqual(kept, expected, at);
+        assert.deepEqual(kept, component === "api" ? [] : ["api"], at);
       });
+    }
+  }
+
+  // api has a volume (stop-first), web has none (start-first: a trial first).
+  const redeploySteps = {
+    api: planSteps({ strategy: "stop-first", old: "running", gated: true, pull: true }),
+    web: REDEPLOY,
+  };
+  for (const component of ["api", "web"] as const) {
+    for (const step of redeploySteps[component]) {
+      const at = `deploy:${step}@${component}`;
 
       test(`redeploy with a new image, killed at ${at}`, async () => {
         const first = agent();
@@ -124,10 +148,11 @@ describe("an agent killed during a deploy: the next start finishes or undoes it"
         const images = Object.fromEntries(
           next.registry.components.list("multi").map((c) => [c.name, c.spec.image]),
         );
-        // api before web: a crash in web's deploy leaves api on v2; a crash
-        // at "commit" finishes that component's deploy.
+        // api before web: a crash in web's deploy leaves api on v2; only a
+        // crash after "commit" keeps the killed component's new version.
+        const after = step === "remove old container";
         const done = (c: string) =>
-          component === "web" ? c === "api" || step === "commit" : c === "api" && step === "commit";
+          component === "web" ? c === "api" || after : c === "api" && after;
         assert.equal(images.api, done("api") ? IMAGE_V2 : IMAGE, `${at}: api`);
         assert.equal(images.web, done("web") ? IMAGE_V2 : IMAGE, `${at}: web`);
         // Stable ports survive the crash and the recovery.
@@ -143,24 +168,39 @@ describe("an agent killed during a deploy: the next start finishes or undoes it"
     }
   }
 
-  test("killed after run, before commit: the new container is kept and committed", async () => {
+  test("a deploy killed after run, before commit, is undone: its version never proved itself", async () => {
     const { crashPoint, reached } = hangAt("deploy:commit@web");
     const first = agent({ crashPoint });
     void deploy(first.ctx, { service: example("hello"), component: "" });
     await reached;
-    const id = first.runtime.containers.get("hello-web")?.id;
+    assert.equal(first.runtime.containers.get("hello-web")?.state, "running");
     const next = agent({ runtime: first.runtime, dbPath: first.dbPath });
     const report = await recoverAtStart(next.ctx);
     assert.deepEqual(report.recovered, [], "nothing to recreate");
-    assert.equal(next.runtime.containers.get("hello-web")?.id, id, "the same container");
+    assert.equal(next.runtime.containers.has("hello-web"), false, "the new container is gone");
+    assert.equal(next.registry.services.get("hello"), undefined, "and so is the service");
+  });
+
+  test("a start killed after run, before commit: the new container is kept and committed", async () => {
+    const { ctx, runtime, dbPath } = agent();
+    assert.ok((await deploy(ctx, { service: example("hello"), component: "" }))[0]?.success);
+    await runtime.remove("hello-web");
+    const { crashPoint, reached } = hangAt("start:commit@web");
+    const second = agent({ runtime, dbPath, crashPoint });
+    void startService(second.ctx, "hello");
+    await reached;
+    const id = runtime.containers.get("hello-web")?.id;
+    const next = agent({ runtime, dbPath });
+    const report = await recoverAtStart(next.ctx);
+    assert.deepEqual(report.recovered, [], "nothing to recreate");
+    assert.equal(runtime.containers.get("hello-web")?.id, id, "the same container");
     const row = next.registry.components.get("hello", "web");
     assert.equal(row?.observedState, "running");
     assert.equal(row?.containerId, id);
-    assert.ok(row?.deployedAt);
-    assert.ok(next.registry.events.list({ service: "hello" }).some((e) => e.kind === "deploy"));
+    assert.ok(next.registry.events.list({ service: "hello" }).some((e) => e.kind === "start"));
   });
 
-  test("settle: finish only for a new, running container", () => {
+  test("settle: finish only for a new, running container of an operation that is not gated", () => {
     const op = {
       kind: "deploy",
       startedAt: "",
@@ -190,6 +230,8 @@ describe("an agent killed during a deploy: the next start finishes or undoes it"
     };
     assert.equal(settle(redeploy, c("old", "running")), "undo", "the old one still runs");
     assert.equal(settle(redeploy, c("new", "running")), "finish");
+    assert.equal(settle({ ...redeploy, gated: true }, undefined), "undo", "gated, nothing runs");
+    assert.equal(settle({ ...redeploy, gated: true }, c("new", "running")), "undo");
   });
 });
 

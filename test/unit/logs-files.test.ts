@@ -56,6 +56,7 @@ import { McpError, type McpErrorCode } from "../../src/util/errors.js";
 import { CommandError } from "../../src/util/exec.js";
 import { silentLogger } from "../../src/util/log.js";
 import { FakeRuntime } from "../helpers/fake-runtime.js";
+import { ScriptedProber } from "../helpers/fake-health.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mcp-lf-unit-"));
 const registries: Registry[] = [];
@@ -246,6 +247,7 @@ function agentContext(): { ctx: AgentContext; runtime: FakeRuntime; dataRoot: st
   const runtime = new FakeRuntime();
   const dataRoot = join(dir, `data-${n}`);
   const ctx = createAgentContext({
+    health: new ScriptedProber(),
     settings: {
       node: "lf-unit",
       bindAddress: "127.0.0.1",

@@ -37,12 +37,18 @@ import {
   type MonitorPolicy,
 } from "../../src/monitor/alerts.js";
 import { Monitor, type MonitorSettings } from "../../src/monitor/monitor.js";
-import { openRegistry, type ComponentRow, type Registry } from "../../src/registry/index.js";
+import {
+  NO_HEALTH,
+  openRegistry,
+  type ComponentRow,
+  type Registry,
+} from "../../src/registry/index.js";
 import type { ContainerStatus } from "../../src/runtime/types.js";
 import { parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
 import type { Logger } from "../../src/util/log.js";
 import { memoryLogger } from "../helpers/agent.js";
 import { FakeRuntime, podmanError } from "../helpers/fake-runtime.js";
+import { ScriptedProber } from "../helpers/fake-health.js";
 
 const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), "../../examples");
 const IMAGE = "localhost/mcp-httpenv:v1";
@@ -71,6 +77,8 @@ function obs(fields: Partial<ComponentObservation> = {}): ComponentObservation {
     desired: "running",
     observed: "running",
     transitions: 0,
+    health: "",
+    healthOutput: "",
     ...fields,
   };
 }
@@ -357,6 +365,7 @@ function harness(opts: { images?: string[]; logger?: Logger } = {}): Harness {
   const runtime = new FakeRuntime({ images: opts.images ?? [IMAGE] });
   const logs = memoryLogger();
   const ctx = createAgentContext({
+    health: new ScriptedProber(),
     settings: {
       node: NODE,
       bindAddress: "127.0.0.1",
@@ -689,6 +698,7 @@ function row(fields: Partial<ComponentRow> & Pick<ComponentRow, "service" | "nam
     deployedAt: "2026-11-27T09:00:00.000Z",
     ord: 0,
     pending: null,
+    health: NO_HEALTH,
     spec: { name: fields.name, image: IMAGE } as ComponentRow["spec"],
     desiredState: "running",
     observedState: "running",

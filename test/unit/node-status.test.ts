@@ -18,7 +18,7 @@ import {
   poolSize,
 } from "../../src/cli/commands/node-status.js";
 import { CliContext } from "../../src/cli/context.js";
-import { connectNode } from "../../src/cli/client.js";
+import { NodeNotAnsweringError, connectNode } from "../../src/cli/client.js";
 import {
   callTimeout,
   formatLimit,
@@ -277,7 +277,15 @@ describe("time limits against real sockets", { timeout: 30_000 }, () => {
     try {
       await waitConnected(client, 5000);
       assert.ok(Date.now() - start < 2000, `took ${Date.now() - start} ms`);
-      await assert.rejects(client.call("nodeStatus", {}), /unreachable: .*ECONNREFUSED/);
+      await assert.rejects(client.call("nodeStatus", {}), (err: unknown) => {
+        assert.ok(err instanceof NodeNotAnsweringError);
+        assert.equal(
+          err.message,
+          `node n-test (127.0.0.1:${closedPort}) is not answering: is mcp-agent running?`,
+        );
+        assert.equal(err.why, "connection refused");
+        return true;
+      });
     } finally {
       client.close();
     }

@@ -43,6 +43,7 @@ import { validateServiceSpec } from "../../src/servicedef/spec.js";
 import { McpError, ValidationError, type Problem } from "../../src/util/errors.js";
 import { silentLogger } from "../../src/util/log.js";
 import { FakeRuntime } from "../helpers/fake-runtime.js";
+import { ScriptedProber } from "../helpers/fake-health.js";
 
 const IMAGE = "localhost/mcp-httpenv:v1";
 const NODE = "local";
@@ -578,6 +579,7 @@ function harness(fields: { dataRoot?: string; policy?: AgentPolicy } = {}): Harn
       probe: runtime.probe,
     }),
     logger: silentLogger(),
+    health: new ScriptedProber(),
   });
   return { ctx, runtime, registry };
 }

@@ -113,37 +113,11 @@ describe("open and migrate", () => {
     assert.throws(() => openRegistry(path), code("failed_precondition"));
   });
 
-  test("a gap in the versions is tolerated: a migration written later with a lower number runs too", () => {
-    const raw = new Database(":memory:");
-    const base = [
-      { version: 1, name: "a", sql: "CREATE TABLE a (x INTEGER)" },
-      { version: 3, name: "c", sql: "ALTER TABLE a ADD COLUMN z INTEGER" },
-    ];
-    assert.deepEqual(migrate(raw, base), [1, 3]);
-    // 2 arrives (another branch merged): it runs, after 3, and only once.
-    const merged = [
-      base[0]!,
-      { version: 2, name: "b", sql: "ALTER TABLE a ADD COLUMN y" },
-      base[1]!,
-    ];
-    assert.deepEqual(migrate(raw, merged), [2]);
-    assert.deepEqual(migrate(raw, merged), []);
-    assert.deepEqual(
-      appliedMigrations(raw).map((m) => m.version),
-      [1, 2, 3],
-    );
-    // An agent that lacks 2 must not touch a database that has it.
-    assert.throws(() => migrate(raw, base), /migration 2, which this agent does not know/);
-    // Out of order in the code is a bug.
-    assert.throws(() => migrate(new Database(":memory:"), [base[1]!, base[0]!]), /above 3/);
-    raw.close();
-  });
-
-  test("migration 6: revisions get kind, rollback_to and restored, existing rows read as deploys", () => {
+  test("migration 7: revisions get kind and rollback_to, existing rows read as deploys", () => {
     const raw = new Database(":memory:");
     migrate(
       raw,
-      MIGRATIONS.filter((m) => m.version <= 4),
+      MIGRATIONS.filter((m) => m.version <= 6),
     );
     raw
       .prepare(
@@ -151,10 +125,9 @@ describe("open and migrate", () => {
       )
       .run();
     migrate(raw);
-    assert.deepEqual(raw.prepare("SELECT kind, rollback_to, restored FROM revisions").get(), {
+    assert.deepEqual(raw.prepare("SELECT kind, rollback_to FROM revisions").get(), {
       kind: "deploy",
       rollback_to: 0,
-      restored: 0,
     });
     raw.close();
   });

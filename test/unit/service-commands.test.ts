@@ -113,6 +113,9 @@ function info(def: ServiceDef, active = true): ServiceInfo {
       routes: c.routes.map((r) => ({ ...r, hostPort: i === 0 ? 12000 + r.port : 0 })),
       container: `${def.name}-${c.name}`,
       ports: c.ports,
+      health: "",
+      healthOutput: "",
+      healthCheckedAt: undefined,
     })),
   };
 }

@@ -32,6 +32,7 @@ import type { ContainerStatus } from "../../src/runtime/types.js";
 import { McpError, type McpErrorCode } from "../../src/util/errors.js";
 import { silentLogger } from "../../src/util/log.js";
 import { FakeRuntime } from "../helpers/fake-runtime.js";
+import { ScriptedProber } from "../helpers/fake-health.js";
 
 const IMAGE = "localhost/mcp-httpenv:v1";
 const IMAGE_V2 = "localhost/mcp-httpenv:v2";
@@ -57,6 +58,7 @@ function harness(): { ctx: AgentContext; runtime: FakeRuntime; registry: Registr
     probe: runtime.probe,
   });
   const ctx = createAgentContext({
+    health: new ScriptedProber(),
     settings: {
       node: NODE,
       bindAddress: "127.0.0.1",

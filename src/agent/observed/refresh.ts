@@ -4,7 +4,7 @@
  * LiveCheck, GetServiceStatus and the agent's start-up reconciliation.
  */
 import type { ComponentRow } from "../../registry/index.js";
-import { isSetAsideName, splitContainerName } from "../../runtime/args.js";
+import { isSideContainer, splitContainerName } from "../../runtime/args.js";
 import type { ContainerStatus } from "../../runtime/types.js";
 import type { AgentContext } from "../context.js";
 import type { ObservedSnapshot } from "./snapshot.js";
@@ -30,9 +30,10 @@ export function matchContainers(
   const byKey = new Map<string, ContainerStatus>();
   const unmanaged: ContainerStatus[] = [];
   for (const container of containers) {
-    // An old container kept while its replacement starts (deploy.ts) carries
-    // the component's labels too; it is neither the component nor unmanaged.
-    if (isSetAsideName(container.name)) continue;
+    // An old container kept while its replacement starts, or a new version's
+    // trial (operations/steps), carries the component's labels too; it is
+    // neither the component nor unmanaged.
+    if (isSideContainer(container.name)) continue;
     const service = container.labels["mcp.service"];
     const component = container.labels["mcp.component"];
     let key: string | undefined;

@@ -24,6 +24,14 @@ export function routeKey(service: string, component: string, route: string): str
   return `${service}/${component}/${route}`;
 }
 
+/**
+ * The route name a trial container's temporary port is held under
+ * (`rest#trial`): beside the route's own port, never mistaken for it.
+ */
+export function trialRoute(route: string): string {
+  return `${route}#trial`;
+}
+
 export function routeProtocol(route: Pick<RouteSpec, "protocol">): "tcp" | "udp" {
   return route.protocol === "udp" ? "udp" : "tcp";
 }

@@ -5,25 +5,34 @@
  * (registry migration 3). At the next start, before recovery, each pending
  * one is settled:
  *
- * - finish, when the container under the component's name is a new one (not
+ * - finish, when the operation is not health-gated (start, restart,
+ *   recover) and the container under the component's name is a new one (not
  *   the one the registry knew before) and runs: the operation got as far as
  *   `run`, so only its commit is missing;
- * - undo, otherwise: a half-created container goes, an old container that
- *   was set aside comes back under its name, and the registry gets the
- *   component's previous spec, desired state and host ports back (a
- *   component the operation was creating is dropped, and a service left
- *   without components with it). Recovery then recreates what should run.
+ * - undo, otherwise (always for a deploy or rollback: its new version never
+ *   proved itself): a half-created or trial container goes, an old container
+ *   that was set aside comes back under its name and is started again if it
+ *   ran, and the registry gets the component's previous spec, desired state
+ *   and host ports back (a component the operation was creating is dropped,
+ *   and a service left without components with it). Recovery then recreates
+ *   what should run.
  *
- * Set-aside containers whose operation committed (the agent died before
- * removing them) are removed. After this the registry and podman agree on
- * which spec each component runs, and nothing is left "desired running"
- * that was never run.
+ * Set-aside and trial containers whose operation is over (the agent died
+ * before removing them) are removed. After this the registry and podman
+ * agree on which spec each component runs, every held port belongs to a
+ * component, and nothing is left "desired running" that was never run.
  */
 import type { ComponentRow, PendingOperation } from "../../registry/index.js";
-import { LABEL_NODE, containerName, isSetAsideName, setAsideName } from "../../runtime/args.js";
+import {
+  LABEL_NODE,
+  containerName,
+  isSideContainer,
+  setAsideName,
+  trialName,
+} from "../../runtime/args.js";
 import type { ContainerStatus } from "../../runtime/types.js";
 import type { AgentContext } from "../context.js";
-import { restorePrevious } from "./deploy.js";
+import { restorePrevious } from "./steps/component.js";
 import { componentKey } from "../observed/refresh.js";
 
 export type Settlement = "finish" | "undo";
@@ -35,6 +44,7 @@ function isNewContainer(op: PendingOperation, container: ContainerStatus | undef
 
 /** Finish or undo a pending operation, given the container under the component's name (pure). */
 export function settle(op: PendingOperation, container: ContainerStatus | undefined): Settlement {
+  if (op.gated) return "undo";
   return isNewContainer(op, container) && container?.state === "running" ? "finish" : "undo";
 }
 
@@ -43,7 +53,7 @@ export interface InterruptedReport {
   finished: string[];
   /** `service/component` keys whose operation was undone. */
   undone: string[];
-  /** Set-aside containers removed because their operation had committed. */
+  /** Set-aside and trial containers removed because their operation was over. */
   removedAside: string[];
 }
 
@@ -57,6 +67,7 @@ export async function settleInterrupted(ctx: AgentContext): Promise<InterruptedR
     if (!row.pending) continue;
     const name = containerName(row.service, row.name);
     settled.add(setAsideName(name));
+    settled.add(trialName(name));
     const current = byName.get(name);
     const key = componentKey(row.service, row.name);
     if (settle(row.pending, current) === "finish" && current) {
@@ -68,7 +79,7 @@ export async function settleInterrupted(ctx: AgentContext): Promise<InterruptedR
     }
   }
   for (const c of containers) {
-    if (!isSetAsideName(c.name) || settled.has(c.name)) continue;
+    if (!isSideContainer(c.name) || settled.has(c.name)) continue;
     if (c.labels[LABEL_NODE] !== ctx.settings.node) continue;
     await ctx.runtime.remove(c.name, { force: true, timeoutSeconds: 0 });
     report.removedAside.push(c.name);
@@ -121,12 +132,19 @@ async function undo(
 ): Promise<void> {
   const name = containerName(row.service, row.name);
   const remove = (what: string) => ctx.runtime.remove(what, { force: true, timeoutSeconds: 0 });
+  await remove(trialName(name));
   if (isNewContainer(op, current)) await remove(name);
+  let old = current && !isNewContainer(op, current) ? current : undefined;
   if (aside) {
     // The old container was set aside; with the new one gone it gets its name back.
-    if (current && !isNewContainer(op, current)) await remove(aside.name);
-    else await ctx.runtime.rename(aside.name, name);
+    if (old) await remove(aside.name);
+    else {
+      await ctx.runtime.rename(aside.name, name);
+      old = aside;
+    }
   }
+  // It ran before the operation stopped it: it serves again.
+  if (old && op.wasRunning && old.state !== "running") await ctx.runtime.start(name);
   const { registry } = ctx;
   const message = `agent stopped during ${op.kind} (started ${op.startedAt}); undone at agent start`;
   registry.transaction(() => {

@@ -167,8 +167,9 @@ export function undeployService(ctx: AgentContext, service: string): Promise<Com
  * meanwhile, podman refuses ("address already in use") and the container
  * stays stopped. Recreate it instead, on the recorded ports where they are
  * still free, so only the taken route moves (DESIGN.md "Port allocation").
- * The old container is only set aside until the new one runs: if no port can
- * be had, or the new one fails, the stopped container is left as it was.
+ * The old container is only set aside until the new one runs (steps/plan.ts):
+ * if no port can be had, or the new one fails, the stopped container is left
+ * as it was.
  */
 function recreateOnNewPorts(
   ctx: AgentContext,
@@ -180,7 +181,7 @@ function recreateOnNewPorts(
     { service, component: row.name },
     `${kind}: a published port is taken, recreating on free ports`,
   );
-  return runComponent(ctx, service, row.spec, { kind, keepOld: true });
+  return runComponent(ctx, service, row.spec, { kind });
 }
 
 function recordRunning(ctx: AgentContext, service: string, row: ComponentRow, kind: string): void {

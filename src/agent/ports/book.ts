@@ -5,7 +5,7 @@
  */
 import type { Registry } from "../../registry/index.js";
 import { parsePortMapping } from "../../servicedef/ports.js";
-import { routeKey } from "../operations/container-spec.js";
+import { routeKey, trialRoute } from "../operations/container-spec.js";
 import type { PortHolder } from "../policy/rules.js";
 import type { PortBook } from "./allocator.js";
 
@@ -26,6 +26,16 @@ export function portHolders(registry: Registry): PortHolder[] {
       if (hostPort !== undefined) {
         holders.push({ port: hostPort, service: component.service, component: component.name });
       }
+    }
+    // A trial container's temporary ports (start-first deploys) are held
+    // until it is removed, in the registry like every other port.
+    for (const trial of component.pending?.trial ?? []) {
+      holders.push({
+        port: trial.hostPort,
+        service: component.service,
+        component: component.name,
+        route: trialRoute(trial.name),
+      });
     }
   }
   return holders;

@@ -4,12 +4,12 @@ import type { DeployRequest } from "../../gen/mcp/v1/mcp.js";
 import { toServiceSpec } from "../../servicedef/spec.js";
 import { McpError } from "../../util/errors.js";
 import type { CliContext } from "../context.js";
-import type { InterruptSource } from "../interrupt.js";
 import { STATE_CHANGE_DEADLINE_MS, type StateChangeVerb } from "../limits.js";
 import {
   finishOperation,
   followOperation,
   operationView,
+  type InterruptSource,
   type ShowOptions,
 } from "../operation-stream.js";
 import type { StateChange } from "../outcome.js";
@@ -64,21 +64,19 @@ export async function deployCommand(
     deadlineMs: deadlineFor("deploy", opts),
   };
   const req: DeployRequest = { service: toServiceSpec(def), component };
-  const view = operationView(ctx, opts, interrupts);
+  const what = { verb: "deploy", service: def.name, node: node.name } as const;
+  const view = operationView(ctx, opts, what, interrupts);
   const followed = await ctx.changeState(node, change, (client, call) =>
     followOperation(client, () => client.stream("deployStream", req, call), {
       onProgress: view.onProgress,
       interrupts: view.interrupts,
-      fallback: () => client.call("deploy", req, call),
+      fallback: () => {
+        view.markStarted();
+        return client.call("deploy", req, call);
+      },
     }),
   );
-  return finishOperation(
-    ctx,
-    view,
-    followed,
-    { verb: "deploy", service: def.name, node: node.name },
-    opts,
-  );
+  return finishOperation(ctx, view, followed, what, opts);
 }
 
 /**

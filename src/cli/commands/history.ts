@@ -10,6 +10,7 @@
 import type { RevisionInfo } from "../../gen/mcp/v1/mcp.js";
 import type { CliContext } from "../context.js";
 import { formatJson, formatTable } from "../output.js";
+import { oneLine } from "../progress.js";
 import { nodeOfService } from "./deploy.js";
 
 /** `2026-12-01 11:58:03` in UTC: history is read across machines and time zones. */
@@ -41,7 +42,7 @@ export function formatHistory(revisions: RevisionInfo[]): string {
   const out = [table[0] ?? ""];
   revisions.forEach((r, i) => {
     out.push(table[i + 1] ?? "");
-    if (r.outcome !== "ok" && r.message) out.push(`    ${r.message}`);
+    if (r.outcome !== "ok" && r.message) out.push(`    ${oneLine(r.message)}`);
   });
   return `${out.join("\n")}\n`;
 }

@@ -7,7 +7,8 @@ import { writeFile } from "node:fs/promises";
 import { setActiveInText } from "../../servicedef/active.js";
 import { errorMessage } from "../../util/errors.js";
 import type { CliContext } from "../context.js";
-import { EXIT, OutcomeUnknownError } from "../outcome.js";
+import { hintLine } from "../client.js";
+import { EXIT, OutcomeUnknownError, changeExitCodeFor } from "../outcome.js";
 import { deadlineFor, formatResults } from "./deploy.js";
 
 type Verb = "stop" | "start" | "restart";
@@ -45,8 +46,8 @@ export async function lifecycleCommand(
       return EXIT.unknown;
     }
     ctx.io.err(
-      `mcp: ${loaded.file} now says active = ${verb === "start"}, but node ${node.name} did not ${verb} it: ${errorMessage(err)}\n`,
+      `mcp: ${loaded.file} now says active = ${verb === "start"}, but node ${node.name} did not ${verb} it: ${errorMessage(err)}\n${hintLine(err)}`,
     );
-    return EXIT.failed;
+    return changeExitCodeFor(err);
   }
 }

@@ -5,7 +5,8 @@
  * Ending:
  * - the stream ends (all lines shown; with -f: the container stopped) → 0;
  * - Ctrl-C (SIGINT) or SIGTERM → the call is cancelled (the agent kills its
- *   `podman logs`), nothing more is printed, exit 130 (128 + SIGINT) or 143.
+ *   `podman logs`), exit 130 (128 + SIGINT) or 143; Ctrl-C prints
+ *   `mcp: interrupted` on stderr, like every command (../interrupt.ts).
  *   We chose the shell's convention for a program stopped by a signal over 0
  *   so that a script or loop running `mcp logs -f` sees the interruption
  *   (e.g. `set -e`), as it would for `tail -f`;
@@ -17,8 +18,10 @@
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import { checkSince, parseTail } from "../../protocol/logs-options.js";
 import type { LogsRequest, LogsResponse } from "../../gen/mcp/v1/mcp.js";
-import { toMcpError, type AgentClient } from "../client.js";
+import type { AgentClient } from "../client.js";
 import { processIO, type CliContext } from "../context.js";
+import { onInterrupt } from "../interrupt.js";
+import { EXIT } from "../outcome.js";
 import { nodeOfService, parseTarget } from "./deploy.js";
 
 export interface LogsOptions {
@@ -37,8 +40,8 @@ export interface LogsSink {
   onStop(stop: (code: number) => void): () => void;
 }
 
-/** Exit codes for the signals that stop a stream: 128 + signal number. */
-const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
+/** SIGTERM stops a stream with 128 + its number; SIGINT goes through onInterrupt (130). */
+const SIGTERM_EXIT = 143;
 
 /** stdout with backpressure; SIGINT/SIGTERM and a closed stdout stop the stream. */
 export const processSink: LogsSink = {
@@ -56,18 +59,20 @@ export const processSink: LogsSink = {
     });
   },
   onStop(stop) {
-    const handlers = Object.entries(SIGNAL_EXIT).map(([signal, code]) => {
-      const h = () => stop(code);
-      process.on(signal as NodeJS.Signals, h);
-      return [signal as NodeJS.Signals, h] as const;
+    // Ctrl-C: cancel the call, then the CLI prints "interrupted" and exits 130.
+    const offInterrupt = onInterrupt(() => {
+      stop(EXIT.interrupted);
     });
+    const onTerm = () => stop(SIGTERM_EXIT);
+    process.on("SIGTERM", onTerm);
     // EPIPE: whoever read our stdout is gone; stop quietly (not an uncaught error).
     const onError = (err: NodeJS.ErrnoException) => {
       if (err.code === "EPIPE") stop(0);
     };
     process.stdout.on("error", onError);
     return () => {
-      for (const [signal, h] of handlers) process.off(signal, h);
+      offInterrupt();
+      process.off("SIGTERM", onTerm);
       // Keep a listener for late EPIPEs so they are never thrown as uncaught errors.
       process.stdout.off("error", onError);
       process.stdout.on("error", () => {});
@@ -116,7 +121,7 @@ export async function streamToSink(
     return stopped ?? 0;
   } catch (err) {
     if (stopped !== undefined) return stopped;
-    throw toMcpError(err, client.name, client.address);
+    throw await client.explain(err, "logs");
   } finally {
     unsubscribe();
     // After a normal end this is a no-op; after a break it tells the agent to stop podman.

@@ -125,5 +125,7 @@ export async function nodeStatusCommand(
     ...(a.error !== undefined ? { error: a.error } : {}),
   }));
   ctx.io.out(opts.json ? formatJson(rows) : formatNodeStatus(rows, new Date()));
+  // The blocks say why; a node with no agent at all is also said as for any command.
+  ctx.reportMissing(answers, { notAnsweringOnly: true });
   return rows.some((r) => r.error !== undefined) ? 1 : 0;
 }

@@ -38,6 +38,8 @@ export async function nodeListCommand(ctx: CliContext, opts: { json?: boolean })
     error: a.error,
   }));
   ctx.io.out(opts.json ? formatJson(rows) : formatNodeList(rows));
+  // The table says why; a node with no agent at all is also said as for any command.
+  ctx.reportMissing(answers, { notAnsweringOnly: true });
   return rows.some((r) => r.error) ? 1 : 0;
 }
 

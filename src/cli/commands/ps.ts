@@ -1,6 +1,6 @@
 /**
  * `mcp ps`: every component on every node (asked in parallel), its state,
- * version and uptime; names the nodes that did not answer and exits
+ * health, version and uptime; names the nodes that did not answer and exits
  * non-zero then, so scripts notice a partial picture.
  */
 import type { CliContext } from "../context.js";
@@ -13,12 +13,16 @@ export function formatPs(answers: NodeServices[], now: Date): string {
     component,
     node,
     info.observedState,
+    info.health || "-",
     info.version,
     info.observedState === "running" && info.startedAt
       ? formatUptime(now.getTime() - info.startedAt.getTime())
       : "-",
   ]);
-  return formatTable(["SERVICE", "COMPONENT", "NODE", "STATE", "VERSION", "UPTIME"], rows);
+  return formatTable(
+    ["SERVICE", "COMPONENT", "NODE", "STATE", "HEALTH", "VERSION", "UPTIME"],
+    rows,
+  );
 }
 
 export async function psCommand(ctx: CliContext, opts: { json?: boolean }): Promise<number> {

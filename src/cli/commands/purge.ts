@@ -24,7 +24,7 @@
 import type { PurgeResult } from "../../gen/mcp/v1/mcp.js";
 import type { ResolvedNode } from "../../config/cli.js";
 import { McpError, errorMessage } from "../../util/errors.js";
-import type { AgentClient, CallOpts } from "../client.js";
+import { hintLine, type AgentClient, type CallOpts } from "../client.js";
 import type { CliContext, LoadedDefinition } from "../context.js";
 import { EXIT, OutcomeUnknownError, type StateChange } from "../outcome.js";
 import { deadlineFor, parseTarget } from "./deploy.js";
@@ -89,7 +89,7 @@ export async function purgeCommand(
       } catch (err) {
         if (err instanceof OutcomeUnknownError) return { node, outcomeUnknown: err.message };
         const unknown = err instanceof McpError && err.code === "not_found";
-        return { node, error: errorMessage(err), unknown };
+        return { node, error: errorMessage(err), hint: hintLine(err), unknown };
       }
     }),
   );
@@ -107,7 +107,7 @@ export async function purgeCommand(
     } else if (!(a.unknown && service && nodes.length > 1)) {
       // Asked one node, or no target: an unknown service there is the answer.
       failed = true;
-      ctx.io.err(nodeError(a.node.name, (a.error ?? "").split("\n")));
+      ctx.io.err(nodeError(a.node.name, (a.error ?? "").split("\n")) + (a.hint ?? ""));
     }
   }
   const found = answers.some((a) => a.results);

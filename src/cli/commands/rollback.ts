@@ -11,11 +11,11 @@
  */
 import { McpError } from "../../util/errors.js";
 import type { CliContext } from "../context.js";
-import type { InterruptSource } from "../interrupt.js";
 import {
   finishOperation,
   followOperation,
   operationView,
+  type InterruptSource,
   type ShowOptions,
 } from "../operation-stream.js";
 import type { StateChange } from "../outcome.js";
@@ -47,7 +47,8 @@ export async function rollbackCommand(
     target: component ? `${service}/${component}` : service,
     deadlineMs: deadlineFor("rollback", opts),
   };
-  const view = operationView(ctx, opts, interrupts);
+  const what = { verb: "rollback", service, node: node.name } as const;
+  const view = operationView(ctx, opts, what, interrupts);
   const followed = await ctx.changeState(node, change, (client, call) =>
     followOperation(
       client,
@@ -55,5 +56,5 @@ export async function rollbackCommand(
       { onProgress: view.onProgress, interrupts: view.interrupts },
     ),
   );
-  return finishOperation(ctx, view, followed, { verb: "rollback", service, node: node.name }, opts);
+  return finishOperation(ctx, view, followed, what, opts);
 }

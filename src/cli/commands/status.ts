@@ -1,7 +1,8 @@
 /**
- * `mcp status [service]`: desired against observed state, drift and recent
- * events, from every node (or the service's own node when its definition
- * is known); exits non-zero when a node did not answer.
+ * `mcp status [service]`: desired against observed state, drift, the last
+ * check's output of each unhealthy component and recent events, from every
+ * node (or the service's own node when its definition is known); exits
+ * non-zero when a node did not answer.
  *
  * With a service whose definition file is here, it also compares each
  * component's spec in the file with the one the agent holds (ListServices
@@ -67,9 +68,10 @@ export function formatStatus(answers: NodeStatusAnswer[]): string {
       status.drift.map((d: DriftInfo) => `${node}/${d.service}/${d.component}`),
     ),
   );
-  const rows = componentRows(
+  const components = componentRows(
     answers.map(({ node, status }) => ({ node, services: status.services })),
-  ).map(({ service, component, node, info }) => [
+  );
+  const rows = components.map(({ service, component, node, info }) => [
     service,
     component,
     node,
@@ -87,6 +89,20 @@ export function formatStatus(answers: NodeStatusAnswer[]): string {
     const service = status.services[0]?.name ?? "";
     text += `\n${definition.differences.join("\n")}\n`;
     text += `(mcp deploy ${service} runs the file's spec; mcp history ${service} shows what ran)\n`;
+  }
+  const unhealthy = components.filter(({ info }) => info.health === "unhealthy");
+  if (unhealthy.length > 0) {
+    text += "\nUNHEALTHY\n";
+    text += formatTable(
+      ["SERVICE", "COMPONENT", "NODE", "CHECKED", "LAST CHECK"],
+      unhealthy.map(({ service, component, node, info }) => [
+        service,
+        component,
+        node,
+        info.healthCheckedAt?.toISOString() ?? "-",
+        oneLine(info.healthOutput) || "-",
+      ]),
+    );
   }
   const events = answers
     .flatMap(({ node, status }) => status.recentEvents.map((e) => ({ node, e })))
@@ -108,10 +124,15 @@ export function formatStatus(answers: NodeStatusAnswer[]): string {
   return text;
 }
 
+/** A check's output (a command's, say) on one table line. */
+function oneLine(text: string): string {
+  return text.trim().replace(/\s*\n\s*/g, " ⏎ ");
+}
+
 function eventDetail(e: EventInfo): string {
   const transition =
     e.prevState || e.newState ? `${e.prevState || "-"} → ${e.newState || "-"}` : "";
-  return [transition, e.message].filter(Boolean).join("  ");
+  return [transition, oneLine(e.message)].filter(Boolean).join("  ");
 }
 
 export async function statusCommand(

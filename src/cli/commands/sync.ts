@@ -18,7 +18,7 @@ import type { ResolvedNode } from "../../config/cli.js";
 import { parseServiceDef, readServiceDefFile } from "../../servicedef/parse.js";
 import { toServiceSpec } from "../../servicedef/spec.js";
 import { McpError, ValidationError, errorMessage } from "../../util/errors.js";
-import type { AgentClient, CallOpts } from "../client.js";
+import { hintLine, type AgentClient, type CallOpts } from "../client.js";
 import type { CliContext, LoadedDefinition } from "../context.js";
 import { EXIT, OutcomeUnknownError } from "../outcome.js";
 import { deadlineFor } from "./deploy.js";
@@ -152,7 +152,7 @@ export async function syncCommand(
           return { node, results: res.results };
         } catch (err) {
           if (err instanceof OutcomeUnknownError) return { node, unknown: err.message };
-          return { node, error: errorMessage(err).split("\n") };
+          return { node, error: errorMessage(err).split("\n"), hint: hintLine(err) };
         }
       }),
     );
@@ -167,7 +167,7 @@ export async function syncCommand(
       }
       if (a.error) {
         failed = true;
-        ctx.io.err(nodeError(a.node.name, a.error));
+        ctx.io.err(nodeError(a.node.name, a.error) + (a.hint ?? ""));
         continue;
       }
       ctx.io.out(formatSyncResults(a.node.name, a.results, dryRun));

@@ -142,6 +142,14 @@ export interface ComponentInfo {
   container: string;
   /** explicit mappings */
   ports: string[];
+  /**
+   * What the monitor's health checks last concluded, while the container runs:
+   * "" not checked | starting | healthy | unhealthy | none (no check defined).
+   */
+  health: string;
+  /** the last check's output */
+  healthOutput: string;
+  healthCheckedAt: Date | undefined;
 }
 
 export interface ServiceInfo {
@@ -1626,6 +1634,9 @@ function createBaseComponentInfo(): ComponentInfo {
     routes: [],
     container: "",
     ports: [],
+    health: "",
+    healthOutput: "",
+    healthCheckedAt: undefined,
   };
 }
 
@@ -1657,6 +1668,15 @@ export const ComponentInfo: MessageFns<ComponentInfo> = {
     }
     for (const v of message.ports) {
       writer.uint32(74).string(v!);
+    }
+    if (message.health !== "") {
+      writer.uint32(82).string(message.health);
+    }
+    if (message.healthOutput !== "") {
+      writer.uint32(90).string(message.healthOutput);
+    }
+    if (message.healthCheckedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.healthCheckedAt), writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -1746,6 +1766,30 @@ export const ComponentInfo: MessageFns<ComponentInfo> = {
             message.ports.push(reader.string());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.health = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.healthOutput = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.healthCheckedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1783,6 +1827,17 @@ export const ComponentInfo: MessageFns<ComponentInfo> = {
         : [],
       container: isSet(object.container) ? globalThis.String(object.container) : "",
       ports: globalThis.Array.isArray(object?.ports) ? object.ports.map((e: any) => globalThis.String(e)) : [],
+      health: isSet(object.health) ? globalThis.String(object.health) : "",
+      healthOutput: isSet(object.healthOutput)
+        ? globalThis.String(object.healthOutput)
+        : isSet(object.health_output)
+        ? globalThis.String(object.health_output)
+        : "",
+      healthCheckedAt: isSet(object.healthCheckedAt)
+        ? fromJsonTimestamp(object.healthCheckedAt)
+        : isSet(object.health_checked_at)
+        ? fromJsonTimestamp(object.health_checked_at)
+        : undefined,
     };
   },
 
@@ -1815,6 +1870,15 @@ export const ComponentInfo: MessageFns<ComponentInfo> = {
     if (message.ports?.length) {
       obj.ports = message.ports;
     }
+    if (message.health !== "") {
+      obj.health = message.health;
+    }
+    if (message.healthOutput !== "") {
+      obj.healthOutput = message.healthOutput;
+    }
+    if (message.healthCheckedAt !== undefined) {
+      obj.healthCheckedAt = message.healthCheckedAt.toISOString();
+    }
     return obj;
   },
 
@@ -1832,6 +1896,9 @@ export const ComponentInfo: MessageFns<ComponentInfo> = {
     message.routes = object.routes?.map((e) => RouteStatus.fromPartial(e)) || [];
     message.container = object.container ?? "";
     message.ports = object.ports?.map((e) => e) || [];
+    message.health = object.health ?? "";
+    message.healthOutput = object.healthOutput ?? "";
+    message.healthCheckedAt = object.healthCheckedAt ?? undefined;
     return message;
   },
 };

@@ -1,0 +1,544 @@
+/**
+ * The step units of a component operation (plan.ts orders them, runner.ts
+ * runs them): each does one thing to the registry, the allocator or podman,
+ * and says how to put it back. The state they share is a ComponentOp.
+ */
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import type { ComponentSpec } from "../../../gen/mcp/v1/mcp.js";
+import { healthPlan } from "../../../health/plan.js";
+import type { WaitResult } from "../../../health/probe.js";
+import type { PendingOperation } from "../../../registry/index.js";
+import {
+  isAddressInUse,
+  isNameInUse,
+  isNoSuchImage,
+  isPullFailure,
+  setAsideName,
+  trialName,
+} from "../../../runtime/args.js";
+import type { DesiredState } from "../../../servicedef/types.js";
+import { McpError } from "../../../util/errors.js";
+import type { AgentContext } from "../../context.js";
+import { enforcePortClaims, enforceStoredComponent } from "../../policy/guard.js";
+import { containerSpecFor, routeKey, routeProtocol, trialRoute } from "../container-spec.js";
+import type { ProgressSink } from "../progress.js";
+import { lastLogLines } from "./logs-tail.js";
+import type { OldContainer, StepName } from "./plan.js";
+import type { Step } from "./runner.js";
+
+/** How often `run` may hit "address already in use" before the step fails. */
+const RUN_ATTEMPTS = 3;
+/** Log lines of a failed new version shown to the operator. */
+const FAILED_LOG_LINES = 20;
+/** At most one health progress line per this many ms while waiting. */
+const HEALTH_REPORT_MS = 1000;
+
+/** What one component operation knows and has done so far. */
+export interface ComponentOp {
+  ctx: AgentContext;
+  service: string;
+  component: ComponentSpec;
+  /** The component's canonical container name. */
+  name: string;
+  kind: string;
+  /** Record `component` as the new spec (deploy, rollback); absent: run the recorded one. */
+  record?: { ord: number; desiredState: DesiredState } | undefined;
+  note?: string | undefined;
+  gated: boolean;
+  old: OldContainer;
+  progress: ProgressSink;
+  // ---- filled in by the steps
+  pending?: PendingOperation;
+  trialPorts?: Map<string, number>;
+  hostPorts?: Map<string, number>;
+  containerId?: string;
+  /** When the old version stopped serving (set aside while running). */
+  stoppedAt?: number;
+  /** How long nothing served, once the new or the old version is back. */
+  downtimeMs?: number;
+  /** The set-aside old container could not be put back. */
+  oldLost?: boolean;
+  /** The old container was put back (and started, if it ran) after a failure. */
+  restored?: boolean;
+  health?: WaitResult;
+  /** What the operator needs to see when the new version failed. */
+  failure?: { healthOutput: string; logLines: string[] };
+}
+
+type OpStep = Step<ComponentOp>;
+
+const policy: OpStep = {
+  name: "policy",
+  run: (op) => enforceStoredComponent(op.ctx, op.service, op.component, op.record?.ord),
+};
+
+/**
+ * Records the operation as pending, with the registry state to go back to,
+ * and (deploy) the component's new spec, in one transaction. Its undo puts
+ * the registry back: the previous rows (a new component's go), or, when the
+ * old container could not be restored, "removed" with its ports released.
+ */
+const record: OpStep = {
+  name: "record",
+  run: (op) => {
+    op.pending = recordPending(op);
+    return Promise.resolve();
+  },
+  undo: (op) => {
+    const { registry } = op.ctx;
+    const previous = op.pending?.previous;
+    const component = op.component.name;
+    registry.transaction(() => {
+      if (!previous) {
+        // The caller (deploy) drops the service too if it ends up empty.
+        registry.components.delete(op.service, component);
+        return;
+      }
+      if (op.oldLost) {
+        registry.routes.clearHostPorts(op.service, component);
+        registry.components.setObserved(op.service, component, {
+          state: "removed",
+          containerId: "",
+          startedAt: null,
+        });
+      } else {
+        restorePrevious(op.ctx, op.service, component, previous);
+      }
+      registry.components.setPending(op.service, component, null);
+    });
+    return Promise.resolve();
+  },
+};
+
+function recordPending(op: ComponentOp): PendingOperation {
+  const { registry } = op.ctx;
+  return registry.transaction(() => {
+    const row = registry.components.get(op.service, op.component.name);
+    const pending: PendingOperation = {
+      kind: op.kind,
+      startedAt: new Date().toISOString(),
+      gated: op.gated,
+      wasRunning: op.old === "running",
+      previous: row
+        ? {
+            spec: row.spec,
+            desiredState: row.desiredState,
+            deployedAt: row.deployedAt,
+            containerId: row.containerId,
+            routes: registry.routes
+              .list({ service: op.service, component: op.component.name })
+              .map((r) => ({ name: r.name, hostPort: r.hostPort })),
+          }
+        : null,
+    };
+    if (op.record) {
+      registry.components.upsert({
+        service: op.service,
+        name: op.component.name,
+        spec: op.component,
+        desiredState: op.record.desiredState,
+        ord: op.record.ord,
+      });
+    } else if (!row) {
+      throw new McpError(
+        "not_found",
+        `component ${op.service}/${op.component.name} is not registered`,
+      );
+    }
+    registry.components.setPending(op.service, op.component.name, pending);
+    return pending;
+  });
+}
+
+/** Puts a component's spec, desired state and route host ports back as they were. */
+export function restorePrevious(
+  ctx: AgentContext,
+  service: string,
+  component: string,
+  previous: NonNullable<PendingOperation["previous"]>,
+): void {
+  const { registry } = ctx;
+  registry.components.upsert({
+    service,
+    name: component,
+    spec: previous.spec,
+    desiredState: previous.desiredState,
+  });
+  registry.components.setDeployed(service, component, previous.deployedAt);
+  for (const route of previous.routes) {
+    const now = registry.routes.list({ service, component }).find((r) => r.name === route.name);
+    if (!now || now.hostPort === route.hostPort) continue;
+    try {
+      registry.routes.setHostPort(service, component, route.name, route.hostPort);
+    } catch (err) {
+      // Taken meanwhile: the next start allocates another one.
+      if (!(err instanceof McpError)) throw err;
+      registry.routes.setHostPort(service, component, route.name, 0);
+    }
+  }
+}
+
+const pull: OpStep = {
+  name: "pull",
+  run: async (op) => {
+    await op.ctx.images.ensure(op.component.image);
+  },
+};
+
+/** For runs that must not pull: the image has to be in local storage already. */
+const image: OpStep = {
+  name: "image",
+  run: async (op) => {
+    if (!(await op.ctx.runtime.imageExists(op.component.image))) {
+      throw new McpError(
+        "failed_precondition",
+        `${op.component.image} is not in local storage and this operation does not pull (mcp deploy pulls it)`,
+      );
+    }
+  },
+};
+
+/** Creates bind-mount sources that live inside the service's own data directory. */
+const prepareVolumes: OpStep = {
+  name: "prepare volumes",
+  run: async (op) => {
+    const dataDir = path.join(op.ctx.settings.dataRoot, op.service);
+    for (const volume of op.component.volumes) {
+      const resolved = path.resolve(volume.split(":")[0] ?? "");
+      if (resolved === dataDir || resolved.startsWith(dataDir + path.sep)) {
+        await mkdir(resolved, { recursive: true, mode: 0o750 });
+      }
+    }
+  },
+};
+
+/** Writes the pending operation's trial ports (held in the registry while the trial lives). */
+function setTrialPorts(op: ComponentOp, ports: Map<string, number> | undefined): void {
+  if (!op.pending) return;
+  const trial = ports ? [...ports].map(([name, hostPort]) => ({ name, hostPort })) : undefined;
+  op.pending = { ...op.pending, ...(trial ? { trial } : {}) };
+  if (!trial) delete op.pending.trial;
+  op.ctx.registry.components.setPending(op.service, op.component.name, op.pending);
+}
+
+/** Temporary host ports for the trial: any free ones, recorded in the pending operation. */
+async function allocateTrialPorts(op: ComponentOp, avoid: number[] = []): Promise<void> {
+  const routes = op.component.routes;
+  const key = (route: string) => routeKey(op.service, op.component.name, trialRoute(route));
+  const assigned = await op.ctx.allocator.allocate(
+    routes.map((r) => ({ key: key(r.name), protocol: routeProtocol(r), avoid })),
+    (ports) => {
+      const byRoute = new Map(routes.map((r) => [r.name, ports.get(key(r.name)) ?? 0]));
+      setTrialPorts(op, byRoute);
+    },
+  );
+  op.trialPorts = new Map(routes.map((r) => [r.name, assigned.get(key(r.name)) ?? 0]));
+}
+
+const allocateTrial: OpStep = {
+  name: "allocate trial ports",
+  run: (op) => allocateTrialPorts(op),
+  undo: (op) => {
+    setTrialPorts(op, undefined);
+    return Promise.resolve();
+  },
+};
+
+const startTrial: OpStep = {
+  name: "start trial",
+  run: async (op) => {
+    await runContainer(
+      op,
+      trialName(op.name),
+      () => op.trialPorts ?? new Map<string, number>(),
+      async (avoid) => {
+        await allocateTrialPorts(op, avoid);
+        return op.trialPorts ?? new Map<string, number>();
+      },
+    );
+  },
+  undo: (op) => op.ctx.runtime.remove(trialName(op.name), { force: true, timeoutSeconds: 0 }),
+};
+
+const trialHealth: OpStep = {
+  name: "trial health",
+  run: (op) => proveHealthy(op, trialName(op.name), op.trialPorts ?? new Map()),
+};
+
+const removeTrial: OpStep = {
+  name: "remove trial",
+  run: async (op) => {
+    await op.ctx.runtime.remove(trialName(op.name), {
+      force: true,
+      timeoutSeconds: op.ctx.settings.stopTimeoutSeconds,
+    });
+    setTrialPorts(op, undefined);
+  },
+};
+
+/**
+ * The old container stops (its ports free again) and is renamed aside, kept
+ * until the new version has committed; the undo renames it back and starts
+ * it again if it ran, and says how long nothing served.
+ */
+const setAsideOld: OpStep = {
+  name: "set aside old container",
+  run: async (op) => {
+    const { runtime, settings } = op.ctx;
+    const aside = setAsideName(op.name);
+    if (op.old === "running") {
+      op.stoppedAt = Date.now();
+      await runtime.stop(op.name, settings.stopTimeoutSeconds);
+    }
+    try {
+      await runtime.rename(op.name, aside);
+    } catch (err) {
+      // A leftover of an earlier run holds the name (removed only then: one
+      // podman call less on every deploy).
+      if (!isNameInUse(err)) throw err;
+      await runtime.remove(aside, { force: true, timeoutSeconds: 0 });
+      await runtime.rename(op.name, aside);
+    }
+  },
+  undo: async (op) => {
+    const { runtime } = op.ctx;
+    try {
+      await runtime.remove(op.name, { force: true, timeoutSeconds: 0 });
+      if (await runtime.inspect(setAsideName(op.name))) {
+        await runtime.rename(setAsideName(op.name), op.name);
+      }
+      if (op.old === "running") await runtime.start(op.name);
+      op.restored = true;
+    } catch (err) {
+      op.oldLost = true;
+      throw err;
+    } finally {
+      if (op.stoppedAt !== undefined) op.downtimeMs = Date.now() - op.stoppedAt;
+    }
+  },
+};
+
+const allocatePorts: OpStep = {
+  name: "allocate ports",
+  run: async (op) => {
+    op.hostPorts = await allocateRoutePorts(op.ctx, op.service, op.component);
+  },
+};
+
+const run: OpStep = {
+  name: "run",
+  run: async (op) => {
+    op.containerId = await runContainer(
+      op,
+      op.name,
+      () => op.hostPorts ?? new Map<string, number>(),
+      async (avoid) => {
+        op.hostPorts = await allocateRoutePorts(op.ctx, op.service, op.component, avoid);
+        return op.hostPorts;
+      },
+    );
+  },
+  undo: (op) => op.ctx.runtime.remove(op.name, { force: true, timeoutSeconds: 0 }),
+};
+
+const health: OpStep = {
+  name: "health",
+  run: (op) => proveHealthy(op, op.name, op.hostPorts ?? new Map()),
+};
+
+/** The new container runs (and passed its check): observed state, deployed_at, an event; nothing pending. */
+const commit: OpStep = {
+  name: "commit",
+  run: (op) => {
+    const { registry } = op.ctx;
+    const hostPorts = op.hostPorts ?? new Map<string, number>();
+    if (op.stoppedAt !== undefined) op.downtimeMs = Date.now() - op.stoppedAt;
+    registry.transaction(() => {
+      const startedAt = new Date().toISOString();
+      const name = op.component.name;
+      registry.components.setObserved(op.service, name, {
+        state: "running",
+        containerId: op.containerId ?? "",
+        startedAt,
+      });
+      registry.components.setDeployed(op.service, name, startedAt);
+      registry.components.setPending(op.service, name, null);
+      const verb = op.record ? "deployed" : "recreated";
+      registry.events.add({
+        service: op.service,
+        component: name,
+        kind: op.kind,
+        newState: "running",
+        message: `${op.note ? `${op.note}: ` : ""}${verb} ${op.component.image}${describePorts(hostPorts)}`,
+      });
+    });
+    return Promise.resolve();
+  },
+};
+
+/** The set-aside old container goes once the new one has committed. */
+const removeOld: OpStep = {
+  name: "remove old container",
+  afterCommit: true,
+  run: (op) =>
+    op.ctx.runtime.remove(setAsideName(op.name), {
+      force: true,
+      timeoutSeconds: op.ctx.settings.stopTimeoutSeconds,
+    }),
+};
+
+export const COMPONENT_STEPS: Record<StepName, OpStep> = {
+  policy,
+  record,
+  pull,
+  image,
+  "prepare volumes": prepareVolumes,
+  "allocate trial ports": allocateTrial,
+  "start trial": startTrial,
+  "trial health": trialHealth,
+  "remove trial": removeTrial,
+  "set aside old container": setAsideOld,
+  "allocate ports": allocatePorts,
+  run,
+  health,
+  commit,
+  "remove old container": removeOld,
+};
+
+/**
+ * Runs the component's container as `name` on the ports `ports()` gives;
+ * when podman reports an address in use (something took a port between our
+ * probe and its bind), asks `reallocate` for others and tries again.
+ */
+async function runContainer(
+  op: ComponentOp,
+  name: string,
+  ports: () => Map<string, number>,
+  reallocate: (avoid: number[]) => Promise<Map<string, number>>,
+): Promise<string> {
+  const { ctx } = op;
+  const avoid: number[] = [];
+  let hostPorts = ports();
+  for (let attempt = 1; ; attempt++) {
+    const container = {
+      ...containerSpecFor(
+        {
+          node: ctx.settings.node,
+          service: op.service,
+          bindAddress: ctx.settings.bindAddress,
+          logMaxSize: ctx.settings.logMaxSize,
+        },
+        op.component,
+        hostPorts,
+      ),
+      name,
+    };
+    try {
+      return await ctx.runtime.run(container);
+    } catch (err) {
+      if (isNameInUse(err) && name !== op.name && attempt < RUN_ATTEMPTS) {
+        // A trial container left by an earlier run that could not remove it.
+        await ctx.runtime.remove(name, { force: true, timeoutSeconds: 0 });
+        continue;
+      }
+      if (isAddressInUse(err) && attempt < RUN_ATTEMPTS) {
+        avoid.push(...hostPorts.values());
+        ctx.logger.warn(
+          { service: op.service, component: op.component.name, ports: [...hostPorts.values()] },
+          "address in use, retrying with other ports",
+        );
+        hostPorts = await reallocate(avoid);
+        continue;
+      }
+      if (isNoSuchImage(err) || isPullFailure(err)) ctx.images.forget(op.component.image);
+      throw err;
+    }
+  }
+}
+
+/**
+ * Waits for the first passing check of `container` (on `hostPorts`) until
+ * the deadline, reporting attempts now and then. A failure keeps the last
+ * output and the container's last log lines for the operator.
+ */
+async function proveHealthy(
+  op: ComponentOp,
+  container: string,
+  hostPorts: ReadonlyMap<string, number>,
+): Promise<void> {
+  const { ctx } = op;
+  const plan = healthPlan(op.component, hostPorts, ctx.settings.bindAddress);
+  let reported = Date.now();
+  const started = reported;
+  const result = await ctx.health.waitHealthy(plan, container, {
+    onAttempt: (attempt, last) => {
+      if (Date.now() - reported < HEALTH_REPORT_MS) return;
+      reported = Date.now();
+      op.progress({
+        component: op.component.name,
+        step: container === op.name ? "health" : "trial health",
+        phase: "info",
+        elapsedMs: reported - started,
+        detail: `attempt ${attempt}: ${last.output}`,
+      });
+    },
+  });
+  op.health = result;
+  if (result.healthy) return;
+  op.failure = {
+    healthOutput: result.output,
+    logLines: await lastLogLines(ctx.runtime, container, FAILED_LOG_LINES),
+  };
+  const seconds = (result.elapsedMs / 1000).toFixed(1);
+  throw new McpError(
+    "failed_precondition",
+    `not healthy after ${result.attempts} check(s) in ${seconds}s: ${result.output}`,
+  );
+}
+
+/**
+ * Allocates one host port per route, preferring the recorded ones, and
+ * records them in the registry inside the allocator's critical section.
+ */
+export async function allocateRoutePorts(
+  ctx: AgentContext,
+  service: string,
+  component: ComponentSpec,
+  avoid: number[] = [],
+): Promise<Map<string, number>> {
+  const rows = ctx.registry.routes.list({ service, component: component.name });
+  // Explicit mappings take no allocation but must pass the claim check, which
+  // only the allocator's critical section makes race-free.
+  if (rows.length === 0 && component.ports.length === 0) return new Map();
+  const assigned = await ctx.allocator.allocate(
+    rows.map((row) => ({
+      key: routeKey(service, component.name, row.name),
+      protocol: row.protocol === "udp" ? "udp" : "tcp",
+      ...(row.hostPort ? { preferred: row.hostPort } : {}),
+      avoid,
+    })),
+    (ports) => {
+      ctx.registry.transaction(() => {
+        for (const row of rows) {
+          const port = ports.get(routeKey(service, component.name, row.name));
+          if (port !== undefined)
+            ctx.registry.routes.setHostPort(service, component.name, row.name, port);
+        }
+      });
+    },
+    () => enforcePortClaims(ctx, service, component),
+  );
+  const byRoute = new Map<string, number>();
+  for (const row of rows) {
+    const port = assigned.get(routeKey(service, component.name, row.name));
+    if (port !== undefined) byRoute.set(row.name, port);
+  }
+  return byRoute;
+}
+
+function describePorts(hostPorts: Map<string, number>): string {
+  if (hostPorts.size === 0) return "";
+  const parts = [...hostPorts].map(([route, port]) => `${route || "PORT"}=${port}`);
+  return ` (${parts.join(", ")})`;
+}

@@ -1,0 +1,60 @@
+/**
+ * Which steps a component operation takes, in which order (pure). One list
+ * of step units (component.ts) carries every strategy; a strategy is only an
+ * order of them (docs/ARCHITECTURE.md, "Strategies"):
+ *
+ * - start-first, the old version running: the new one is proved beside it
+ *   first (trial container on temporary ports, its health check), then the
+ *   old one stops and the new one starts on the stable ports and must pass
+ *   its check again;
+ * - stop-first (or nothing running to protect): the old one stops, the new
+ *   one starts on the stable ports and must pass its check.
+ *
+ * Deploy and rollback are health-gated: a new version that fails its check
+ * is removed and the old one put back. Start, restart and recovery recreate
+ * the version already recorded: nothing older to go back to, so no gate
+ * (the monitor reports its health).
+ */
+import type { Strategy } from "../../../servicedef/types.js";
+
+export type StepName =
+  | "policy"
+  | "record"
+  | "pull"
+  | "image"
+  | "prepare volumes"
+  | "allocate trial ports"
+  | "start trial"
+  | "trial health"
+  | "remove trial"
+  | "set aside old container"
+  | "allocate ports"
+  | "run"
+  | "health"
+  | "commit"
+  | "remove old container";
+
+/** The component's container before the operation. */
+export type OldContainer = "none" | "stopped" | "running";
+
+export interface PlanInput {
+  strategy: Strategy;
+  old: OldContainer;
+  /** The new version must prove itself (deploy, rollback). */
+  gated: boolean;
+  /** false: never pull (recovery); the image must be local. */
+  pull: boolean;
+}
+
+export function planSteps(input: PlanInput): StepName[] {
+  const steps: StepName[] = ["policy", "record", input.pull ? "pull" : "image", "prepare volumes"];
+  if (input.gated && input.strategy === "start-first" && input.old === "running") {
+    steps.push("allocate trial ports", "start trial", "trial health", "remove trial");
+  }
+  if (input.old !== "none") steps.push("set aside old container");
+  steps.push("allocate ports", "run");
+  if (input.gated) steps.push("health");
+  steps.push("commit");
+  if (input.old !== "none") steps.push("remove old container");
+  return steps;
+}

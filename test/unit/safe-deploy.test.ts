@@ -1,0 +1,220 @@
+/**
+ * Health-gated deploys over the fake runtime with scripted health checks
+ * (steps/plan.ts, steps/component.ts): which steps each strategy takes, and
+ * that a new version that fails never leaves the old one down, leaks no
+ * container or port, and says why.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { deploy } from "../../src/agent/operations/deploy.js";
+import { planSteps } from "../../src/agent/operations/steps/plan.js";
+import { portHolders } from "../../src/agent/ports/book.js";
+import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
+import type { Registry } from "../../src/registry/index.js";
+import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
+import type { FakeRuntime } from "../helpers/fake-runtime.js";
+
+function hello(strategy: "" | "start-first" | "stop-first", image = IMAGE): ServiceSpec {
+  const spec = withImage(example("hello"), image);
+  spec.components[0]!.strategy = strategy;
+  return spec;
+}
+
+const request = (service: ServiceSpec) => ({ service, component: "" });
+
+/** Nothing but the component's own container, and only its route's port held. */
+function assertNoLeak(registry: Registry, runtime: FakeRuntime): void {
+  assert.deepEqual([...runtime.containers.keys()], ["hello-web"], "one container, no trial/aside");
+  assert.deepEqual(
+    portHolders(registry).map((h) => `${h.component}/${h.route ?? ""}`),
+    ["web/"],
+    "only the route's own port is held",
+  );
+  assert.equal(registry.components.get("hello", "web")?.pending, null);
+}
+
+describe("plan: the steps of each strategy", () => {
+  test("start-first beside a running version: trial, then the stable ports", () => {
+    assert.deepEqual(
+      planSteps({ strategy: "start-first", old: "running", gated: true, pull: true }),
+      [
+        "policy",
+        "record",
+        "pull",
+        "prepare volumes",
+        "allocate trial ports",
+        "start trial",
+        "trial health",
+        "remove trial",
+        "set aside old container",
+        "allocate ports",
+        "run",
+        "health",
+        "commit",
+        "remove old container",
+      ],
+    );
+  });
+
+  test("stop-first, or nothing running to protect: no trial", () => {
+    const stopFirst = planSteps({
+      strategy: "stop-first",
+      old: "running",
+      gated: true,
+      pull: true,
+    });
+    assert.deepEqual(stopFirst, [
+      "policy",
+      "record",
+      "pull",
+      "prepare volumes",
+      "set aside old container",
+      "allocate ports",
+      "run",
+      "health",
+      "commit",
+      "remove old container",
+    ]);
+    assert.deepEqual(
+      planSteps({ strategy: "start-first", old: "stopped", gated: true, pull: true }),
+      stopFirst,
+    );
+  });
+
+  test("first deploy: nothing to set aside; recovery and start: no gate, no pull", () => {
+    assert.deepEqual(planSteps({ strategy: "start-first", old: "none", gated: true, pull: true }), [
+      "policy",
+      "record",
+      "pull",
+      "prepare volumes",
+      "allocate ports",
+      "run",
+      "health",
+      "commit",
+    ]);
+    assert.deepEqual(
+      planSteps({ strategy: "stop-first", old: "none", gated: false, pull: false }),
+      ["policy", "record", "image", "prepare volumes", "allocate ports", "run", "commit"],
+    );
+  });
+});
+
+describe("a new version that fails its health check", () => {
+  test("start-first: the trial fails, the old version is never touched", async () => {
+    const { ctx, runtime, registry, health } = agent();
+    assert.ok((await deploy(ctx, request(hello(""))))[0]?.success);
+    const old = runtime.containers.get("hello-web");
+    const port = registry.routes.heldHostPorts()[0]?.port;
+    health.failing.set("hello-web.next", "connect ECONNREFUSED 127.0.0.1:20001");
+    const [result] = await deploy(ctx, request(hello("", IMAGE_V2)));
+    assert.equal(result?.success, false);
+    assert.equal(result?.failedStep, "trial health");
+    assert.equal(result?.outcome, "failed");
+    assert.equal(result?.healthOutput, "connect ECONNREFUSED 127.0.0.1:20001");
+    assert.equal(result?.downtimeMs, 0);
+    assert.match(result?.error ?? "", /^trial health: not healthy after 1 check\(s\)/);
+    const now = runtime.containers.get("hello-web");
+    assert.equal(now?.id, old?.id, "the same container");
+    assert.equal(now?.state, "running");
+    assert.deepEqual(runtime.callsOf("stop"), [], "never stopped");
+    assert.equal(registry.routes.heldHostPorts()[0]?.port, port);
+    assert.equal(registry.components.get("hello", "web")?.spec.image, IMAGE, "v1 recorded again");
+    assertNoLeak(registry, runtime);
+    const revisions = registry.revisions.list("hello");
+    assert.deepEqual(
+      revisions.map((r) => [r.revision, r.outcome]),
+      [
+        [2, "failed"],
+        [1, "ok"],
+      ],
+    );
+    const failed = registry.events.list({ service: "hello" })[0];
+    assert.equal(failed?.kind, "deploy_failed");
+    assert.match(failed?.message ?? "", /^trial health: /);
+  });
+
+  test("start-first: proven beside, failing on the stable ports: the old one runs again", async () => {
+    const { ctx, runtime, registry, health } = agent();
+    assert.ok((await deploy(ctx, request(hello(""))))[0]?.success);
+    const old = runtime.containers.get("hello-web");
+    const port = registry.routes.heldHostPorts()[0]?.port;
+    health.failing.set("hello-web", "HTTP 503: starting");
+    const [result] = await deploy(ctx, request(hello("", IMAGE_V2)));
+    assert.equal(result?.failedStep, "health");
+    assert.equal(result?.outcome, "rolled back");
+    assert.equal(runtime.containers.get("hello-web")?.id, old?.id);
+    assert.equal(runtime.containers.get("hello-web")?.state, "running");
+    assert.equal(registry.routes.heldHostPorts()[0]?.port, port);
+    assertNoLeak(registry, runtime);
+    assert.equal(registry.revisions.list("hello")[0]?.outcome, "rolled back");
+    assert.match(registry.events.list({ service: "hello" })[0]?.message ?? "", /runs again/);
+  });
+
+  test("stop-first: removed, and the old container started again on its ports", async () => {
+    const { ctx, runtime, registry, health } = agent();
+    assert.ok((await deploy(ctx, request(hello("stop-first"))))[0]?.success);
+    const old = runtime.containers.get("hello-web");
+    const port = registry.routes.heldHostPorts()[0]?.port;
+    health.failing.set("hello-web", "container exited with code 1");
+    const [result] = await deploy(ctx, request(hello("stop-first", IMAGE_V2)));
+    assert.equal(result?.failedStep, "health");
+    assert.equal(result?.outcome, "rolled back");
+    assert.ok((result?.downtimeMs ?? -1) >= 0);
+    assert.deepEqual(
+      runtime.callsOf("run").map((c) => c.arg),
+      ["hello-web", "hello-web"],
+      "no trial",
+    );
+    assert.equal(runtime.containers.get("hello-web")?.id, old?.id);
+    assert.equal(runtime.containers.get("hello-web")?.state, "running");
+    assert.equal(registry.routes.heldHostPorts()[0]?.port, port);
+    assertNoLeak(registry, runtime);
+  });
+
+  test("a first deploy that never turns healthy leaves nothing behind", async () => {
+    const { ctx, runtime, registry, health } = agent();
+    health.failing.set("hello-web", "connect ECONNREFUSED");
+    const [result] = await deploy(ctx, request(hello("")));
+    assert.equal(result?.success, false);
+    assert.equal(result?.outcome, "failed");
+    assert.equal(runtime.containers.size, 0);
+    assert.deepEqual(portHolders(registry), []);
+    assert.equal(registry.services.get("hello"), undefined);
+  });
+});
+
+describe("a good new version", () => {
+  test("start-first: the trial's ports are held while it runs, then released; stable port kept", async () => {
+    const { ctx, runtime, registry } = agent();
+    assert.ok((await deploy(ctx, request(hello(""))))[0]?.success);
+    const port = registry.routes.heldHostPorts()[0]?.port;
+    const release = runtime.hold("run", "hello-web.next");
+    const deploying = deploy(ctx, request(hello("", IMAGE_V2)));
+    while (!runtime.callsOf("run").some((c) => c.arg === "hello-web.next")) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const held = portHolders(registry).map((h) => `${h.component}/${h.route ?? ""}`);
+    assert.deepEqual(held.sort(), ["web/", "web/#trial"]);
+    release();
+    const [result] = await deploying;
+    assert.equal(result?.success, true);
+    assert.equal(result?.outcome, "ok");
+    assert.equal(registry.routes.heldHostPorts()[0]?.port, port, "the same stable port");
+    assert.equal(runtime.containers.get("hello-web")?.image, IMAGE_V2);
+    assertNoLeak(registry, runtime);
+  });
+
+  test("the trial runs with $PORT set to its temporary port", async () => {
+    const { ctx, runtime, registry } = agent();
+    assert.ok((await deploy(ctx, request(hello(""))))[0]?.success);
+    const port = registry.routes.heldHostPorts()[0]?.port ?? 0;
+    assert.ok((await deploy(ctx, request(hello("", IMAGE_V2))))[0]?.success);
+    const trial = runtime.runs.find((r) => r.name === "hello-web.next");
+    const trialPort = Number(trial?.env.find((e) => e.startsWith("PORT="))?.slice(5));
+    assert.ok(trialPort > 0 && trialPort !== port, `trial on ${trialPort}, stable ${port}`);
+    assert.ok(trial?.ports.some((p) => p.endsWith(`:${trialPort}:${trialPort}`)));
+    const final = runtime.runs.at(-1);
+    assert.equal(final?.name, "hello-web");
+    assert.ok(final?.env.includes(`PORT=${port}`));
+  });
+});
