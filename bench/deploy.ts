@@ -25,6 +25,7 @@ import {
   flagArg,
   intArg,
   ms,
+  rawRunArgv,
   roundStats,
   stats,
   waitHttp200,
@@ -51,25 +52,8 @@ interface Sample {
 function rawCommands(port: number): string[][] {
   return [
     ["podman", "rm", "-f", "-t", "10", RAW],
-    [
-      "podman",
-      "run",
-      "-d",
-      "--name",
-      RAW,
-      // Same three labels the agent sets (mcp.node also lets LiveAgent.cleanup sweep it).
-      "--label",
-      "mcp.component=web",
-      "--label",
-      `mcp.node=${NODE}`,
-      "--label",
-      `mcp.service=${RAW}`,
-      "-p",
-      `127.0.0.1:${port}:${port}`,
-      "-e",
-      `PORT=${port}`,
-      TEST_IMAGE,
-    ],
+    // Same three labels the agent sets (mcp.node also lets LiveAgent.cleanup sweep it).
+    rawRunArgv(RAW, NODE, port, ["--label", "mcp.component=web", "--label", `mcp.service=${RAW}`]),
   ];
 }
 

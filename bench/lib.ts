@@ -7,6 +7,7 @@ import http from "node:http";
 import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
+import { TEST_IMAGE } from "../test/helpers/live-agent.js";
 
 export interface Stats {
   n: number;
@@ -48,7 +49,7 @@ export function sleep(millis: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** One GET on a fresh connection (no keep-alive: the old container's socket must not be reused). */
-function getStatus(port: number, urlPath: string): Promise<number> {
+export function getStatus(port: number, urlPath: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.get(
       { host: "127.0.0.1", port, path: urlPath, agent: false, timeout: 1000 },
@@ -94,6 +95,34 @@ export async function procMemoryMB(pid: number, field: "VmRSS" | "VmHWM"): Promi
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
   if (!match?.[1]) throw new Error(`no ${field} in /proc/${pid}/status`);
   return Number(match[1]) / 1024;
+}
+
+/**
+ * The argv of a raw `podman run -d` of the test image as `name`, on host port
+ * `port` (`-p 127.0.0.1:port:port`, `PORT=port`), labelled `mcp.node=<node>`
+ * so that LiveAgent.cleanup sweeps it; `extra` goes before the image.
+ */
+export function rawRunArgv(
+  name: string,
+  node: string,
+  port: number,
+  extra: string[] = [],
+): string[] {
+  return [
+    "podman",
+    "run",
+    "-d",
+    "--name",
+    name,
+    "--label",
+    `mcp.node=${node}`,
+    "-p",
+    `127.0.0.1:${port}:${port}`,
+    "-e",
+    `PORT=${port}`,
+    ...extra,
+    TEST_IMAGE,
+  ];
 }
 
 /** `PORT=12345` from `mcp deploy` output (`  web: ok  PORT=12345`). */

@@ -13,28 +13,15 @@ import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { runCommand } from "../src/util/exec.js";
 import { freePort } from "../test/helpers/agent.js";
-import { LiveAgent, TEST_IMAGE, oneRouteDefinition } from "../test/helpers/live-agent.js";
-import { deployedPort, intArg, ms, withCleanup } from "./lib.js";
+import { LiveAgent, oneRouteDefinition } from "../test/helpers/live-agent.js";
+import { deployedPort, intArg, ms, rawRunArgv, withCleanup } from "./lib.js";
 
 const NODE = "benchpar";
 const count = intArg("services", 100);
 const names = Array.from({ length: count }, (_, i) => `par-${String(i).padStart(3, "0")}`);
 
 async function rawRun(name: string, port: number): Promise<void> {
-  await runCommand([
-    "podman",
-    "run",
-    "-d",
-    "--name",
-    `${name}-raw`,
-    "--label",
-    `mcp.node=${NODE}`,
-    "-p",
-    `127.0.0.1:${port}:${port}`,
-    "-e",
-    `PORT=${port}`,
-    TEST_IMAGE,
-  ]);
+  await runCommand(rawRunArgv(`${name}-raw`, NODE, port));
 }
 
 let agent: LiveAgent | undefined;

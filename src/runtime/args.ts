@@ -48,6 +48,73 @@ export function buildLogsArgs(name: string, opts: LogOptions): string[] {
   return args;
 }
 
+/** argv (after `podman`) for `pull`; `--quiet` keeps the progress bars out of the captured output. */
+export function buildPullArgs(image: string): string[] {
+  return ["pull", "--quiet", image];
+}
+
+/** argv (after `podman`) for asking whether an image is in local storage (exit 1: no). */
+export function buildImageExistsArgs(image: string): string[] {
+  return ["image", "exists", image];
+}
+
+/** argv (after `podman`) for `stop`, waiting `timeoutSeconds` after SIGTERM before SIGKILL. */
+export function buildStopArgs(name: string, timeoutSeconds: number): string[] {
+  return ["stop", "-t", String(timeoutSeconds), name];
+}
+
+/** argv (after `podman`) for `start`. */
+export function buildStartArgs(name: string): string[] {
+  return ["start", name];
+}
+
+/**
+ * argv (after `podman`) for `rm`. `--ignore` makes a missing container a
+ * success; podman 4.3.1 refuses `-t` without `-f`, so the timeout only goes
+ * with `force`.
+ */
+export function buildRemoveArgs(
+  name: string,
+  opts: { force?: boolean; timeoutSeconds: number },
+): string[] {
+  return opts.force
+    ? ["rm", "-f", "-t", String(opts.timeoutSeconds), "--ignore", name]
+    : ["rm", "--ignore", name];
+}
+
+/** argv (after `podman`) for `restart`, with the same grace period as `stop`. */
+export function buildRestartArgs(name: string, timeoutSeconds: number): string[] {
+  return ["restart", "-t", String(timeoutSeconds), name];
+}
+
+/** argv (after `podman`) for renaming a container. */
+export function buildRenameArgs(from: string, to: string): string[] {
+  return ["rename", from, to];
+}
+
+/**
+ * argv (after `podman`) for inspecting a container as JSON (parseInspectJson).
+ * `container inspect`, not `inspect`: the latter also matches images of that name.
+ */
+export function buildInspectArgs(name: string): string[] {
+  return ["container", "inspect", "--format", "json", name];
+}
+
+/** argv (after `podman`) for listing all containers, stopped ones too, as JSON (parsePsJson). */
+export function buildListArgs(): string[] {
+  return ["ps", "-a", "--format", "json"];
+}
+
+/** argv (after `podman`) printing just the client version. */
+export function buildVersionArgs(): string[] {
+  return ["version", "--format", "{{.Client.Version}}"];
+}
+
+/** argv (after `podman`) printing the storage graphRoot and runRoot, one a line. */
+export function buildStoragePathsArgs(): string[] {
+  return ["info", "--format", "{{.Store.GraphRoot}}\n{{.Store.RunRoot}}"];
+}
+
 /** `<service>-<component>`, or just `<service>` for a component named like its service. */
 export function containerName(service: string, component: string): string {
   return service === component ? service : `${service}-${component}`;

@@ -1,12 +1,25 @@
 /**
  * The Runtime on top of the podman CLI (4.3.1 on these machines). Each method
- * is one podman command; the argv and the JSON parsing live in args.ts.
+ * is one podman command. Its argv comes from a pure builder in args.ts
+ * (`build*Args`, unit-tested on its exact output) and its JSON is parsed there
+ * too; this file only spawns podman and holds no argv of its own.
  */
 import { CommandError, runCommand, spawnCommand, type CommandResult } from "../util/exec.js";
 import {
   buildExecArgs,
+  buildImageExistsArgs,
+  buildInspectArgs,
+  buildListArgs,
   buildLogsArgs,
+  buildPullArgs,
+  buildRemoveArgs,
+  buildRenameArgs,
+  buildRestartArgs,
   buildRunArgs,
+  buildStartArgs,
+  buildStopArgs,
+  buildStoragePathsArgs,
+  buildVersionArgs,
   isNameInUse,
   isNoSuchContainer,
   parseInspectJson,
@@ -59,12 +72,12 @@ export class PodmanRuntime implements Runtime {
   }
 
   async pull(image: string): Promise<void> {
-    await this.podman(["pull", "--quiet", image], this.pullTimeoutMs);
+    await this.podman(buildPullArgs(image), this.pullTimeoutMs);
   }
 
   async imageExists(image: string): Promise<boolean> {
     try {
-      await this.podman(["image", "exists", image]);
+      await this.podman(buildImageExistsArgs(image));
       return true;
     } catch (err) {
       // `image exists` answers "no" with exit 1; anything else is a real failure.
@@ -91,14 +104,11 @@ export class PodmanRuntime implements Runtime {
   }
 
   async stop(name: string, timeoutSeconds = this.stopTimeoutSeconds): Promise<void> {
-    await this.podman(
-      ["stop", "-t", String(timeoutSeconds), name],
-      this.stopBudgetMs(timeoutSeconds),
-    );
+    await this.podman(buildStopArgs(name, timeoutSeconds), this.stopBudgetMs(timeoutSeconds));
   }
 
   async start(name: string): Promise<void> {
-    await this.podman(["start", name]);
+    await this.podman(buildStartArgs(name));
   }
 
   async remove(
@@ -106,18 +116,15 @@ export class PodmanRuntime implements Runtime {
     opts: { force?: boolean; timeoutSeconds?: number } = {},
   ): Promise<void> {
     const seconds = opts.timeoutSeconds ?? this.stopTimeoutSeconds;
-    // `--ignore` makes a missing container a success; podman 4.3.1 refuses `-t` without `-f`.
-    const args = opts.force
-      ? ["rm", "-f", "-t", String(seconds), "--ignore", name]
-      : ["rm", "--ignore", name];
-    await this.podman(args, this.stopBudgetMs(opts.force ? seconds : 0));
+    // A missing container is a success (`--ignore`); only a forced rm waits out the grace period.
+    await this.podman(
+      buildRemoveArgs(name, { force: opts.force, timeoutSeconds: seconds }),
+      this.stopBudgetMs(opts.force ? seconds : 0),
+    );
   }
 
   async restart(name: string, timeoutSeconds = this.stopTimeoutSeconds): Promise<void> {
-    await this.podman(
-      ["restart", "-t", String(timeoutSeconds), name],
-      this.stopBudgetMs(timeoutSeconds),
-    );
+    await this.podman(buildRestartArgs(name, timeoutSeconds), this.stopBudgetMs(timeoutSeconds));
   }
 
   async exec(name: string, cmd: readonly string[], timeoutMs: number): Promise<ExecResult> {
@@ -133,13 +140,12 @@ export class PodmanRuntime implements Runtime {
   }
 
   async rename(from: string, to: string): Promise<void> {
-    await this.podman(["rename", from, to]);
+    await this.podman(buildRenameArgs(from, to));
   }
 
   async inspect(name: string): Promise<ContainerStatus | undefined> {
     try {
-      // `container inspect`, not `inspect`: the latter also matches images of that name.
-      const { stdout } = await this.podman(["container", "inspect", "--format", "json", name]);
+      const { stdout } = await this.podman(buildInspectArgs(name));
       return parseInspectJson(stdout)[0];
     } catch (err) {
       if (isNoSuchContainer(err)) return undefined;
@@ -148,7 +154,7 @@ export class PodmanRuntime implements Runtime {
   }
 
   async list(): Promise<ContainerStatus[]> {
-    const { stdout } = await this.podman(["ps", "-a", "--format", "json"]);
+    const { stdout } = await this.podman(buildListArgs());
     return parsePsJson(stdout);
   }
 
@@ -184,7 +190,7 @@ export class PodmanRuntime implements Runtime {
   }
 
   async version(): Promise<string> {
-    const { stdout } = await this.podman(["version", "--format", "{{.Client.Version}}"]);
+    const { stdout } = await this.podman(buildVersionArgs());
     return stdout.trim();
   }
 
@@ -193,10 +199,7 @@ export class PodmanRuntime implements Runtime {
    * state (runRoot): the volume policy never lets a service mount them.
    */
   async storagePaths(): Promise<string[]> {
-    const { stdout } = await this.podman(
-      ["info", "--format", "{{.Store.GraphRoot}}\n{{.Store.RunRoot}}"],
-      10_000,
-    );
+    const { stdout } = await this.podman(buildStoragePathsArgs(), 10_000);
     return stdout
       .split("\n")
       .map((l) => l.trim())

@@ -512,8 +512,8 @@ function redeployOps(container: string, strategy: "start-first" | "stop-first"):
   return [
     `inspect ${container}`,
     ...(strategy === "start-first" ? trial : []),
-    `stop ${container}`,
     `rename ${container}>${container}.prev`,
+    `stop ${container}.prev`,
     `run ${container}`,
     `remove ${container}.prev`,
   ];

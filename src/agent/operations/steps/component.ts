@@ -18,7 +18,7 @@ import {
   trialName,
 } from "../../../runtime/args.js";
 import type { DesiredState } from "../../../servicedef/types.js";
-import { McpError } from "../../../util/errors.js";
+import { McpError, errorMessage } from "../../../util/errors.js";
 import type { AgentContext } from "../../context.js";
 import { enforcePortClaims, enforceStoredComponent } from "../../policy/guard.js";
 import { containerSpecFor, routeKey, routeProtocol, trialRoute } from "../container-spec.js";
@@ -278,7 +278,7 @@ const removeTrial: OpStep = {
 };
 
 /**
- * The old container stops (its ports free again) and is renamed aside, kept
+ * The old container is renamed aside and stops (its ports free again), kept
  * until the new version has committed; the undo renames it back and starts
  * it again if it ran, and says how long nothing served.
  */
@@ -287,10 +287,8 @@ const setAsideOld: OpStep = {
   run: async (op) => {
     const { runtime, settings } = op.ctx;
     const aside = setAsideName(op.name);
-    if (op.old === "running") {
-      op.stoppedAt = Date.now();
-      await runtime.stop(op.name, settings.stopTimeoutSeconds);
-    }
+    // Renamed while it still serves (podman renames running containers), so
+    // only the stop falls in the downtime.
     try {
       await runtime.rename(op.name, aside);
     } catch (err) {
@@ -299,6 +297,30 @@ const setAsideOld: OpStep = {
       if (!isNameInUse(err)) throw err;
       await runtime.remove(aside, { force: true, timeoutSeconds: 0 });
       await runtime.rename(op.name, aside);
+    }
+    if (op.old !== "running") return;
+    op.stoppedAt = Date.now();
+    try {
+      await runtime.stop(aside, settings.stopTimeoutSeconds);
+    } catch (err) {
+      // A failed step is not undone by the runner: give the name back here.
+      await runtime.rename(aside, op.name).catch((renameErr: unknown) => {
+        op.oldLost = true;
+        op.ctx.logger.error(
+          { err: errorMessage(renameErr) },
+          "could not rename the old container back",
+        );
+      });
+      if (!op.oldLost) {
+        // The stop may have got half-way: make sure it serves again.
+        await runtime.start(op.name).catch((startErr: unknown) => {
+          op.ctx.logger.error(
+            { err: errorMessage(startErr) },
+            "could not start the old container again",
+          );
+        });
+      }
+      throw err;
     }
   },
   undo: async (op) => {
