@@ -81,7 +81,7 @@ export async function deploy(
       const ord = spec.components.indexOf(component);
       const result = active
         ? await runComponent(ctx, spec.name, component, {
-            kind: "deploy",
+            kind: opts.revision?.kind ?? "deploy",
             record: { ord, desiredState: "running" },
             progress: opts.progress,
           })

@@ -12,6 +12,8 @@ export interface RevisionOptions {
   components?: readonly string[];
   /** What a component's row says besides spec and outcome; absent: a plain deploy. */
   note?: (component: string) => { kind: RevisionKind; rollbackTo: number };
+  /** The operation's kind (events, crash points): "deploy" when absent. */
+  kind?: RevisionKind;
   /** Told the revision's number as soon as it is taken (the streaming RPC sends it with the result). */
   taken?: (revision: number) => void;
 }

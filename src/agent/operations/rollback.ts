@@ -244,6 +244,7 @@ export async function rollback(
       ...(opts.progress ? { progress: opts.progress } : {}),
       revision: {
         components: targets.map((t) => t.component),
+        kind: "rollback",
         note: (component) => ({ kind: "rollback", rollbackTo: rollbackTo.get(component) ?? 0 }),
         ...(opts.taken ? { taken: opts.taken } : {}),
       },
