@@ -118,17 +118,23 @@ export function diffComponentSpec(before: ComponentSpec, after: ComponentSpec): 
   return out;
 }
 
-/**
- * diffComponentSpec and what it leaves out (strategy, health), for telling
- * whether two specs run the same: empty when they do.
- */
-export function specDifferences(before: ComponentSpec, after: ComponentSpec): string[] {
-  const out = diffComponentSpec(before, after);
+/** How a deploy proves and replaces the component: strategy and health check. */
+export function deployChanges(before: ComponentSpec, after: ComponentSpec): string[] {
+  const out: string[] = [];
   if (before.strategy !== after.strategy) {
     out.push(`strategy ${show(before.strategy)} → ${show(after.strategy)}`);
   }
   const health = (h: HealthSpec | undefined) => (h ? JSON.stringify(HealthSpec.toJSON(h)) : "");
   if (health(before.health) !== health(after.health)) out.push("health check");
+  return out;
+}
+
+/**
+ * diffComponentSpec and what it leaves out (strategy, health), for telling
+ * whether two specs run the same: empty when they do.
+ */
+export function specDifferences(before: ComponentSpec, after: ComponentSpec): string[] {
+  const out = [...diffComponentSpec(before, after), ...deployChanges(before, after)];
   const whole = (c: ComponentSpec) => JSON.stringify(ComponentSpec.toJSON(c));
   // Anything else (a field newer than this list): still a difference.
   if (out.length === 0 && whole(before) !== whole(after)) out.push("other fields");

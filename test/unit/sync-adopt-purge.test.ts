@@ -26,7 +26,7 @@ import {
   summarize,
   syncDesiredState,
 } from "../../src/agent/operations/sync.js";
-import { ComponentSpec, type ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
+import { ComponentSpec, HealthSpec, type ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import { openRegistry, type Registry } from "../../src/registry/index.js";
 import type { ContainerStatus } from "../../src/runtime/types.js";
 import { McpError, type McpErrorCode } from "../../src/util/errors.js";
@@ -129,6 +129,23 @@ describe("diffService (pure)", () => {
     assert.deepEqual(d.components, []);
     assert.equal(d.serviceChanged, false);
     assert.equal(summarize(d), "unchanged");
+  });
+
+  test("a change of only the health check or the strategy is a change", () => {
+    const d = diffService(
+      {
+        service: { name: "sy-a", active: true, comment: "" },
+        components: [{ name: "web", spec: component("web"), desiredState: "running" }],
+      },
+      spec("sy-a", [
+        component("web", {
+          strategy: "stop-first",
+          health: HealthSpec.fromPartial({ type: "http", path: "/up" }),
+        }),
+      ]),
+    );
+    assert.deepEqual(d.changes, ["web: strategy (none) → stop-first", "web: health check"]);
+    assert.deepEqual(d.components, ["web"]);
   });
 
   test("changed fields by name, desired flip, extra registry components are not changes", () => {

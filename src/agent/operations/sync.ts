@@ -29,7 +29,7 @@
  */
 import type { ServiceSpec, ServiceSyncResult } from "../../gen/mcp/v1/mcp.js";
 import type { ComponentRow, ServiceRow } from "../../registry/index.js";
-import { diffComponentSpec } from "../../servicedef/diff.js";
+import { deployChanges, diffComponentSpec } from "../../servicedef/diff.js";
 import { parsePortMapping } from "../../servicedef/ports.js";
 import { serviceLabel, validateServiceSpec } from "../../servicedef/spec.js";
 import type { DesiredState } from "../../servicedef/types.js";
@@ -106,7 +106,11 @@ export function diffService(current: CurrentService, spec: ServiceSpec): Service
       diff.changes.push(`+ ${component.name}: added (${component.image}, desired ${desired})`);
       continue;
     }
-    const lines = diffComponentSpec(row.spec, component);
+    // Health and strategy count too: a definition that only changes its check must be recorded.
+    const lines = [
+      ...diffComponentSpec(row.spec, component),
+      ...deployChanges(row.spec, component),
+    ];
     if (row.desiredState !== desired) lines.push(`desired ${row.desiredState} → ${desired}`);
     if (lines.length > 0) {
       diff.components.push(component.name);
