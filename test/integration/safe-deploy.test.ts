@@ -76,17 +76,31 @@ async function hostPortOf(agent: LiveAgent, service: string): Promise<number> {
   return port;
 }
 
+/** `name state` of every container labelled for `service` (trials and set-aside ones too). */
 async function containersOf(service: string): Promise<string[]> {
   const out = await runCommand([
     "podman",
     "ps",
     "-a",
     "--format",
-    "{{.Names}} {{.State}}",
+    "{{.Names}}",
     "--filter",
     `label=mcp.service=${service}`,
   ]);
-  return out.stdout.trim().split("\n").filter(Boolean).sort();
+  const names = out.stdout.trim().split("\n").filter(Boolean).sort();
+  const states = await Promise.all(
+    names.map(async (name) => {
+      const inspect = await runCommand([
+        "podman",
+        "inspect",
+        name,
+        "--format",
+        "{{.State.Status}}",
+      ]);
+      return `${name} ${inspect.stdout.trim()}`;
+    }),
+  );
+  return states;
 }
 
 describe("health-gated deploys on real podman", { concurrency: false }, () => {
@@ -123,7 +137,9 @@ describe("health-gated deploys on real podman", { concurrency: false }, () => {
     const ps = ok(await agent.cli(["ps", "--json"]), "ps");
     assert.match(ps.stdout, new RegExp(`"service": "${svc}"`));
     const history = ok(await agent.cli(["history", svc, "--json"]), "history");
-    const revisions = JSON.parse(history.stdout) as { revision: number; outcome: string }[];
+    const { revisions } = JSON.parse(history.stdout) as {
+      revisions: { revision: number; outcome: string }[];
+    };
     assert.deepEqual(
       revisions.map((r) => [r.revision, r.outcome]),
       [
@@ -161,11 +177,9 @@ describe("health-gated deploys on real podman", { concurrency: false }, () => {
     assert.equal(parseEnvPage(await httpGet(port)).RELEASE, "v2", "the old one serves again");
     assert.equal(await hostPortOf(agent, svc), port);
     assert.deepEqual(await containersOf(svc), [`${svc}-web running`]);
-    const history = JSON.parse(
+    const { revisions } = JSON.parse(
       ok(await agent.cli(["history", svc, "--json"]), "history").stdout,
-    ) as {
-      outcome: string;
-    }[];
-    assert.equal(history[0]?.outcome, "rolled back");
+    ) as { revisions: { outcome: string }[] };
+    assert.equal(revisions[0]?.outcome, "rolled back");
   });
 });
