@@ -19,7 +19,7 @@ import { CliContext, type CliIO } from "../src/cli/context.js";
 import { deployCommand } from "../src/cli/commands/deploy.js";
 import { runCommand } from "../src/util/exec.js";
 import { freePort } from "../test/helpers/agent.js";
-import { LiveAgent, TEST_IMAGE, oneRouteDefinition, runMcp } from "../test/helpers/live-agent.js";
+import { LiveAgent, TEST_IMAGE, runMcp, webDefinition } from "../test/helpers/live-agent.js";
 import {
   deployedPort,
   flagArg,
@@ -109,7 +109,18 @@ let agent: LiveAgent | undefined;
 async function main(signal: AbortSignal): Promise<void> {
   agent = await LiveAgent.start({ node: NODE });
   signal.throwIfAborted();
-  await agent.addDefinition(SERVICE, oneRouteDefinition(SERVICE, NODE, TEST_IMAGE));
+  // stop-first: the same container swap as the raw `rm -f` + `run` it is
+  // compared with (bench/strategies.ts compares both strategies).
+  await agent.addDefinition(
+    SERVICE,
+    webDefinition(SERVICE, NODE, [
+      'strategy = "stop-first"',
+      "",
+      "[[components.routes]]",
+      "port = 443",
+      'mode = "l7"',
+    ]),
+  );
   const rawPort = await freePort();
 
   // Warm-up: first deploy (image check, port allocation), first raw run, first in-process load.
