@@ -51,14 +51,22 @@ fi
 if agent_running; then
   echo "agent already running (pid $(cat "$PID_FILE"))"
 else
+  # The log is appended to: only lines after this start count as "ready".
+  log_lines=$(wc -l <"$AGENT_DIR/agent.log" 2>/dev/null || echo 0)
   setsid node dist/bin/mcp-agent.js serve --config "$AGENT_DIR/mcp-agent.toml" \
     >>"$AGENT_DIR/agent.log" 2>&1 </dev/null &
   echo $! >"$PID_FILE"
+  ready=""
   for _ in $(seq 1 100); do
-    grep -q '"msg":"agent ready"' "$AGENT_DIR/agent.log" 2>/dev/null && break
+    if tail -n +"$((log_lines + 1))" "$AGENT_DIR/agent.log" 2>/dev/null |
+      grep -q '"msg":"agent ready"'; then
+      ready=1
+      break
+    fi
     agent_running || die "the agent exited; see $AGENT_DIR/agent.log"
     sleep 0.1
   done
+  [ -n "$ready" ] || die "the agent did not get ready within 10 s; see $AGENT_DIR/agent.log"
   echo "agent started (pid $(cat "$PID_FILE"), log $AGENT_DIR/agent.log)"
 fi
 
