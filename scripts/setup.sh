@@ -12,7 +12,7 @@ set -euo pipefail
 
 IMAGE=localhost/mcp-httpenv:v1
 PACKAGES=(podman runc conmon netavark aardvark-dns slirp4netns uidmap fuse-overlayfs
-  catatonit iptables busybox-static curl openssl iproute2)
+  catatonit iptables busybox-static curl openssl iproute2 haproxy)
 CONF=/etc/containers/containers.conf
 MARKER="# written by mcp scripts/setup.sh"
 
@@ -34,7 +34,19 @@ install_packages() {
   [ "$(id -u)" = 0 ] || die "installing ${missing[*]} needs root"
   say "installing ${missing[*]}"
   apt-get update -qq
+  # Debian would start its own haproxy service on install: the agent runs
+  # its own instance, so no package may start a service here (a
+  # policy-rc.d saying no, only while installing, unless one is there).
+  local policy=/usr/sbin/policy-rc.d ours=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$ours" ] || rm -f "$policy"
+  if pgrep -f 'haproxy.*/etc/haproxy/haproxy.cfg' >/dev/null; then
+    pkill -f 'haproxy.*/etc/haproxy/haproxy.cfg' || true
+    say "stopped the haproxy service Debian started"
+  fi
   say "installed ($(podman --version))"
 }
 

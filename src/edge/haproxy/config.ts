@@ -1,0 +1,113 @@
+/**
+ * HAProxy's configuration for the routes of one node (issue 8; the layout
+ * measured in the project's edge notes, summarised in docs/ARCHITECTURE.md
+ * "Edge"): one TCP frontend per listener port reads the TLS ClientHello's
+ * SNI; a name in the listener's L4 map goes, still encrypted, to
+ * 127.0.0.1:<host port> from the map; anything else goes over an abstract
+ * socket (PROXY v2, so client addresses survive) to the listener's L7
+ * frontend, which terminates TLS (crt-list, a default certificate for
+ * names it has none for), answers 421 to an unknown Host and sends plain
+ * HTTP with X-Forwarded-For/-Proto to the host port from the L7 map.
+ *
+ * Routes live in the map files, not here: the runtime API changes them
+ * without a reload, and this text changes only when the set of listener
+ * ports does. Pure: the driver writes what these functions return.
+ */
+import path from "node:path";
+
+export interface ProxyLayout {
+  /** `[proxy] dir`: config, maps, certificates, sockets. */
+  dir: string;
+  /** Address the listeners bind (`[proxy] bind`). */
+  bind: string;
+  /** Listener ports (route `port`s), each served for L4 and L7 names alike. */
+  listeners: readonly number[];
+}
+
+/** Where the files of `listener` live under `dir`. */
+export function listenerFiles(dir: string, listener: number) {
+  return {
+    l4Map: path.join(dir, `l4-${listener}.map`),
+    l7Map: path.join(dir, `l7-${listener}.map`),
+    crtList: path.join(dir, `certs-${listener}.crtlist`),
+  };
+}
+
+export function proxyFiles(dir: string) {
+  return {
+    config: path.join(dir, "haproxy.cfg"),
+    adminSocket: path.join(dir, "admin.sock"),
+    masterSocket: path.join(dir, "master.sock"),
+    /** Served to names without a certificate of their own (HAProxy needs one per TLS bind). */
+    defaultCert: path.join(dir, "default.pem"),
+  };
+}
+
+/** `host port` lines, sorted, one per route: the map files' format. */
+export function renderMap(entries: ReadonlyMap<string, number>): string {
+  return [...entries]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([host, port]) => `${host.toLowerCase()} ${port}\n`)
+    .join("");
+}
+
+function listenerSection(layout: ProxyLayout, listener: number): string[] {
+  const f = listenerFiles(layout.dir, listener);
+  const { defaultCert } = proxyFiles(layout.dir);
+  const l7Socket = `abns@mcp-l7-${listener}`;
+  const host = "req.hdr(host),field(1,:),lower";
+  const bind = layout.bind.includes(":") ? `[${layout.bind}]` : layout.bind;
+  return [
+    `frontend listener_${listener}`,
+    `  bind ${bind}:${listener}`,
+    "  tcp-request inspect-delay 5s",
+    "  tcp-request content accept if { req.ssl_hello_type 1 }",
+    `  use_backend l4_${listener} if { req.ssl_sni,lower,map(${f.l4Map}) -m found }`,
+    `  default_backend to_l7_${listener}`,
+    "",
+    `backend l4_${listener}`,
+    "  tcp-request content set-dst ipv4(127.0.0.1)",
+    `  tcp-request content set-dst-port req.ssl_sni,lower,map(${f.l4Map})`,
+    // 0.0.0.0:0: connect where set-dst says (HAProxy's documented way).
+    "  server route 0.0.0.0:0",
+    "",
+    `backend to_l7_${listener}`,
+    `  server l7 ${l7Socket} send-proxy-v2`,
+    "",
+    `frontend l7_${listener}`,
+    "  mode http",
+    `  bind ${l7Socket} accept-proxy ssl crt ${defaultCert} crt-list ${f.crtList} alpn h2,http/1.1`,
+    `  http-request return status 421 unless { ${host},map(${f.l7Map}) -m found }`,
+    `  default_backend l7_routes_${listener}`,
+    "",
+    `backend l7_routes_${listener}`,
+    "  mode http",
+    "  option forwardfor",
+    "  http-request set-header X-Forwarded-Proto https",
+    "  http-request set-dst ipv4(127.0.0.1)",
+    `  http-request set-dst-port ${host},map(${f.l7Map})`,
+    "  server route 0.0.0.0:0",
+    "",
+  ];
+}
+
+/** The whole configuration file. */
+export function renderHaproxyConfig(layout: ProxyLayout): string {
+  const files = proxyFiles(layout.dir);
+  const lines = [
+    "# written by mcp-agent: routes are in the map files next to it",
+    "global",
+    `  stats socket ${files.adminSocket} mode 600 level admin expose-fd listeners`,
+    "",
+    "defaults",
+    "  mode tcp",
+    "  timeout connect 5s",
+    "  timeout client 60s",
+    "  timeout server 60s",
+    "",
+    ...[...new Set(layout.listeners)]
+      .sort((a, b) => a - b)
+      .flatMap((l) => listenerSection(layout, l)),
+  ];
+  return lines.join("\n");
+}

@@ -1,0 +1,178 @@
+/**
+ * The rendered HAProxy configuration in a real HAProxy on loopback (issue 8,
+ * first slice): the config is valid, an L7 name in the listener's map is
+ * terminated and reaches its backend over plain HTTP with X-Forwarded-*
+ * headers, an unknown name gets 421, and an L4 name passes through still
+ * encrypted. The backends are Node servers on loopback standing in for
+ * containers.
+ */
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import https from "node:https";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import tls from "node:tls";
+import { after, before, describe, test } from "node:test";
+import {
+  listenerFiles,
+  proxyFiles,
+  renderHaproxyConfig,
+  renderMap,
+} from "../../src/edge/haproxy/config.js";
+import { runCommand, spawnCommand } from "../../src/util/exec.js";
+import { freePort } from "../helpers/agent.js";
+
+/** A self-signed certificate for `cn` (openssl, argv): `{ cert, key }` PEMs. */
+async function selfSigned(dir: string, cn: string): Promise<{ cert: string; key: string }> {
+  const keyFile = path.join(dir, `${cn}.key`);
+  const certFile = path.join(dir, `${cn}.crt`);
+  await runCommand([
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    keyFile,
+    "-out",
+    certFile,
+    "-days",
+    "1",
+    "-subj",
+    `/CN=${cn}`,
+    "-addext",
+    `subjectAltName=DNS:${cn}`,
+  ]);
+  return { cert: await readFile(certFile, "utf8"), key: await readFile(keyFile, "utf8") };
+}
+
+function listen(server: net.Server): Promise<number> {
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => resolve((server.address() as net.AddressInfo).port));
+  });
+}
+
+/** GET https://<host>:<port>/ through the proxy, trusting `ca`. */
+function get(port: number, host: string, ca: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(
+      { host: "127.0.0.1", port, servername: host, headers: { host }, ca, path: "/" },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on("error", reject);
+  });
+}
+
+describe("HAProxy with the rendered configuration", () => {
+  let dir: string;
+  let listener: number;
+  let haproxy: ChildProcess | undefined;
+  let web: http.Server;
+  let passthrough: tls.Server;
+  let webCert: { cert: string; key: string };
+  let l4Cert: { cert: string; key: string };
+  const seen: http.IncomingHttpHeaders[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "mcp-haproxy-"));
+    listener = await freePort();
+    web = http.createServer((req, res) => {
+      seen.push(req.headers);
+      res.end("from web\n");
+    });
+    const webPort = await listen(web);
+    l4Cert = await selfSigned(dir, "db.svc.mcp.test");
+    passthrough = tls.createServer({ cert: l4Cert.cert, key: l4Cert.key }, (socket) => {
+      socket.end(`l4 saw SNI ${(socket as tls.TLSSocket & { servername?: string }).servername}\n`);
+    });
+    const l4Port = await listen(passthrough);
+
+    webCert = await selfSigned(dir, "web.svc.mcp.test");
+    const fallback = await selfSigned(dir, "default.invalid");
+    const files = listenerFiles(dir, listener);
+    const pem = path.join(dir, "web.svc.mcp.test.pem");
+    await writeFile(pem, webCert.cert + webCert.key);
+    await writeFile(proxyFiles(dir).defaultCert, fallback.cert + fallback.key);
+    await writeFile(files.crtList, `${pem} web.svc.mcp.test\n`);
+    await writeFile(files.l7Map, renderMap(new Map([["web.svc.mcp.test", webPort]])));
+    await writeFile(files.l4Map, renderMap(new Map([["db.svc.mcp.test", l4Port]])));
+    await writeFile(
+      proxyFiles(dir).config,
+      renderHaproxyConfig({ dir, bind: "127.0.0.1", listeners: [listener] }),
+    );
+  });
+
+  after(async () => {
+    // SIGTERM to the master stops its workers too.
+    haproxy?.kill("SIGTERM");
+    web.close();
+    passthrough.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("the configuration is valid (haproxy -c)", async () => {
+    const check = await runCommand(["haproxy", "-c", "-f", proxyFiles(dir).config]);
+    assert.match(check.stdout + check.stderr, /Configuration file is valid/);
+  });
+
+  test("L7: terminated with the route's certificate, plain HTTP with X-Forwarded-*; unknown host 421", async () => {
+    haproxy = spawnCommand(["haproxy", "-W", "-db", "-f", proxyFiles(dir).config]);
+    let answer: { status: number; body: string } | undefined;
+    for (let i = 0; i < 100 && !answer; i++) {
+      answer = await get(listener, "web.svc.mcp.test", webCert.cert).catch(async () => {
+        await new Promise((r) => setTimeout(r, 50));
+        return undefined;
+      });
+    }
+    assert.deepEqual(answer, { status: 200, body: "from web\n" });
+    assert.equal(seen.at(-1)?.["x-forwarded-proto"], "https");
+    assert.equal(seen.at(-1)?.["x-forwarded-for"], "127.0.0.1");
+    // An unknown name gets the default certificate (not verified here) and 421.
+    const unknown = await new Promise<number>((resolve, reject) => {
+      https
+        .get(
+          {
+            host: "127.0.0.1",
+            port: listener,
+            servername: "nobody.svc.mcp.test",
+            headers: { host: "nobody.svc.mcp.test" },
+            rejectUnauthorized: false,
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        )
+        .on("error", reject);
+    });
+    assert.equal(unknown, 421);
+  });
+
+  test("L4: the ClientHello with that SNI reaches its backend untouched", async () => {
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = tls.connect(
+        { host: "127.0.0.1", port: listener, servername: "db.svc.mcp.test", ca: l4Cert.cert },
+        () => {
+          let data = "";
+          socket.setEncoding("utf8");
+          socket.on("data", (c: string) => (data += c));
+          socket.on("end", () => resolve(data));
+        },
+      );
+      socket.on("error", reject);
+    });
+    // The backend's own certificate verified, and it saw the SNI itself.
+    assert.equal(text, "l4 saw SNI db.svc.mcp.test\n");
+  });
+});

@@ -1,0 +1,55 @@
+/**
+ * The HAProxy configuration and map files (src/edge/haproxy/config.ts), on
+ * their exact output. test/integration/haproxy.test.ts runs them in HAProxy.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { listenerFiles, renderHaproxyConfig, renderMap } from "../../src/edge/haproxy/config.js";
+
+describe("haproxy config", () => {
+  test("maps: one `host port` line per route, lower-cased and sorted", () => {
+    const map = new Map([
+      ["Web.svc.mcp.test", 20001],
+      ["api.svc.mcp.test", 20002],
+    ]);
+    assert.equal(renderMap(map), "api.svc.mcp.test 20002\nweb.svc.mcp.test 20001\n");
+    assert.equal(renderMap(new Map()), "");
+  });
+
+  test("one frontend per listener port, each once and in order; routes are not in it", () => {
+    const text = renderHaproxyConfig({
+      dir: "/p",
+      bind: "127.0.0.1",
+      listeners: [8443, 443, 8443],
+    });
+    const frontends = text.split("\n").filter((l) => l.startsWith("frontend "));
+    assert.deepEqual(frontends, [
+      "frontend listener_443",
+      "frontend l7_443",
+      "frontend listener_8443",
+      "frontend l7_8443",
+    ]);
+    assert.ok(text.includes("  bind 127.0.0.1:443\n"));
+    assert.ok(text.includes("stats socket /p/admin.sock mode 600 level admin expose-fd listeners"));
+    assert.ok(
+      text.includes(
+        "  bind abns@mcp-l7-443 accept-proxy ssl crt /p/default.pem crt-list /p/certs-443.crtlist alpn h2,http/1.1",
+      ),
+    );
+    assert.ok(text.includes("map(/p/l7-443.map) -m found }"));
+    assert.ok(!text.includes("svc.mcp.test"));
+  });
+
+  test("an IPv6 bind address is bracketed", () => {
+    const text = renderHaproxyConfig({ dir: "/p", bind: "::1", listeners: [443] });
+    assert.ok(text.includes("  bind [::1]:443\n"));
+  });
+
+  test("listener files live under the proxy dir", () => {
+    assert.deepEqual(listenerFiles("/srv/mcp/proxy", 443), {
+      l4Map: "/srv/mcp/proxy/l4-443.map",
+      l7Map: "/srv/mcp/proxy/l7-443.map",
+      crtList: "/srv/mcp/proxy/certs-443.crtlist",
+    });
+  });
+});
