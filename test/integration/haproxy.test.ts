@@ -22,6 +22,13 @@ import {
   renderHaproxyConfig,
   renderMap,
 } from "../../src/edge/haproxy/config.js";
+import {
+  addMapCommand,
+  delMapCommand,
+  parseShowMap,
+  runtimeCommand,
+  showMapCommand,
+} from "../../src/edge/haproxy/runtime-api.js";
 import { runCommand, spawnCommand } from "../../src/util/exec.js";
 import { freePort } from "../helpers/agent.js";
 
@@ -139,23 +146,7 @@ describe("HAProxy with the rendered configuration", () => {
     assert.equal(seen.at(-1)?.["x-forwarded-proto"], "https");
     assert.equal(seen.at(-1)?.["x-forwarded-for"], "127.0.0.1");
     // An unknown name gets the default certificate (not verified here) and 421.
-    const unknown = await new Promise<number>((resolve, reject) => {
-      https
-        .get(
-          {
-            host: "127.0.0.1",
-            port: listener,
-            servername: "nobody.svc.mcp.test",
-            headers: { host: "nobody.svc.mcp.test" },
-            rejectUnauthorized: false,
-          },
-          (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          },
-        )
-        .on("error", reject);
-    });
+    const unknown = (await insecureGet(listener, "nobody.svc.mcp.test")).status;
     assert.equal(unknown, 421);
   });
 
@@ -175,4 +166,48 @@ describe("HAProxy with the rendered configuration", () => {
     // The backend's own certificate verified, and it saw the SNI itself.
     assert.equal(text, "l4 saw SNI db.svc.mcp.test\n");
   });
+
+  test("a route added through the runtime API answers at once, without a reload; removed, 421", async () => {
+    const api = http.createServer((_req, res) => res.end("from api\n"));
+    const apiPort = await listen(api);
+    const { adminSocket } = proxyFiles(dir);
+    const { l7Map } = listenerFiles(dir, listener);
+    const status = async (host: string) => {
+      const answer = await insecureGet(listener, host);
+      return `${answer.status} ${answer.body}`;
+    };
+    try {
+      assert.match(await status("api.svc.mcp.test"), /^421 /);
+      await runtimeCommand(adminSocket, addMapCommand(l7Map, "api.svc.mcp.test", String(apiPort)));
+      assert.equal(await status("api.svc.mcp.test"), "200 from api\n");
+      const map = parseShowMap(await runtimeCommand(adminSocket, showMapCommand(l7Map)));
+      assert.equal(map.get("api.svc.mcp.test"), String(apiPort));
+      assert.ok(map.has("web.svc.mcp.test"), "the file's entries are loaded too");
+      await runtimeCommand(adminSocket, delMapCommand(l7Map, "api.svc.mcp.test"));
+      assert.match(await status("api.svc.mcp.test"), /^421 /);
+      await assert.rejects(
+        runtimeCommand(adminSocket, addMapCommand(`${dir}/nope.map`, "x", "1")),
+        /haproxy refused "add map .*nope.map x 1": Unknown map identifier/,
+      );
+    } finally {
+      api.close();
+    }
+  });
 });
+
+/** GET through the proxy without verifying the certificate (names without one get the default). */
+function insecureGet(port: number, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(
+        { host: "127.0.0.1", port, servername: host, headers: { host }, rejectUnauthorized: false },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => (body += c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      )
+      .on("error", reject);
+  });
+}

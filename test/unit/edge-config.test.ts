@@ -5,6 +5,14 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { listenerFiles, renderHaproxyConfig, renderMap } from "../../src/edge/haproxy/config.js";
+import {
+  addMapCommand,
+  delMapCommand,
+  parseShowMap,
+  runtimeError,
+  setMapCommand,
+  showMapCommand,
+} from "../../src/edge/haproxy/runtime-api.js";
 
 describe("haproxy config", () => {
   test("maps: one `host port` line per route, lower-cased and sorted", () => {
@@ -51,5 +59,40 @@ describe("haproxy config", () => {
       l7Map: "/srv/mcp/proxy/l7-443.map",
       crtList: "/srv/mcp/proxy/certs-443.crtlist",
     });
+  });
+});
+
+describe("haproxy runtime API commands", () => {
+  test("map commands, exactly", () => {
+    assert.equal(
+      addMapCommand("/p/l7-443.map", "web.svc.mcp.test", "20001"),
+      "add map /p/l7-443.map web.svc.mcp.test 20001",
+    );
+    assert.equal(setMapCommand("/p/l7-443.map", "web", "20002"), "set map /p/l7-443.map web 20002");
+    assert.equal(delMapCommand("/p/l4-443.map", "db"), "del map /p/l4-443.map db");
+    assert.equal(showMapCommand("/p/l4-443.map"), "show map /p/l4-443.map");
+  });
+
+  test("a space, newline or semicolon would smuggle a second command: refused", () => {
+    for (const bad of ["a b", "a\nshutdown sessions", "a;b", ""]) {
+      assert.throws(() => addMapCommand("/p/m.map", bad, "1"), /cannot go to HAProxy/);
+    }
+  });
+
+  test("show map output and refusals are read", () => {
+    const text = "0x55d0c1 api.svc.mcp.test 20002\n0x55d0c2 web.svc.mcp.test 20001\n\n";
+    assert.deepEqual(
+      [...parseShowMap(text)],
+      [
+        ["api.svc.mcp.test", "20002"],
+        ["web.svc.mcp.test", "20001"],
+      ],
+    );
+    assert.equal(runtimeError("add map x a 1", "\n"), undefined);
+    assert.match(
+      runtimeError("add map x a 1", "Unknown map identifier. Please use #<id> or <file>.\n")
+        ?.message ?? "",
+      /^haproxy refused "add map x a 1": Unknown map identifier/,
+    );
   });
 });

@@ -1,0 +1,90 @@
+/**
+ * HAProxy's runtime API over its stats socket (`level admin`): one command
+ * per connection, the answer read until HAProxy closes it. Routes change
+ * through these commands without a reload; the map files are written first
+ * (config.ts), since nothing set at runtime survives a restart.
+ *
+ * The command builders are pure and tested on their output; `runtimeCommand`
+ * is the thin shell that sends one.
+ */
+import net from "node:net";
+import { McpError } from "../../util/errors.js";
+
+/** How long one command may take (they take ≈ 5 ms). */
+const COMMAND_TIMEOUT_MS = 5000;
+
+/**
+ * Characters a map path, key or value may hold: what paths, hostnames and
+ * ports are made of; never a space or newline, which would end the command.
+ */
+const SAFE = /^[A-Za-z0-9._:/-]+$/;
+
+function checked(what: string, value: string): string {
+  if (!SAFE.test(value)) {
+    throw new McpError("invalid_argument", `${what} ${JSON.stringify(value)} cannot go to HAProxy`);
+  }
+  return value;
+}
+
+/** Adds `key value` to the loaded map `mapPath` (it must not hold `key` yet). */
+export function addMapCommand(mapPath: string, key: string, value: string): string {
+  return `add map ${checked("map", mapPath)} ${checked("key", key)} ${checked("value", value)}`;
+}
+
+/** Changes the value of `key` in `mapPath` (it must hold `key`). */
+export function setMapCommand(mapPath: string, key: string, value: string): string {
+  return `set map ${checked("map", mapPath)} ${checked("key", key)} ${checked("value", value)}`;
+}
+
+export function delMapCommand(mapPath: string, key: string): string {
+  return `del map ${checked("map", mapPath)} ${checked("key", key)}`;
+}
+
+export function showMapCommand(mapPath: string): string {
+  return `show map ${checked("map", mapPath)}`;
+}
+
+/** `show map` output (`0x55d… key value` lines) as key → value. */
+export function parseShowMap(text: string): Map<string, string> {
+  const entries = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const [, key, value] = line.trim().split(/\s+/);
+    if (key !== undefined && value !== undefined) entries.set(key, value);
+  }
+  return entries;
+}
+
+/**
+ * HAProxy answers a failed command with a message instead of an empty
+ * line; these are the ones the map commands give.
+ */
+export function runtimeError(command: string, answer: string): McpError | undefined {
+  const text = answer.trim();
+  if (/^(Unknown|Missing|Unable|Failed|Not found|This command|Permission denied)/i.test(text)) {
+    return new McpError("internal", `haproxy refused "${command}": ${text}`);
+  }
+  return undefined;
+}
+
+/** Sends one command to the stats socket and returns HAProxy's answer. */
+export function runtimeCommand(socketPath: string, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    let answer = "";
+    socket.setEncoding("utf8");
+    socket.setTimeout(COMMAND_TIMEOUT_MS, () =>
+      socket.destroy(new Error(`no answer from haproxy in ${COMMAND_TIMEOUT_MS} ms`)),
+    );
+    socket.on("connect", () => socket.end(`${command}\n`));
+    socket.on("data", (chunk: string) => (answer += chunk));
+    socket.on("close", (hadError) => {
+      if (hadError) return;
+      const err = runtimeError(command, answer);
+      if (err) reject(err);
+      else resolve(answer);
+    });
+    socket.on("error", (err) =>
+      reject(new McpError("internal", `haproxy runtime API (${socketPath}): ${err.message}`)),
+    );
+  });
+}
