@@ -7,7 +7,6 @@
  * containers.
  */
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
@@ -29,7 +28,8 @@ import {
   runtimeCommand,
   showMapCommand,
 } from "../../src/edge/haproxy/runtime-api.js";
-import { runCommand, spawnCommand } from "../../src/util/exec.js";
+import { HaproxyProcess, haproxyArgv } from "../../src/edge/haproxy/process.js";
+import { runCommand } from "../../src/util/exec.js";
 import { freePort } from "../helpers/agent.js";
 
 /** A self-signed certificate for `cn` (openssl, argv): `{ cert, key }` PEMs. */
@@ -84,7 +84,8 @@ function get(port: number, host: string, ca: string): Promise<{ status: number; 
 describe("HAProxy with the rendered configuration", () => {
   let dir: string;
   let listener: number;
-  let haproxy: ChildProcess | undefined;
+  let haproxy: HaproxyProcess | undefined;
+  const deaths: string[] = [];
   let web: http.Server;
   let passthrough: tls.Server;
   let webCert: { cert: string; key: string };
@@ -121,8 +122,7 @@ describe("HAProxy with the rendered configuration", () => {
   });
 
   after(async () => {
-    // SIGTERM to the master stops its workers too.
-    haproxy?.kill("SIGTERM");
+    await haproxy?.stop();
     web.close();
     passthrough.close();
     await rm(dir, { recursive: true, force: true });
@@ -134,14 +134,9 @@ describe("HAProxy with the rendered configuration", () => {
   });
 
   test("L7: terminated with the route's certificate, plain HTTP with X-Forwarded-*; unknown host 421", async () => {
-    haproxy = spawnCommand(["haproxy", "-W", "-db", "-f", proxyFiles(dir).config]);
-    let answer: { status: number; body: string } | undefined;
-    for (let i = 0; i < 100 && !answer; i++) {
-      answer = await get(listener, "web.svc.mcp.test", webCert.cert).catch(async () => {
-        await new Promise((r) => setTimeout(r, 50));
-        return undefined;
-      });
-    }
+    haproxy = new HaproxyProcess(dir, { died: (reason) => deaths.push(reason) });
+    await haproxy.start();
+    const answer = await get(listener, "web.svc.mcp.test", webCert.cert);
     assert.deepEqual(answer, { status: 200, body: "from web\n" });
     assert.equal(seen.at(-1)?.["x-forwarded-proto"], "https");
     assert.equal(seen.at(-1)?.["x-forwarded-for"], "127.0.0.1");
@@ -192,6 +187,49 @@ describe("HAProxy with the rendered configuration", () => {
     } finally {
       api.close();
     }
+  });
+
+  test("a new listener port: the config is rewritten and reloaded, hitless for the old one", async () => {
+    const second = await freePort();
+    await writeFile(listenerFiles(dir, second).l7Map, renderMap(new Map()));
+    await writeFile(listenerFiles(dir, second).l4Map, "");
+    await writeFile(listenerFiles(dir, second).crtList, "");
+    await writeFile(
+      proxyFiles(dir).config,
+      renderHaproxyConfig({ dir, bind: "127.0.0.1", listeners: [listener, second] }),
+    );
+    const pid = haproxy?.pid;
+    await haproxy?.reload();
+    assert.equal(haproxy?.pid, pid, "the same master");
+    assert.equal((await insecureGet(second, "web.svc.mcp.test")).status, 421, "listens, no route");
+    assert.equal((await insecureGet(listener, "web.svc.mcp.test")).status, 200);
+  });
+
+  test("HAProxy killed: started again from the files, with its routes; an event says so", async () => {
+    process.kill(haproxy?.pid ?? 0, "SIGKILL");
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = await insecureGet(listener, "web.svc.mcp.test").then(
+        (a) => a.status,
+        () => 0,
+      );
+    }
+    assert.equal(status, 200);
+    assert.equal(deaths.length, 1);
+    assert.match(deaths[0] ?? "", /^haproxy exited \(SIGKILL\)/);
+  });
+
+  test("the argv: master-worker in the foreground with its master socket", () => {
+    assert.deepEqual(haproxyArgv("/p"), [
+      "haproxy",
+      "-W",
+      "-db",
+      "-S",
+      "/p/master.sock,mode,600",
+      "-f",
+      "/p/haproxy.cfg",
+    ]);
   });
 });
 

@@ -66,8 +66,11 @@ export function runtimeError(command: string, answer: string): McpError | undefi
   return undefined;
 }
 
-/** Sends one command to the stats socket and returns HAProxy's answer. */
-export function runtimeCommand(socketPath: string, command: string): Promise<string> {
+/**
+ * Sends one command to an HAProxy socket (the stats socket, or the master
+ * socket) and returns the answer as it came, read until HAProxy closes.
+ */
+export function socketCommand(socketPath: string, command: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath);
     let answer = "";
@@ -78,13 +81,18 @@ export function runtimeCommand(socketPath: string, command: string): Promise<str
     socket.on("connect", () => socket.end(`${command}\n`));
     socket.on("data", (chunk: string) => (answer += chunk));
     socket.on("close", (hadError) => {
-      if (hadError) return;
-      const err = runtimeError(command, answer);
-      if (err) reject(err);
-      else resolve(answer);
+      if (!hadError) resolve(answer);
     });
     socket.on("error", (err) =>
-      reject(new McpError("internal", `haproxy runtime API (${socketPath}): ${err.message}`)),
+      reject(new McpError("internal", `haproxy socket ${socketPath}: ${err.message}`)),
     );
   });
+}
+
+/** Sends one runtime API command to the stats socket; a refusal is an error. */
+export async function runtimeCommand(socketPath: string, command: string): Promise<string> {
+  const answer = await socketCommand(socketPath, command);
+  const err = runtimeError(command, answer);
+  if (err) throw err;
+  return answer;
 }
