@@ -21,7 +21,9 @@ import {
   renderHaproxyConfig,
   renderMap,
 } from "../../src/edge/haproxy/config.js";
+import { createCa, issueServerCert } from "../../src/agent/server/tls.js";
 import {
+  addCertCommands,
   addMapCommand,
   delMapCommand,
   parseShowMap,
@@ -184,6 +186,36 @@ describe("HAProxy with the rendered configuration", () => {
         runtimeCommand(adminSocket, addMapCommand(`${dir}/nope.map`, "x", "1")),
         /haproxy refused "add map .*nope.map x 1": Unknown map identifier/,
       );
+    } finally {
+      api.close();
+    }
+  });
+
+  test("a certificate from a local CA pushed at runtime serves a new L7 name, verified by that CA", async () => {
+    const api = http.createServer((_req, res) => res.end("from api over tls\n"));
+    const apiPort = await listen(api);
+    const { adminSocket } = proxyFiles(dir);
+    const files = listenerFiles(dir, listener);
+    try {
+      const ca = await createCa("mcp routes test CA");
+      const leaf = await issueServerCert(ca, {
+        commonName: "api.svc.mcp.test",
+        sans: ["api.svc.mcp.test"],
+        days: 90,
+      });
+      const certPath = path.join(dir, "api.svc.mcp.test.pem");
+      const pem = `${leaf.cert}\n${ca.cert}\n${leaf.key}`;
+      await writeFile(certPath, pem);
+      for (const command of addCertCommands(certPath, pem, files.crtList, "api.svc.mcp.test")) {
+        await runtimeCommand(adminSocket, command);
+      }
+      await runtimeCommand(
+        adminSocket,
+        addMapCommand(files.l7Map, "api.svc.mcp.test", String(apiPort)),
+      );
+      const answer = await get(listener, "api.svc.mcp.test", ca.cert);
+      assert.deepEqual(answer, { status: 200, body: "from api over tls\n" });
+      await runtimeCommand(adminSocket, delMapCommand(files.l7Map, "api.svc.mcp.test"));
     } finally {
       api.close();
     }

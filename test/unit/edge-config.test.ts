@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { listenerFiles, renderHaproxyConfig, renderMap } from "../../src/edge/haproxy/config.js";
 import {
+  addCertCommands,
   addMapCommand,
+  renewCertCommands,
   delMapCommand,
   parseShowMap,
   runtimeError,
@@ -94,5 +96,31 @@ describe("haproxy runtime API commands", () => {
         ?.message ?? "",
       /^haproxy refused "add map x a 1": Unknown map identifier/,
     );
+  });
+});
+
+describe("haproxy runtime certificate commands", () => {
+  const pem =
+    "-----BEGIN CERTIFICATE-----\nAAA\n\n-----END CERTIFICATE-----\n\n-----BEGIN PRIVATE KEY-----\nBBB\n-----END PRIVATE KEY-----\n";
+  const payload =
+    "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nBBB\n-----END PRIVATE KEY-----";
+
+  test("new, set (blank lines dropped: a blank line ends the payload), commit, then list it", () => {
+    assert.deepEqual(
+      addCertCommands("/p/web.pem", pem, "/p/certs-443.crtlist", "web.svc.mcp.test"),
+      [
+        "new ssl cert /p/web.pem",
+        `set ssl cert /p/web.pem <<\n${payload}\n`,
+        "commit ssl cert /p/web.pem",
+        "add ssl crt-list /p/certs-443.crtlist <<\n/p/web.pem web.svc.mcp.test\n",
+      ],
+    );
+  });
+
+  test("a renewal only replaces the certificate in place", () => {
+    assert.deepEqual(renewCertCommands("/p/web.pem", pem), [
+      `set ssl cert /p/web.pem <<\n${payload}\n`,
+      "commit ssl cert /p/web.pem",
+    ]);
   });
 });

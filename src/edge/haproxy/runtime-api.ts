@@ -44,6 +44,37 @@ export function showMapCommand(mapPath: string): string {
   return `show map ${checked("map", mapPath)}`;
 }
 
+/**
+ * A certificate (full chain, then key) pushed to HAProxy at runtime and
+ * listed for `sni` in `crtList`, in the order HAProxy wants: create the
+ * entry, fill it, commit, then list it. The PEM goes as a payload ended by a
+ * blank line, so blank lines inside it are dropped.
+ */
+export function addCertCommands(
+  certPath: string,
+  pem: string,
+  crtList: string,
+  sni: string,
+): string[] {
+  const path = checked("certificate path", certPath);
+  const payload = pem
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .join("\n");
+  return [
+    `new ssl cert ${path}`,
+    `set ssl cert ${path} <<\n${payload}\n`,
+    `commit ssl cert ${path}`,
+    `add ssl crt-list ${checked("crt-list", crtList)} <<\n${path} ${checked("name", sni)}\n`,
+  ];
+}
+
+/** Replaces the certificate at `certPath` in place (a renewal): no connection drops. */
+export function renewCertCommands(certPath: string, pem: string): string[] {
+  const [, set, commit] = addCertCommands(certPath, pem, "-", "-");
+  return [set ?? "", commit ?? ""];
+}
+
 /** `show map` output (`0x55d… key value` lines) as key → value. */
 export function parseShowMap(text: string): Map<string, string> {
   const entries = new Map<string, string>();
@@ -60,7 +91,9 @@ export function parseShowMap(text: string): Map<string, string> {
  */
 export function runtimeError(command: string, answer: string): McpError | undefined {
   const text = answer.trim();
-  if (/^(Unknown|Missing|Unable|Failed|Not found|This command|Permission denied)/i.test(text)) {
+  const refused =
+    /^(Unknown|Missing|Unable|Failed|Not found|This command|Permission denied|Can't|Cannot|No )/i;
+  if (refused.test(text) || /\n(Error|Failed)\b/i.test(text)) {
     return new McpError("internal", `haproxy refused "${command}": ${text}`);
   }
   return undefined;
