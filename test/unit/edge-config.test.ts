@@ -15,6 +15,7 @@ import {
   setMapCommand,
   showMapCommand,
 } from "../../src/edge/haproxy/runtime-api.js";
+import { hostnameClashes, routeHostname, type ProxiedRoute } from "../../src/edge/hostnames.js";
 
 describe("haproxy config", () => {
   test("maps: one `host port` line per route, lower-cased and sorted", () => {
@@ -122,5 +123,68 @@ describe("haproxy runtime certificate commands", () => {
       `set ssl cert /p/web.pem <<\n${payload}\n`,
       "commit ssl cert /p/web.pem",
     ]);
+  });
+});
+
+describe("route hostnames on the proxy", () => {
+  const route = (
+    service: string,
+    component: string,
+    fields: Partial<ProxiedRoute> = {},
+  ): ProxiedRoute => ({
+    service,
+    component,
+    route: "",
+    port: 443,
+    hostname: "",
+    protocol: "tcp",
+    ...fields,
+  });
+
+  test("the route's hostname, else <service>.<domain>, lower-cased", () => {
+    assert.equal(routeHostname(route("hello", "web"), "svc.mcp.test"), "hello.svc.mcp.test");
+    assert.equal(
+      routeHostname(route("hello", "web", { hostname: "Hi.Example.test" }), "d"),
+      "hi.example.test",
+    );
+  });
+
+  test("two routes of one service on one listener with the default name: refused, naming both", () => {
+    const problems = hostnameClashes(
+      [route("multi", "api", { route: "rest" }), route("multi", "web")],
+      [],
+      "svc.mcp.test",
+    );
+    assert.deepEqual(problems, [
+      "route multi/web and route multi/api/rest both answer to multi.svc.mcp.test on port 443: give one of them another hostname",
+    ]);
+  });
+
+  test("across services; another port, another name, udp, or the service's own old routes: fine", () => {
+    const existing = [
+      route("shop", "web", { hostname: "www.example.test" }),
+      route("hello", "web"),
+      route("dns", "udp", { hostname: "www.example.test", protocol: "udp" }),
+    ];
+    assert.deepEqual(
+      hostnameClashes([route("blog", "web", { hostname: "WWW.example.test" })], existing, "d"),
+      [
+        "route blog/web and route shop/web both answer to www.example.test on port 443: give one of them another hostname",
+      ],
+    );
+    assert.deepEqual(
+      hostnameClashes(
+        [
+          route("blog", "web", { hostname: "www.example.test", port: 8443 }),
+          route("blog", "api", { hostname: "api.example.test" }),
+          route("blog", "dns", { hostname: "www.example.test", protocol: "udp" }),
+        ],
+        existing,
+        "d",
+      ),
+      [],
+    );
+    // A redeploy of hello meets its own routes in the registry: not a clash.
+    assert.deepEqual(hostnameClashes([route("hello", "web")], existing, "d"), []);
   });
 });
