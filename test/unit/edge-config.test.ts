@@ -15,6 +15,7 @@ import {
   setMapCommand,
   showMapCommand,
 } from "../../src/edge/haproxy/runtime-api.js";
+import { parseMapFile } from "../../src/edge/haproxy/driver.js";
 import { hostnameClashes, routeHostname, type ProxiedRoute } from "../../src/edge/hostnames.js";
 
 describe("haproxy config", () => {
@@ -186,5 +187,16 @@ describe("route hostnames on the proxy", () => {
     );
     // A redeploy of hello meets its own routes in the registry: not a clash.
     assert.deepEqual(hostnameClashes([route("hello", "web")], existing, "d"), []);
+  });
+});
+
+describe("map files read back", () => {
+  test("parseMapFile is renderMap's inverse; junk lines are skipped", () => {
+    const map = new Map([
+      ["api.svc.mcp.test", 20002],
+      ["web.svc.mcp.test", 20001],
+    ]);
+    assert.deepEqual(parseMapFile(renderMap(map)), map);
+    assert.deepEqual([...parseMapFile("# comment\n\nhalf\nx.test notaport\n")], []);
   });
 });

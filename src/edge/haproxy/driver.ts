@@ -1,0 +1,176 @@
+/**
+ * Routes on the agent's HAProxy: each change is written to the files under
+ * `[proxy] dir` first (the source of truth a restarted HAProxy starts from)
+ * and then applied through the runtime API, without a reload. Only a change
+ * of the set of listener ports rewrites the config, checks it with
+ * `haproxy -c` and reloads (hitless). One change at a time (a mutex): the
+ * files and HAProxy never disagree about more than the change in progress.
+ */
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { McpError, errorMessage } from "../../util/errors.js";
+import { runCommand } from "../../util/exec.js";
+import { Mutex } from "../../util/mutex.js";
+import { listenerFiles, proxyFiles, renderHaproxyConfig, renderMap } from "./config.js";
+import type { HaproxyProcess } from "./process.js";
+import {
+  addCertCommands,
+  addMapCommand,
+  delMapCommand,
+  parseShowMap,
+  renewCertCommands,
+  runtimeCommand,
+  setMapCommand,
+  showMapCommand,
+} from "./runtime-api.js";
+
+export interface ProxyRoute {
+  listener: number;
+  hostname: string;
+  mode: "l4" | "l7";
+  hostPort: number;
+  /** L7: the certificate (full chain, then key) HAProxy terminates TLS with. */
+  certPem?: string;
+}
+
+/** `host port` lines back into a map (the inverse of renderMap). */
+export function parseMapFile(text: string): Map<string, number> {
+  const map = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const [host, port] = line.trim().split(/\s+/);
+    if (host && port && /^\d+$/.test(port)) map.set(host, Number(port));
+  }
+  return map;
+}
+
+async function readOr(file: string, fallback: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return fallback;
+    throw err;
+  }
+}
+
+/** Written beside and renamed over: a reader never sees half a file. */
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp`;
+  await writeFile(tmp, text, { mode: 0o600 });
+  await rename(tmp, file);
+}
+
+export class HaproxyDriver {
+  readonly #mutex = new Mutex();
+  #listeners: number[] = [];
+
+  constructor(
+    private readonly dir: string,
+    private readonly bind: string,
+    private readonly proxy: HaproxyProcess,
+  ) {}
+
+  /**
+   * Writes the config for `listeners` (and empty route files where none
+   * exist) and starts HAProxy. `defaultCert` is served to names without a
+   * certificate of their own.
+   */
+  async start(listeners: readonly number[], defaultCert: string): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await writeAtomic(proxyFiles(this.dir).defaultCert, defaultCert);
+    await this.#writeConfig(listeners);
+    await this.proxy.start();
+  }
+
+  async #writeConfig(listeners: readonly number[]): Promise<void> {
+    const sorted = [...new Set(listeners)].sort((a, b) => a - b);
+    for (const listener of sorted) {
+      const f = listenerFiles(this.dir, listener);
+      for (const file of [f.l4Map, f.l7Map, f.crtList]) {
+        await writeAtomic(file, await readOr(file, ""));
+      }
+    }
+    const config = proxyFiles(this.dir).config;
+    await writeAtomic(
+      `${config}.next`,
+      renderHaproxyConfig({ dir: this.dir, bind: this.bind, listeners: sorted }),
+    );
+    try {
+      await runCommand(["haproxy", "-c", "-q", "-f", `${config}.next`]);
+    } catch (err) {
+      throw new McpError("internal", `haproxy refused the new config: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+    await rename(`${config}.next`, config);
+    this.#listeners = sorted;
+  }
+
+  /** The listener ports now configured. */
+  get listeners(): readonly number[] {
+    return this.#listeners;
+  }
+
+  /** Makes HAProxy listen on exactly `listeners` (a reload only when the set changes). */
+  setListeners(listeners: readonly number[]): Promise<void> {
+    return this.#mutex.runExclusive(async () => {
+      const wanted = [...new Set(listeners)].sort((a, b) => a - b);
+      if (wanted.join(",") === this.#listeners.join(",")) return;
+      await this.#writeConfig(wanted);
+      await this.proxy.reload();
+    });
+  }
+
+  /** Adds or changes a route: files first, then the runtime API. */
+  setRoute(route: ProxyRoute): Promise<void> {
+    return this.#mutex.runExclusive(async () => {
+      if (!this.#listeners.includes(route.listener)) {
+        throw new McpError("failed_precondition", `the proxy does not listen on ${route.listener}`);
+      }
+      const f = listenerFiles(this.dir, route.listener);
+      const host = route.hostname.toLowerCase();
+      if (route.mode === "l7" && route.certPem) await this.#setCert(f.crtList, host, route.certPem);
+      const mapFile = route.mode === "l4" ? f.l4Map : f.l7Map;
+      const entries = parseMapFile(await readOr(mapFile, ""));
+      entries.set(host, route.hostPort);
+      await writeAtomic(mapFile, renderMap(entries));
+      const socket = proxyFiles(this.dir).adminSocket;
+      const live = parseShowMap(await runtimeCommand(socket, showMapCommand(mapFile)));
+      const port = String(route.hostPort);
+      if (!live.has(host)) await runtimeCommand(socket, addMapCommand(mapFile, host, port));
+      else if (live.get(host) !== port)
+        await runtimeCommand(socket, setMapCommand(mapFile, host, port));
+    });
+  }
+
+  async #setCert(crtList: string, host: string, pem: string): Promise<void> {
+    const certPath = path.join(this.dir, `${host}.pem`);
+    const listed = (await readOr(crtList, ""))
+      .split("\n")
+      .some((l) => l.startsWith(`${certPath} `));
+    await writeAtomic(certPath, pem);
+    const socket = proxyFiles(this.dir).adminSocket;
+    if (listed) {
+      for (const command of renewCertCommands(certPath, pem)) await runtimeCommand(socket, command);
+      return;
+    }
+    await writeAtomic(crtList, `${await readOr(crtList, "")}${certPath} ${host}\n`);
+    for (const command of addCertCommands(certPath, pem, crtList, host)) {
+      await runtimeCommand(socket, command);
+    }
+  }
+
+  /** Removes a route (its certificate stays listed for a later deploy of the same name). */
+  removeRoute(listener: number, hostname: string, mode: "l4" | "l7"): Promise<void> {
+    return this.#mutex.runExclusive(async () => {
+      const f = listenerFiles(this.dir, listener);
+      const mapFile = mode === "l4" ? f.l4Map : f.l7Map;
+      const host = hostname.toLowerCase();
+      const entries = parseMapFile(await readOr(mapFile, ""));
+      if (!entries.delete(host)) return;
+      await writeAtomic(mapFile, renderMap(entries));
+      const socket = proxyFiles(this.dir).adminSocket;
+      const live = parseShowMap(await runtimeCommand(socket, showMapCommand(mapFile)));
+      if (live.has(host)) await runtimeCommand(socket, delMapCommand(mapFile, host));
+    });
+  }
+}
