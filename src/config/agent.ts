@@ -22,6 +22,14 @@ import {
 } from "../servicedef/limits.js";
 import { DEFAULT_TRANSPORT_LIMITS } from "../protocol/limits.js";
 import { parseHostPort } from "./address.js";
+import {
+  EDGE_KEYS,
+  edgeConfigFrom,
+  edgeConfigToTables,
+  type CertsConfig,
+  type DnsConfig,
+  type ProxyConfig,
+} from "./edge.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { parseToml, readTextFile, resolvePath, throwProblems } from "./files.js";
 import {
@@ -101,6 +109,10 @@ export interface AgentConfig {
   };
   /** The limits on received specs: the built-ins, or stricter ones from `[limits]`. */
   limits: Limits;
+  /** `[proxy]`, `[certs]`, `[dns]` (edge.ts): each absent unless configured. */
+  proxy?: ProxyConfig;
+  certs?: CertsConfig;
+  dns?: DnsConfig;
 }
 
 /** Revisions of each service kept when the config does not say. */
@@ -122,6 +134,7 @@ const KEYS = {
   policy: ["allow_host_network", "allow_low_ports", "volume_roots"],
   containers: ["log_max_size"],
   limits: Object.values(LIMIT_KEYS),
+  ...EDGE_KEYS,
 };
 
 /**
@@ -200,6 +213,7 @@ export function agentConfigFromObject(data: unknown, baseDir: string, file: stri
       logMaxSize: containers("log_max_size", logMaxSize(c)) ?? DEFAULT_LOG_MAX_SIZE,
     },
     limits: agentLimits(c, limits),
+    ...edgeConfigFrom(c, root, baseDir),
   };
   checkPolicy(c, cfg, baseDir);
   throwProblems(file, c);
@@ -407,6 +421,7 @@ export function renderAgentConfig(cfg: AgentConfig): string {
     containers: { log_max_size: cfg.containers.logMaxSize },
     // Only what is stricter than the built-ins: a later version may raise those.
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
+    ...edgeConfigToTables(cfg),
   });
   return `# mcp-agent configuration (reference §4.3). Relative paths are relative to this file.\n\n${body}\n`;
 }

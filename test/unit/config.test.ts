@@ -511,3 +511,103 @@ address = "c:1"
     );
   });
 });
+
+describe("agent config: [proxy], [certs], [dns]", () => {
+  test("absent: the edge is off and the config has no such keys", async () => {
+    const cfg = await loadAgentConfig(await write("edge/none.toml", MINIMAL));
+    assert.equal("proxy" in cfg || "certs" in cfg || "dns" in cfg, false);
+  });
+
+  test("an empty [proxy] gets the defaults; every key read; written back the same", async () => {
+    const defaults = await loadAgentConfig(
+      await write("edge/defaults.toml", `${MINIMAL}\n[proxy]\n[certs]\n`),
+    );
+    assert.deepEqual(defaults.proxy, {
+      driver: "haproxy",
+      dir: join(dir, "edge", "proxy"),
+      bind: "127.0.0.1",
+      httpPort: 80,
+      domain: "svc.mcp.test",
+      drainMs: 2000,
+    });
+    assert.deepEqual(defaults.certs, {
+      issuer: "local",
+      acmeDirectory: "",
+      acmeCaFile: "",
+      acmeEmail: "",
+      renewBeforeMs: 2_592_000_000,
+    });
+    const full = await write(
+      "edge/full.toml",
+      `${MINIMAL}
+[proxy]
+driver = "haproxy"
+dir = "/srv/mcp/proxy"
+bind = "0.0.0.0"
+http_port = 0
+domain = "apps.example.test"
+drain = "5s"
+[certs]
+issuer = "acme"
+acme_directory = "https://127.0.0.1:14000/dir"
+acme_ca_file = "pebble.pem"
+acme_email = "ops@example.test"
+renew_before = "240h"
+[dns]
+server = "127.0.0.1:5353"
+zone = "apps.example.test"
+tsig_key_file = "dns.key"
+address = "192.0.2.10"
+ttl = 30
+`,
+    );
+    const cfg = await loadAgentConfig(full);
+    assert.equal(cfg.proxy?.bind, "0.0.0.0");
+    assert.equal(cfg.proxy?.httpPort, 0);
+    assert.equal(cfg.certs?.acmeCaFile, join(dir, "edge", "pebble.pem"));
+    assert.deepEqual(cfg.dns, {
+      server: "127.0.0.1:5353",
+      zone: "apps.example.test",
+      tsigKeyFile: join(dir, "edge", "dns.key"),
+      address: "192.0.2.10",
+      ttl: 30,
+    });
+    const again = await loadAgentConfig(await write("edge/again.toml", renderAgentConfig(cfg)));
+    assert.deepEqual(again, cfg);
+  });
+
+  test("every problem with its field path; acme needs its directory; [dns] needs all four", async () => {
+    const file = await write(
+      "edge/bad.toml",
+      `${MINIMAL}
+[proxy]
+driver = "caddy"
+bind = "localhost"
+http_port = 70000
+domain = "Local"
+drain = "soon"
+colour = "red"
+[certs]
+issuer = "acme"
+acme_directory = "http://insecure.example/dir"
+[dns]
+ttl = 0
+`,
+    );
+    const got = (await problems(loadAgentConfig(file))).map((p) => p.path).sort();
+    assert.deepEqual(got, [
+      "certs.acme_directory",
+      "dns.address",
+      "dns.server",
+      "dns.tsig_key_file",
+      "dns.ttl",
+      "dns.zone",
+      "proxy.bind",
+      "proxy.colour",
+      "proxy.domain",
+      "proxy.drain",
+      "proxy.driver",
+      "proxy.http_port",
+    ]);
+  });
+});
