@@ -13,7 +13,7 @@ import type net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createCa, issueServerCert, type CertPair } from "../../src/agent/server/tls.js";
+import { createCa, issueServerCert, type CertPair } from "../../src/certs/x509.js";
 import { listenerFiles } from "../../src/edge/haproxy/config.js";
 import { HaproxyDriver } from "../../src/edge/haproxy/driver.js";
 import { HaproxyProcess } from "../../src/edge/haproxy/process.js";

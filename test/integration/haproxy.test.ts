@@ -21,7 +21,7 @@ import {
   renderHaproxyConfig,
   renderMap,
 } from "../../src/edge/haproxy/config.js";
-import { createCa, issueServerCert } from "../../src/agent/server/tls.js";
+import { createCa, issueServerCert } from "../../src/certs/x509.js";
 import {
   addCertCommands,
   addMapCommand,

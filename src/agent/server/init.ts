@@ -17,7 +17,8 @@ import { agentConfigFromObject, renderAgentConfig } from "../../config/agent.js"
 import { saveCliConfig } from "../../config/cli.js";
 import { writeFileAtomic } from "../../config/files.js";
 import { McpError } from "../../util/errors.js";
-import { createCa, issueServerCert, serverSans, type CertPair } from "./tls.js";
+import { createCa, issueServerCert, type CertPair } from "../../certs/x509.js";
+import { serverSans } from "./tls.js";
 
 export interface InitOptions {
   dir: string;
