@@ -85,8 +85,9 @@ export class HaproxyDriver {
     const sorted = [...new Set(listeners)].sort((a, b) => a - b);
     for (const listener of sorted) {
       const f = listenerFiles(this.dir, listener);
+      // A new listener starts with empty route files; existing ones are kept as they are.
       for (const file of [f.l4Map, f.l7Map, f.crtList]) {
-        await writeAtomic(file, await readOr(file, ""));
+        await writeFile(file, "", { mode: 0o600, flag: "a" });
       }
     }
     const config = proxyFiles(this.dir).config;

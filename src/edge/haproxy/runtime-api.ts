@@ -45,10 +45,23 @@ export function showMapCommand(mapPath: string): string {
 }
 
 /**
- * A certificate (full chain, then key) pushed to HAProxy at runtime and
- * listed for `sni` in `crtList`, in the order HAProxy wants: create the
- * entry, fill it, commit, then list it. The PEM goes as a payload ended by a
- * blank line, so blank lines inside it are dropped.
+ * Fills and commits the certificate at `certPath` (full chain, then key):
+ * a renewal in place, with no connection dropped. The PEM goes as a payload
+ * ended by a blank line, so blank lines inside it are dropped.
+ */
+export function renewCertCommands(certPath: string, pem: string): string[] {
+  const path = checked("certificate path", certPath);
+  const payload = pem
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .join("\n");
+  return [`set ssl cert ${path} <<\n${payload}\n`, `commit ssl cert ${path}`];
+}
+
+/**
+ * A new certificate pushed to HAProxy at runtime and listed for `sni` in
+ * `crtList`, in the order HAProxy wants: create the entry, fill and commit
+ * it, then list it.
  */
 export function addCertCommands(
   certPath: string,
@@ -57,22 +70,11 @@ export function addCertCommands(
   sni: string,
 ): string[] {
   const path = checked("certificate path", certPath);
-  const payload = pem
-    .split("\n")
-    .filter((line) => line.trim() !== "")
-    .join("\n");
   return [
     `new ssl cert ${path}`,
-    `set ssl cert ${path} <<\n${payload}\n`,
-    `commit ssl cert ${path}`,
+    ...renewCertCommands(path, pem),
     `add ssl crt-list ${checked("crt-list", crtList)} <<\n${path} ${checked("name", sni)}\n`,
   ];
-}
-
-/** Replaces the certificate at `certPath` in place (a renewal): no connection drops. */
-export function renewCertCommands(certPath: string, pem: string): string[] {
-  const [, set, commit] = addCertCommands(certPath, pem, "-", "-");
-  return [set ?? "", commit ?? ""];
 }
 
 /** `show map` output (`0x55d… key value` lines) as key → value. */

@@ -216,9 +216,10 @@ const prepareVolumes: OpStep = {
 /** Writes the pending operation's trial ports (held in the registry while the trial lives). */
 function setTrialPorts(op: ComponentOp, ports: Map<string, number> | undefined): void {
   if (!op.pending) return;
-  const trial = ports ? [...ports].map(([name, hostPort]) => ({ name, hostPort })) : undefined;
-  op.pending = { ...op.pending, ...(trial ? { trial } : {}) };
-  if (!trial) delete op.pending.trial;
+  const { trial: _old, ...rest } = op.pending;
+  op.pending = ports
+    ? { ...rest, trial: [...ports].map(([name, hostPort]) => ({ name, hostPort })) }
+    : rest;
   op.ctx.registry.components.setPending(op.service, op.component.name, op.pending);
 }
 
