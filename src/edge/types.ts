@@ -1,0 +1,41 @@
+/**
+ * What the agent asks of the edge (issue 8; docs/ARCHITECTURE.md "Edge"):
+ * certificates for L7 route hostnames, and DNS records for route hostnames.
+ * Each has one implementation per `[certs] issuer` / `[dns]` backend; the
+ * agent only sees these interfaces, unit tests script them.
+ */
+
+/** A route certificate as HAProxy loads it, with what `mcp cert list` shows. */
+export interface RouteCert {
+  hostname: string;
+  /** Leaf, then the chain up to (not always including) the root, then the key. */
+  pem: string;
+  issuer: "local" | "acme";
+  notAfter: Date;
+  /** Hex, upper-case, as openssl prints it. */
+  serial: string;
+}
+
+export interface CertIssuer {
+  readonly kind: "local" | "acme";
+  /** A new certificate for `hostname`; a failure is an McpError carrying the issuer's own words. */
+  issue(hostname: string): Promise<RouteCert>;
+}
+
+export interface DnsRecord {
+  name: string;
+  type: "A" | "AAAA";
+  address: string;
+  ttl: number;
+}
+
+export interface DnsPublisher {
+  /** The zone the publisher may change; names outside it are never touched. */
+  readonly zone: string;
+  /** Makes `name` point at the node's address (A, or AAAA for IPv6), replacing what it had. */
+  upsert(name: string): Promise<void>;
+  /** Removes the node's record for `name` (nothing to remove is not an error). */
+  remove(name: string): Promise<void>;
+  /** The A and AAAA records of the zone. */
+  list(): Promise<DnsRecord[]>;
+}
