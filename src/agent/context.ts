@@ -3,6 +3,7 @@
  * Handlers take this context and plain messages; they never see gRPC.
  */
 import type { Logger } from "pino";
+import type { Edge } from "../edge/edge.js";
 import type { Registry } from "../registry/index.js";
 import { runtimeProber, type HealthProber } from "../health/probe.js";
 import type { Runtime } from "../runtime/types.js";
@@ -53,6 +54,8 @@ export interface AgentContext {
    * GetServiceStatus runs a pass through it first, so `mcp status` shows fresh drift.
    */
   monitor?: { runOnce(): Promise<ObservedSnapshot> };
+  /** The node's proxy, certificates and DNS, when the config has `[proxy]` (serve.ts). */
+  edge?: Edge | undefined;
 }
 
 /**
@@ -68,6 +71,7 @@ export function createAgentContext(deps: {
   crashPoint?: CrashPoint | undefined;
   /** Absent: the real probes over `runtime`. */
   health?: HealthProber;
+  edge?: Edge | undefined;
 }): AgentContext {
   const { policy, ...settings } = deps.settings;
   return {

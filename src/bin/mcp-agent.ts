@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The node agent: argument parsing and wiring only.
-//   mcp-agent init --dir DIR --node NAME [--listen HOST:PORT] [--san NAME]... [--ca-dir DIR]
+//   mcp-agent init --dir DIR --node NAME [--listen HOST:PORT] [--san NAME]... [--ca-dir DIR] [--no-proxy]
 //   mcp-agent serve --config DIR/mcp-agent.toml
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { VERSION } from "../version.js";
@@ -30,6 +30,7 @@ program
   )
   .option("--data-root <dir>", "parent of the services' data directories", "/srv")
   .option("--force", "overwrite an initialised directory (invalidates its token)")
+  .option("--no-proxy", "no [proxy] table: routes end at their host ports, no HAProxy")
   .action(async (opts) => {
     // Each command loads only its own modules: a serving agent stays small.
     const { initAgentDir } = await import("../agent/server/init.js");
@@ -41,6 +42,7 @@ program
       dataRoot: opts.dataRoot,
       ...(opts.caDir ? { caDir: opts.caDir } : {}),
       ...(opts.force ? { force: true } : {}),
+      proxy: opts.proxy,
     });
     process.stdout.write(
       `initialised ${result.dir} for node ${opts.node}\n` +
@@ -48,6 +50,13 @@ program
         `  CLI config:   ${result.cliConfig}   (mcp --config ${result.cliConfig} ...)\n` +
         `  start it:     mcp-agent serve --config ${result.agentConfig}\n`,
     );
+    if (result.routeCaCert) {
+      const { readFile } = await import("node:fs/promises");
+      process.stdout.write(
+        `  route CA:     ${result.routeCaCert}   (clients trust it for L7 routes; mcp cert ca prints it)\n` +
+          (await readFile(result.routeCaCert, "utf8")),
+      );
+    }
   });
 
 program

@@ -26,6 +26,7 @@ export function routeHostname(
 }
 
 function describe(r: ProxiedRoute): string {
+  if (!r.component) return r.service;
   return `${r.service}/${r.component}${r.route ? `/${r.route}` : ""}`;
 }
 
@@ -39,21 +40,22 @@ export function hostnameClashes(
   incoming: readonly ProxiedRoute[],
   existing: readonly ProxiedRoute[],
   domain: string,
-): string[] {
+): { route: ProxiedRoute; message: string }[] {
   const taken = new Map<string, ProxiedRoute>();
   const key = (r: ProxiedRoute) => `${r.port} ${routeHostname(r, domain)}`;
   const service = incoming[0]?.service;
   for (const r of existing) {
     if (r.protocol !== "udp" && r.service !== service) taken.set(key(r), r);
   }
-  const problems: string[] = [];
+  const problems: { route: ProxiedRoute; message: string }[] = [];
   for (const r of incoming) {
     if (r.protocol === "udp") continue;
     const other = taken.get(key(r));
     if (other) {
-      problems.push(
-        `route ${describe(r)} and route ${describe(other)} both answer to ${routeHostname(r, domain)} on port ${r.port}: give one of them another hostname`,
-      );
+      problems.push({
+        route: r,
+        message: `route ${describe(r)} and route ${describe(other)} both answer to ${routeHostname(r, domain)} on port ${r.port}: give one of them another hostname`,
+      });
     } else {
       taken.set(key(r), r);
     }

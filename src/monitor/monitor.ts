@@ -11,7 +11,9 @@
  *    health loop records `unhealthy` itself, when the check says so);
  * 4. starts the alert command for the conditions due an alert (in the
  *    background: a slow command never delays a pass or an RPC);
- * 5. prunes events older than the retention.
+ * 5. behind the proxy, puts back any route the proxy lost (a restarted
+ *    HAProxy, a hand edit), with a `proxy` event;
+ * 6. prunes events older than the retention.
  *
  * Health checks run in a loop of their own (health.ts), each component on its
  * own interval; a transition there asks for a pass at once, so an
@@ -26,6 +28,7 @@
 import type { AgentContext } from "../agent/context.js";
 import { componentKey, refreshObserved } from "../agent/observed/refresh.js";
 import type { ObservedSnapshot } from "../agent/observed/snapshot.js";
+import { syncProxy } from "../agent/edge/routes.js";
 import { errorMessage } from "../util/errors.js";
 import { runAlertCommand, type AlertRunner } from "./alerter.js";
 import { HealthLoop } from "./health.js";
@@ -205,9 +208,24 @@ export class Monitor {
       );
     }
     for (const c of alerts) this.#dispatch(alertEnv(settings.node, c));
+    await this.#repairProxy();
     const pruned = registry.events.prune(new Date(now - this.#settings.retentionMs).toISOString());
     if (pruned > 0) logger.info({ pruned }, "pruned old events");
     return { ...snapshot, entered, alerted: alerts, pruned };
+  }
+
+  /** Puts back what the proxy lost (a restarted HAProxy, a hand edit): step 5 of a pass. */
+  async #repairProxy(): Promise<void> {
+    const { registry, logger } = this.#ctx;
+    try {
+      const changed = await syncProxy(this.#ctx);
+      if (changed === 0) return;
+      const message = `re-applied ${changed} proxy entr${changed === 1 ? "y" : "ies"} the proxy had lost or changed`;
+      registry.events.add({ service: "", kind: "proxy", message });
+      logger.warn({ changed }, message);
+    } catch (err) {
+      logger.warn({ err: errorMessage(err) }, "could not check the proxy's routes");
+    }
   }
 
   #policy(): MonitorPolicy {

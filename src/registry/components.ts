@@ -3,6 +3,7 @@
  * state) next to what it last saw (observed state, container id).
  */
 import type Database from "better-sqlite3";
+import type { ProxyRouteRow } from "./proxy-routes.js";
 import { ComponentSpec } from "../gen/mcp/v1/mcp.js";
 import type { HealthStatus } from "../health/state.js";
 import type { DesiredState } from "../servicedef/types.js";
@@ -42,6 +43,8 @@ export interface PendingOperation {
     /** The container that ran before (its id), "" if none. */
     containerId: string;
     routes: RoutePort[];
+    /** Its entries on the proxy (absent: recorded before the proxy existed, or none). */
+    proxyRoutes?: ProxyRouteRow[];
   } | null;
 }
 
@@ -180,6 +183,7 @@ export class ComponentStore {
   >;
   readonly #serviceExists: Database.Statement<[string], number>;
   readonly #delete: Database.Statement<[string, string]>;
+  readonly #deleteProxyRows: Database.Statement<[string, string]>;
   readonly #setDeployed: Database.Statement<[string | null, string, string, string]>;
   readonly #upsertWithRoutes: (c: ComponentInput) => void;
   readonly #setPending: Database.Statement<[string | null, string, string, string]>;
@@ -223,6 +227,10 @@ export class ComponentStore {
       .prepare<[string], number>("SELECT count(*) FROM services WHERE name = ?")
       .pluck();
     this.#delete = db.prepare("DELETE FROM components WHERE service = ? AND name = ?");
+    // Not a foreign key: rows of `mcp route add` have no component.
+    this.#deleteProxyRows = db.prepare(
+      "DELETE FROM proxy_routes WHERE service = ? AND component = ? AND service <> ''",
+    );
     this.#setPending = db.prepare(
       "UPDATE components SET pending = ?, updated_at = ? WHERE service = ? AND name = ?",
     );
@@ -346,8 +354,9 @@ export class ComponentStore {
     );
   }
 
-  /** Deletes the component and its routes (cascade). */
+  /** Deletes the component, its routes (cascade) and its proxy rows. */
   delete(service: string, name: string): boolean {
+    this.#deleteProxyRows.run(service, name);
     return this.#delete.run(service, name).changes > 0;
   }
 }

@@ -9,6 +9,7 @@ import Database from "better-sqlite3";
 import { ComponentStore } from "./components.js";
 import { EventStore } from "./events.js";
 import { migrate } from "./migrations.js";
+import { ProxyRouteStore } from "./proxy-routes.js";
 import { RevisionStore } from "./revisions.js";
 import { RouteStore } from "./routes.js";
 import { ServiceStore } from "./services.js";
@@ -19,6 +20,7 @@ export class Registry {
   readonly routes: RouteStore;
   readonly events: EventStore;
   readonly revisions: RevisionStore;
+  readonly proxyRoutes: ProxyRouteStore;
   readonly path: string;
   readonly #db: Database.Database;
 
@@ -30,6 +32,7 @@ export class Registry {
     this.components = new ComponentStore(db, this.routes);
     this.events = new EventStore(db);
     this.revisions = new RevisionStore(db);
+    this.proxyRoutes = new ProxyRouteStore(db);
   }
 
   /**

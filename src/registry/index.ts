@@ -12,6 +12,7 @@ export {
   type PendingOperation,
   type RoutePort,
 } from "./components.js";
+export { ProxyRouteStore, type ProxyRouteRow } from "./proxy-routes.js";
 export { RouteStore, type HeldPort, type RouteInput, type RouteRow } from "./routes.js";
 export {
   EventStore,

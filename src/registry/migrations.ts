@@ -176,6 +176,35 @@ export const MIGRATIONS: readonly Migration[] = [
         CHECK (rollback_to >= 0);
     `,
   },
+  {
+    version: 8,
+    name: "edge: proxy routes, standby ports",
+    sql: `
+      -- What the agent's proxy serves (docs/ARCHITECTURE.md "Edge"): one row
+      -- per listener port and hostname, the backend it goes to, and who owns
+      -- it: a service's route, or (service '') one added by mcp route add.
+      -- HAProxy's map files are rendered from these rows.
+      CREATE TABLE proxy_routes (
+        listener       INTEGER NOT NULL CHECK (listener BETWEEN 1 AND 65535),
+        hostname       TEXT NOT NULL,
+        mode           TEXT NOT NULL CHECK (mode IN ('l4', 'l7')),
+        backend_host   TEXT NOT NULL DEFAULT '127.0.0.1',
+        backend_port   INTEGER NOT NULL CHECK (backend_port BETWEEN 1 AND 65535),
+        proxy_protocol INTEGER NOT NULL DEFAULT 0 CHECK (proxy_protocol IN (0, 1)),
+        service        TEXT NOT NULL DEFAULT '',
+        component      TEXT NOT NULL DEFAULT '',
+        route          TEXT NOT NULL DEFAULT '',
+        created_at     TEXT NOT NULL,
+        PRIMARY KEY (listener, hostname)
+      );
+      CREATE INDEX proxy_routes_owner ON proxy_routes (service, component);
+      -- A route behind the proxy keeps a second host port, the standby one a
+      -- start-first redeploy starts the new version on before the proxy
+      -- swaps to it (0 = none yet).
+      ALTER TABLE component_routes ADD COLUMN standby_port INTEGER NOT NULL DEFAULT 0
+        CHECK (standby_port BETWEEN 0 AND 65535);
+    `,
+  },
 ];
 
 /**

@@ -19,6 +19,11 @@ export interface RouteRow {
   protocol: string;
   /** Allocated host port; 0 = none. */
   hostPort: number;
+  /**
+   * Behind the proxy: the second host port of the pair, where a start-first
+   * redeploy starts the new version before the proxy swaps to it; 0 = none.
+   */
+  standbyPort: number;
 }
 
 export interface RouteInput {
@@ -38,7 +43,8 @@ export interface HeldPort {
   name: string;
 }
 
-const COLUMNS = "service, component, name, port, mode, hostname, protocol, host_port AS hostPort";
+const COLUMNS =
+  "service, component, name, port, mode, hostname, protocol, host_port AS hostPort, standby_port AS standbyPort";
 
 interface Key {
   service: string;
@@ -55,6 +61,7 @@ export class RouteStore {
     RouteRow
   >;
   readonly #setHostPort: Database.Statement<[Key & { hostPort: number }]>;
+  readonly #setPorts: Database.Statement<[Key & { hostPort: number; standbyPort: number }]>;
   readonly #holder: Database.Statement<[number], Key>;
   readonly #clear: Database.Statement<[{ service: string; component: string | null }]>;
   readonly #held: Database.Statement<[], HeldPort>;
@@ -83,15 +90,21 @@ export class RouteStore {
     this.#setHostPort = db.prepare(`
       UPDATE component_routes SET host_port = @hostPort
       WHERE service = @service AND component = @component AND name = @name`);
+    this.#setPorts = db.prepare(`
+      UPDATE component_routes SET host_port = @hostPort, standby_port = @standbyPort
+      WHERE service = @service AND component = @component AND name = @name`);
     this.#holder = db.prepare(
       "SELECT service, component, name FROM component_routes WHERE host_port = ?",
     );
     this.#clear = db.prepare(`
-      UPDATE component_routes SET host_port = 0
-      WHERE service = @service AND (@component IS NULL OR component = @component) AND host_port <> 0`);
+      UPDATE component_routes SET host_port = 0, standby_port = 0
+      WHERE service = @service AND (@component IS NULL OR component = @component)
+        AND (host_port <> 0 OR standby_port <> 0)`);
     this.#held = db.prepare(`
-      SELECT host_port AS port, service, component, name FROM component_routes
-      WHERE host_port <> 0 ORDER BY host_port`);
+      SELECT host_port AS port, service, component, name FROM component_routes WHERE host_port <> 0
+      UNION ALL
+      SELECT standby_port, service, component, name FROM component_routes WHERE standby_port <> 0
+      ORDER BY 1`);
 
     this.#replace = db.transaction(
       (service: string, component: string, routes: readonly RouteInput[]) => {
@@ -171,12 +184,37 @@ export class RouteStore {
     }
   }
 
+  /**
+   * Records both ports of a proxied route's pair at once (the swap behind the
+   * proxy exchanges them); 0 releases one.
+   */
+  setPorts(
+    service: string,
+    component: string,
+    name: string,
+    ports: { hostPort: number; standbyPort: number },
+  ): void {
+    for (const port of [ports.hostPort, ports.standbyPort]) {
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        throw new McpError("invalid_argument", `host port ${port} is out of range`);
+      }
+    }
+    try {
+      this.#setPorts.run({ service, component, name, ...ports });
+    } catch (err) {
+      if (!isSqliteError(err, "SQLITE_CONSTRAINT_UNIQUE")) throw err;
+      throw new McpError("failed_precondition", `host port ${ports.hostPort} is already held`, {
+        cause: err,
+      });
+    }
+  }
+
   /** Releases the host ports of a service (or one component); returns how many were held. */
   clearHostPorts(service: string, component?: string): number {
     return this.#clear.run({ service, component: component ?? null }).changes;
   }
 
-  /** Every recorded host port, ascending: seeds the allocator after an agent restart. */
+  /** Every recorded host port (live and standby), ascending: seeds the allocator after an agent restart. */
   heldHostPorts(): HeldPort[] {
     return this.#held.all();
   }

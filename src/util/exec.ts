@@ -132,6 +132,12 @@ export function runCommand(argv: string[], opts: RunOptions = {}): Promise<Comma
 
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
+  /**
+   * Write stdout and stderr to this open file descriptor, in its own process
+   * group: a process meant to outlive the agent (its HAProxy), which a pipe
+   * to a gone parent or the terminal's Ctrl-C must not take down.
+   */
+  outputFd?: number;
 }
 
 /**
@@ -141,8 +147,10 @@ export interface SpawnOptions {
 export function spawnCommand(argv: string[], opts: SpawnOptions = {}): ChildProcess {
   const [program, ...args] = argv;
   if (program === undefined) throw new Error("spawnCommand: empty argv");
+  const fd = opts.outputFd;
   return spawn(program, args, {
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: fd === undefined ? ["ignore", "pipe", "pipe"] : ["ignore", fd, fd],
+    detached: fd !== undefined,
     env: opts.env ?? process.env,
   });
 }

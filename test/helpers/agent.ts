@@ -66,6 +66,7 @@ export async function startTestAgent(opts: {
     node: opts.node ?? "test-node",
     listen: `127.0.0.1:${port}`,
     dataRoot: join(dir, "data"),
+    proxy: false,
     ...opts.init,
   });
   const [cert, key, caCertPem, token] = await Promise.all(

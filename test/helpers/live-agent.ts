@@ -36,8 +36,11 @@ export interface LiveAgentOptions {
   config?: Record<string, Record<string, unknown>>;
   /** Parent of the services' data dirs (default: inside the temp dir). */
   dataRoot?: string;
-  /** `mcp-agent init` options: `listen` (default 127.0.0.1 on a free port), `caDir`, `sans`. */
-  init?: Pick<InitOptions, "listen" | "caDir" | "sans">;
+  /**
+   * `mcp-agent init` options: `listen` (default 127.0.0.1 on a free port),
+   * `caDir`, `sans`, `proxy` (default false: only edge tests run an HAProxy).
+   */
+  init?: Pick<InitOptions, "listen" | "caDir" | "sans" | "proxy">;
   /**
    * argv put in front of the agent process and of cleanup()'s podman commands,
    * e.g. `nsenter --net=… env CONTAINERS_CONF=…` for a network-namespace node.
@@ -68,6 +71,7 @@ export class LiveAgent {
     const listen = opts.init?.listen ?? `127.0.0.1:${await freePort()}`;
     const port = parseHostPort(listen).port;
     const init = await initAgentDir({
+      proxy: false,
       ...opts.init,
       dir,
       node: opts.node,
@@ -174,6 +178,28 @@ export class LiveAgent {
     this.child = undefined;
   }
 
+  /** The agent's HAProxy (it outlives the agent process), if one runs: stopped, waited for. */
+  async stopProxy(): Promise<void> {
+    let pid: number;
+    try {
+      pid = Number((await readFile(path.join(this.dir, "proxy", "haproxy.pid"), "utf8")).trim());
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (!alive()) return;
+    process.kill(pid, "SIGTERM");
+    while (alive()) await new Promise((r) => setTimeout(r, 20));
+  }
+
   /** Runs `mcp --config <this agent's CLI config> ...args`. */
   cli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
     return runMcp(["--config", this.cliConfig, ...args], opts);
@@ -189,6 +215,7 @@ export class LiveAgent {
   /** Stops the agent and removes every container it labelled, then the temp dir. */
   async cleanup(): Promise<void> {
     await this.kill("SIGTERM");
+    await this.stopProxy();
     const { stdout } = await runCommand([
       ...this.prefix,
       "podman",

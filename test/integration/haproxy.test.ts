@@ -259,6 +259,8 @@ describe("HAProxy with the rendered configuration", () => {
       "-db",
       "-S",
       "/p/master.sock,mode,600",
+      "-p",
+      "/p/haproxy.pid",
       "-f",
       "/p/haproxy.cfg",
     ]);

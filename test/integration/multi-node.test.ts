@@ -323,6 +323,7 @@ describe("several nodes driven by one CLI", { timeout: 120_000 }, () => {
       `${n2.address}:9445`,
       "--ca-dir",
       a1.dir,
+      "--no-proxy",
     ]);
     assert.match(stdout, /initialised .* for node mn-n3/);
     assert.equal(existsSync(path.join(initDir, "ca-key.pem")), false);

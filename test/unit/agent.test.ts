@@ -1375,6 +1375,7 @@ describe("status", () => {
       hostname: "",
       protocol: "tcp",
       hostPort: 20001,
+      standbyPort: 0,
     },
   ];
 

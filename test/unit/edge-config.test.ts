@@ -155,7 +155,7 @@ describe("route hostnames on the proxy", () => {
       [route("multi", "api", { route: "rest" }), route("multi", "web")],
       [],
       "svc.mcp.test",
-    );
+    ).map((p) => p.message);
     assert.deepEqual(problems, [
       "route multi/web and route multi/api/rest both answer to multi.svc.mcp.test on port 443: give one of them another hostname",
     ]);
@@ -168,7 +168,9 @@ describe("route hostnames on the proxy", () => {
       route("dns", "udp", { hostname: "www.example.test", protocol: "udp" }),
     ];
     assert.deepEqual(
-      hostnameClashes([route("blog", "web", { hostname: "WWW.example.test" })], existing, "d"),
+      hostnameClashes([route("blog", "web", { hostname: "WWW.example.test" })], existing, "d").map(
+        (p) => p.message,
+      ),
       [
         "route blog/web and route shop/web both answer to www.example.test on port 443: give one of them another hostname",
       ],

@@ -425,6 +425,7 @@ describe("routes", () => {
         hostname: "",
         protocol: "tcp",
         hostPort: 0,
+        standbyPort: 0,
       },
       {
         service: "web",
@@ -435,6 +436,7 @@ describe("routes", () => {
         hostname: "",
         protocol: "tcp",
         hostPort: 0,
+        standbyPort: 0,
       },
     ]);
     r.routes.replaceForComponent("web", "api", [

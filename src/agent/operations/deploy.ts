@@ -22,7 +22,9 @@ import { mergeProblems } from "../policy/rules.js";
 import { policyError, requestPolicyProblems } from "../policy/guard.js";
 import { routeStatuses } from "../messages.js";
 import { ignoreProgress, type ProgressSink } from "./progress.js";
-import { COMPONENT_STEPS, type ComponentOp } from "./steps/component.js";
+import type { ComponentOp } from "./steps/component.js";
+import { COMPONENT_STEPS } from "./steps/units.js";
+import { isProxied } from "../edge/routes.js";
 import { planSteps } from "./steps/plan.js";
 import { runSteps } from "./steps/runner.js";
 import { revisionOutcome, type RevisionOptions } from "./revision-note.js";
@@ -217,12 +219,14 @@ export async function runComponent(
     gated: GATED_KINDS.has(opts.kind),
     old: !current ? "none" : current.state === "running" ? "running" : "stopped",
     progress,
+    edge: {},
   };
   const steps = planSteps({
     strategy: (component.strategy as Strategy) || defaultStrategy(component),
     old: op.old,
     gated: op.gated,
     pull: opts.pull !== false,
+    proxied: ctx.edge !== undefined && component.routes.some(isProxied),
   });
   try {
     await runSteps(

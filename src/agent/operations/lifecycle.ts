@@ -15,6 +15,7 @@ import { containerName, ifContainerExists, isAddressInUse } from "../../runtime/
 import { McpError, errorMessage } from "../../util/errors.js";
 import type { AgentContext } from "../context.js";
 import { runComponent } from "./deploy.js";
+import { republishRecordedRoutes, withdrawRoutes } from "../edge/routes.js";
 import { routeStatuses } from "../messages.js";
 
 type ComponentAction = (row: ComponentRow) => Promise<void | ComponentResult>;
@@ -70,6 +71,8 @@ async function forEachComponent(
 
 export function stopService(ctx: AgentContext, service: string): Promise<ComponentResult[]> {
   return forEachComponent(ctx, service, "stop", async (row) => {
+    // Off the proxy first: clients are refused there, not sent to a container going away.
+    await withdrawRoutes(ctx, service, row.name);
     const name = containerName(service, row.name);
     const existed = await ifContainerExists(
       ctx.runtime.stop(name, ctx.settings.stopTimeoutSeconds),
@@ -110,6 +113,7 @@ export function startService(ctx: AgentContext, service: string): Promise<Compon
         return recreateOnNewPorts(ctx, service, row, "start");
       }
     }
+    await republishRecordedRoutes(ctx, service, row.spec);
     recordRunning(ctx, service, row, "start");
   });
 }
@@ -133,6 +137,7 @@ export function restartService(ctx: AgentContext, service: string): Promise<Comp
 
 export function undeployService(ctx: AgentContext, service: string): Promise<ComponentResult[]> {
   return forEachComponent(ctx, service, "undeploy", async (row) => {
+    await withdrawRoutes(ctx, service, row.name);
     const name = containerName(service, row.name);
     await ctx.runtime.remove(name, {
       force: true,

@@ -19,6 +19,8 @@ import { serviceLabel } from "../../servicedef/spec.js";
 import { McpError, formatProblem, type Problem } from "../../util/errors.js";
 import type { AgentContext } from "../context.js";
 import { portHolders } from "../ports/book.js";
+import { hostnameClashes, type ProxiedRoute } from "../../edge/hostnames.js";
+import { routesOnNode } from "../edge/routes.js";
 import { checkPortClaims, policyProblems, type PortHolder } from "./rules.js";
 
 /** One McpError("invalid_argument") with a `service NAME: path: message` line per problem. */
@@ -55,10 +57,41 @@ export function requestPolicyProblems(
   spec: ServiceSpec,
   components: readonly ComponentSpec[] = spec.components,
 ): Problem[] {
-  return policyProblems(spec, ctx.settings, {
-    components,
-    holders: holdersAfterReplacing(ctx, spec.name, components),
-  });
+  return [
+    ...policyProblems(spec, ctx.settings, {
+      components,
+      holders: holdersAfterReplacing(ctx, spec.name, components),
+    }),
+    ...proxyNameProblems(ctx, spec),
+  ];
+}
+
+/**
+ * Behind the proxy, two routes on one listener cannot answer to one name
+ * (src/edge/hostnames.ts): within the service, or against the other
+ * services' routes and the manual ones.
+ */
+function proxyNameProblems(ctx: AgentContext, spec: ServiceSpec): Problem[] {
+  if (!ctx.edge) return [];
+  const paths = new Map<ProxiedRoute, string>();
+  const incoming = spec.components.flatMap((c, ci) =>
+    c.routes.map((r, ri) => {
+      const route: ProxiedRoute = {
+        service: spec.name,
+        component: c.name,
+        route: r.name,
+        port: r.port,
+        hostname: r.hostname,
+        protocol: r.protocol,
+      };
+      paths.set(route, at(at(at(at("", "components"), ci), "routes"), ri));
+      return route;
+    }),
+  );
+  return hostnameClashes(incoming, routesOnNode(ctx.registry), ctx.edge.domain).map((p) => ({
+    path: `${paths.get(p.route) ?? ""}.hostname`,
+    message: p.message,
+  }));
 }
 
 /**

@@ -19,6 +19,7 @@ import { writeFileAtomic } from "../../config/files.js";
 import { McpError } from "../../util/errors.js";
 import { createCa, issueServerCert, type CertPair } from "../../certs/x509.js";
 import { serverSans } from "./tls.js";
+import { loadOrCreateRouteCa, routeCaFiles } from "../../edge/certs/local-ca.js";
 
 export interface InitOptions {
   dir: string;
@@ -37,6 +38,13 @@ export interface InitOptions {
   dataRoot?: string;
   /** Overwrite an initialised directory (new CA/cert/token: old tokens stop working). */
   force?: boolean;
+  /**
+   * Write a `[proxy]` table (HAProxy in front of the routes, listeners on
+   * 127.0.0.1, local route CA) and make the route CA; default true.
+   * `--no-proxy`: none (tests that are not about the edge, so they do not
+   * bind the same listener ports).
+   */
+  proxy?: boolean;
 }
 
 export interface InitResult {
@@ -53,7 +61,26 @@ export interface InitResult {
   servicesDir: string;
   /** The SANs put in the server certificate. */
   sans: string[];
+  /** The route CA's certificate (clients trust it for L7 routes); undefined with no proxy. */
+  routeCaCert: string | undefined;
 }
+
+/**
+ * The edge an initialised node gets (README "The agent"): HAProxy on
+ * loopback, default names under svc.mcp.test, certificates from the local
+ * route CA, no DNS.
+ */
+const EMBEDDED_EDGE = (proxyDir: string) => ({
+  proxy: {
+    driver: "haproxy",
+    dir: proxyDir,
+    bind: "127.0.0.1",
+    http_port: 80,
+    domain: "svc.mcp.test",
+    drain: "2s",
+  },
+  certs: { issuer: "local", renew_before: "720h" },
+});
 
 const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 
@@ -116,7 +143,9 @@ export async function initAgentDir(opts: InitOptions): Promise<InitResult> {
     cliConfig: join(dir, "mcp.toml"),
     servicesDir: join(dir, "services"),
     sans: serverSans(listen, opts.node, opts.sans ?? []),
+    routeCaCert: undefined,
   };
+  const proxyDir = join(dir, "proxy");
 
   const outputs = [p.agentConfig, p.tokensFile, p.tokenFile, p.cert, p.key, p.caCert];
   if (!opts.force) {
@@ -141,12 +170,18 @@ export async function initAgentDir(opts: InitOptions): Promise<InitResult> {
       server: { listen, tls_cert: p.cert, tls_key: p.key, ca_cert: p.caCert },
       database: { path: join(dir, "mcp.db") },
       auth: { tokens_file: p.tokensFile },
+      ...(opts.proxy === false ? {} : EMBEDDED_EDGE(proxyDir)),
     },
     dir,
     "mcp-agent init",
   );
 
   await mkdir(p.servicesDir, { recursive: true, mode: 0o700 });
+  if (opts.proxy !== false) {
+    // Made now, so the operator can hand its certificate to clients before the first deploy.
+    await loadOrCreateRouteCa(proxyDir, opts.node);
+    p.routeCaCert = routeCaFiles(proxyDir).cert;
+  }
   await writeFileAtomic(p.caCert, ca.cert, 0o644);
   if (p.caKey) await writeFileAtomic(p.caKey, ca.key, 0o600);
   await writeFileAtomic(p.cert, server.cert, 0o644);

@@ -26,6 +26,8 @@ import {
   type PortRange,
 } from "../ports/allocator.js";
 import { startAgentServer } from "./server.js";
+import { startEdge, type StartedEdge } from "../edge/start.js";
+import { syncProxy } from "../edge/routes.js";
 import { VERSION } from "../../version.js";
 
 /** Seconds podman waits after SIGTERM before it kills a container. */
@@ -34,7 +36,11 @@ const STOP_TIMEOUT_SECONDS = 10;
 export interface RunningAgent {
   ctx: AgentContext;
   port: number;
-  close(): Promise<void>;
+  /**
+   * Stops serving. The proxy, like the containers, keeps serving (the next
+   * start adopts it) unless `stopProxy` (tests, `mcp-agent serve` never).
+   */
+  close(opts?: { stopProxy?: boolean }): Promise<void>;
 }
 
 /** Ports the allocator never hands out: ephemeral range, reserved ports, our own listen port. */
@@ -82,6 +88,7 @@ export async function serveAgent(
     throw new ValidationError("invalid_config", resolve(configPath), rootProblems);
   }
   const registry = openRegistry(config.database.path);
+  let edge: StartedEdge | undefined;
   try {
     const pool = buildCandidatePool(
       [config.ports.range.min, config.ports.range.max],
@@ -110,9 +117,14 @@ export async function serveAgent(
       logger,
       crashPoint: crashPointFromEnv(),
     });
+    // The proxy first, so recovery can put routes back on it.
+    edge = await startEdge(config, registry, logger);
+    ctx.edge = edge?.edge;
     // The registry survives restarts; podman may have moved on meanwhile:
     // recreate what should run, report what we do not manage (recover.ts).
     await recoverAtStart(ctx);
+    // Whatever recovery settled, the proxy serves what the rows now say.
+    await syncProxy(ctx);
     const [cert, key] = await Promise.all([
       readFile(config.server.tlsCert, "utf8"),
       readFile(config.server.tlsKey, "utf8"),
@@ -135,13 +147,16 @@ export async function serveAgent(
     return {
       ctx,
       port: server.port,
-      close: async () => {
+      close: async (opts = {}) => {
         await server.close();
         await monitor.stop();
+        if (opts.stopProxy) await edge?.stop();
+        else edge?.proxy.release();
         registry.close();
       },
     };
   } catch (err) {
+    await edge?.stop();
     registry.close();
     throw err;
   }

@@ -8,6 +8,7 @@ import { X509Certificate } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createCa, issueServerCert, type CertPair } from "../../certs/x509.js";
+import type { CertIssuer, RouteCert } from "../types.js";
 
 export const ROUTE_CERT_DAYS = 90;
 
@@ -44,4 +45,35 @@ export function routePem(leaf: CertPair, ca: CertPair): string {
 export function needsRenewal(certPem: string, renewBeforeMs: number, now = new Date()): boolean {
   const validTo = new Date(new X509Certificate(certPem).validTo);
   return validTo.getTime() - now.getTime() <= renewBeforeMs;
+}
+
+/** What `mcp cert list` shows of a route certificate's PEM (leaf first). */
+export function describeCert(
+  hostname: string,
+  pem: string,
+  issuer: "local" | "acme",
+): Omit<RouteCert, "pem"> {
+  const leaf = new X509Certificate(pem);
+  return { hostname, issuer, notAfter: new Date(leaf.validTo), serial: leaf.serialNumber };
+}
+
+/** Whether the leaf at the start of `pem` was signed by the route CA `caPem`. */
+export function signedBy(pem: string, caPem: string): boolean {
+  try {
+    return new X509Certificate(pem).checkIssued(new X509Certificate(caPem));
+  } catch {
+    return false;
+  }
+}
+
+/** `[certs] issuer = "local"`: the route CA signs every L7 route's certificate. */
+export class LocalIssuer implements CertIssuer {
+  readonly kind = "local";
+
+  constructor(private readonly ca: CertPair) {}
+
+  async issue(hostname: string): Promise<RouteCert> {
+    const pem = routePem(await issueRouteCert(this.ca, hostname), this.ca);
+    return { ...describeCert(hostname, pem, "local"), pem };
+  }
 }

@@ -33,11 +33,20 @@ export function listenerFiles(dir: string, listener: number) {
   };
 }
 
+/** The certificate (full chain, then key) HAProxy serves for `hostname`. */
+export function certFile(dir: string, hostname: string): string {
+  return path.join(dir, "certs", `${hostname.toLowerCase()}.pem`);
+}
+
 export function proxyFiles(dir: string) {
   return {
     config: path.join(dir, "haproxy.cfg"),
     adminSocket: path.join(dir, "admin.sock"),
     masterSocket: path.join(dir, "master.sock"),
+    /** The master's pid (`-p`): how a restarted agent finds the HAProxy it left running. */
+    pidFile: path.join(dir, "haproxy.pid"),
+    /** HAProxy's own output (start, reload, alerts). */
+    logFile: path.join(dir, "haproxy.log"),
     /** Served to names without a certificate of their own (HAProxy needs one per TLS bind). */
     defaultCert: path.join(dir, "default.pem"),
   };

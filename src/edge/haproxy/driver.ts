@@ -6,12 +6,12 @@
  * `haproxy -c` and reloads (hitless). One change at a time (a mutex): the
  * files and HAProxy never disagree about more than the change in progress.
  */
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { McpError, errorMessage } from "../../util/errors.js";
 import { runCommand } from "../../util/exec.js";
 import { Mutex } from "../../util/mutex.js";
-import { listenerFiles, proxyFiles, renderHaproxyConfig, renderMap } from "./config.js";
+import { certFile, listenerFiles, proxyFiles, renderHaproxyConfig, renderMap } from "./config.js";
 import type { HaproxyProcess } from "./process.js";
 import {
   addCertCommands,
@@ -75,7 +75,7 @@ export class HaproxyDriver {
    * certificate of their own.
    */
   async start(listeners: readonly number[], defaultCert: string): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await mkdir(path.join(this.dir, "certs"), { recursive: true, mode: 0o700 });
     await writeAtomic(proxyFiles(this.dir).defaultCert, defaultCert);
     await this.#writeConfig(listeners);
     await this.proxy.start();
@@ -144,7 +144,7 @@ export class HaproxyDriver {
   }
 
   async #setCert(crtList: string, host: string, pem: string): Promise<void> {
-    const certPath = path.join(this.dir, `${host}.pem`);
+    const certPath = certFile(this.dir, host);
     const listed = (await readOr(crtList, ""))
       .split("\n")
       .some((l) => l.startsWith(`${certPath} `));
@@ -158,6 +158,53 @@ export class HaproxyDriver {
     for (const command of addCertCommands(certPath, pem, crtList, host)) {
       await runtimeCommand(socket, command);
     }
+  }
+
+  /**
+   * Makes the map files of every configured listener hold exactly `routes`
+   * (an agent start: the registry's rows) and brings the running HAProxy's
+   * maps in line through the runtime API: what a restarted or adopted
+   * HAProxy lost comes back, what it has extra goes, nothing is added twice.
+   * Returns how many runtime entries it had to change.
+   */
+  sync(routes: readonly ProxyRoute[]): Promise<number> {
+    return this.#mutex.runExclusive(async () => {
+      const socket = proxyFiles(this.dir).adminSocket;
+      let changed = 0;
+      for (const listener of this.#listeners) {
+        const f = listenerFiles(this.dir, listener);
+        for (const mode of ["l4", "l7"] as const) {
+          const mapFile = mode === "l4" ? f.l4Map : f.l7Map;
+          const wanted = new Map(
+            routes
+              .filter((r) => r.listener === listener && r.mode === mode)
+              .map((r) => [r.hostname.toLowerCase(), r.hostPort]),
+          );
+          const text = renderMap(wanted);
+          if ((await readOr(mapFile, "")) !== text) await writeAtomic(mapFile, text);
+          const live = parseShowMap(await runtimeCommand(socket, showMapCommand(mapFile)));
+          for (const [host, port] of wanted) {
+            const value = String(port);
+            if (live.get(host) === value) continue;
+            const command = live.has(host) ? setMapCommand : addMapCommand;
+            await runtimeCommand(socket, command(mapFile, host, value));
+            changed++;
+          }
+          for (const host of live.keys()) {
+            if (wanted.has(host)) continue;
+            await runtimeCommand(socket, delMapCommand(mapFile, host));
+            changed++;
+          }
+        }
+      }
+      return changed;
+    });
+  }
+
+  /** The certificate file HAProxy serves for `hostname`, if one was set. */
+  async certificate(hostname: string): Promise<string | undefined> {
+    const pem = await readOr(certFile(this.dir, hostname), "");
+    return pem || undefined;
   }
 
   /** Removes a route (its certificate stays listed for a later deploy of the same name). */

@@ -8,7 +8,7 @@ import path from "node:path";
 import type { ComponentSpec } from "../../../gen/mcp/v1/mcp.js";
 import { healthPlan } from "../../../health/plan.js";
 import type { WaitResult } from "../../../health/probe.js";
-import type { PendingOperation } from "../../../registry/index.js";
+import type { PendingOperation, ProxyRouteRow } from "../../../registry/index.js";
 import {
   isAddressInUse,
   isNameInUse,
@@ -24,7 +24,7 @@ import { enforcePortClaims, enforceStoredComponent } from "../../policy/guard.js
 import { containerSpecFor, routeKey, routeProtocol, trialRoute } from "../container-spec.js";
 import type { ProgressSink } from "../progress.js";
 import { lastLogLines } from "./logs-tail.js";
-import type { OldContainer, StepName } from "./plan.js";
+import type { EdgeStepName, OldContainer, StepName } from "./plan.js";
 import type { Step } from "./runner.js";
 
 /** How often `run` may hit "address already in use" before the step fails. */
@@ -33,6 +33,14 @@ const RUN_ATTEMPTS = 3;
 const FAILED_LOG_LINES = 20;
 /** At most one health progress line per this many ms while waiting. */
 const HEALTH_REPORT_MS = 1000;
+
+/** What the edge steps add to a component operation. */
+export interface EdgeState {
+  /** New certificates for L7 names (hostname → PEM), given to the proxy by `routes`. */
+  certs?: Map<string, string>;
+  /** The component's proxy rows before `routes` ran (its undo puts them back). */
+  routesBefore?: ProxyRouteRow[];
+}
 
 /** What one component operation knows and has done so far. */
 export interface ComponentOp {
@@ -49,6 +57,7 @@ export interface ComponentOp {
   old: OldContainer;
   progress: ProgressSink;
   // ---- filled in by the steps
+  edge: EdgeState;
   pending?: PendingOperation;
   trialPorts?: Map<string, number>;
   hostPorts?: Map<string, number>;
@@ -129,6 +138,7 @@ function recordPending(op: ComponentOp): PendingOperation {
             routes: registry.routes
               .list({ service: op.service, component: op.component.name })
               .map((r) => ({ name: r.name, hostPort: r.hostPort })),
+            proxyRoutes: registry.proxyRoutes.owned(op.service, op.component.name),
           }
         : null,
     };
@@ -166,6 +176,13 @@ export function restorePrevious(
     desiredState: previous.desiredState,
   });
   registry.components.setDeployed(service, component, previous.deployedAt);
+  if (previous.proxyRoutes) {
+    // The proxy itself follows: the routes step's undo, or the sync at agent start.
+    for (const row of registry.proxyRoutes.owned(service, component)) {
+      registry.proxyRoutes.delete(row.listener, row.hostname);
+    }
+    for (const row of previous.proxyRoutes) registry.proxyRoutes.put(row);
+  }
   for (const route of previous.routes) {
     const now = registry.routes.list({ service, component }).find((r) => r.name === route.name);
     if (!now || now.hostPort === route.hostPort) continue;
@@ -411,7 +428,8 @@ const removeOld: OpStep = {
     }),
 };
 
-export const COMPONENT_STEPS: Record<StepName, OpStep> = {
+/** The container and registry units (the edge ones are in edge.ts; units.ts has them all). */
+export const CONTAINER_STEPS: Record<Exclude<StepName, EdgeStepName>, OpStep> = {
   policy,
   record,
   pull,

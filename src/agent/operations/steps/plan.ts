@@ -10,6 +10,10 @@
  * - stop-first (or nothing running to protect): the old one stops, the new
  *   one starts on the stable ports and must pass its check.
  *
+ * Behind the proxy, the new version's routes are put on the proxy (with a
+ * certificate for L7 names) once it runs and passed its check, just before
+ * the commit.
+ *
  * Deploy and rollback are health-gated: a new version that fails its check
  * is removed and the old one put back. Start, restart and recovery recreate
  * the version already recorded: nothing older to go back to, so no gate
@@ -31,8 +35,13 @@ export type StepName =
   | "allocate ports"
   | "run"
   | "health"
+  | "certificates"
+  | "routes"
   | "commit"
   | "remove old container";
+
+/** The units of steps/edge.ts. */
+export type EdgeStepName = "certificates" | "routes";
 
 /** The component's container before the operation. */
 export type OldContainer = "none" | "stopped" | "running";
@@ -44,6 +53,8 @@ export interface PlanInput {
   gated: boolean;
   /** false: never pull (recovery); the image must be local. */
   pull: boolean;
+  /** Some of the component's routes go on the node's proxy (edge on, not udp). */
+  proxied?: boolean;
 }
 
 export function planSteps(input: PlanInput): StepName[] {
@@ -54,6 +65,8 @@ export function planSteps(input: PlanInput): StepName[] {
   if (input.old !== "none") steps.push("set aside old container");
   steps.push("allocate ports", "run");
   if (input.gated) steps.push("health");
+  // Only a version that passed its check gets a certificate and the proxy's traffic.
+  if (input.proxied) steps.push("certificates", "routes");
   steps.push("commit");
   if (input.old !== "none") steps.push("remove old container");
   return steps;
