@@ -27,6 +27,13 @@ export function stats(values: number[]): Stats {
   return { n, min: at(0), median, p90: at(Math.ceil(0.9 * n) - 1), max: at(n - 1) };
 }
 
+/** Nearest-rank percentile `p` (0–100) of `values`, e.g. 99 for p99 (NaN when empty). */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length) - 1;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank))] ?? NaN;
+}
+
 /** Milliseconds with one decimal, for the report and the JSON line. */
 export function ms(value: number): number {
   return Math.round(value * 10) / 10;

@@ -12,7 +12,7 @@ set -euo pipefail
 
 IMAGE=localhost/mcp-httpenv:v1
 PACKAGES=(podman runc conmon netavark aardvark-dns slirp4netns uidmap fuse-overlayfs
-  catatonit iptables busybox-static curl openssl iproute2 haproxy)
+  catatonit iptables busybox-static curl openssl iproute2 haproxy wrk)
 CONF=/etc/containers/containers.conf
 MARKER="# written by mcp scripts/setup.sh"
 
