@@ -12,7 +12,8 @@ set -euo pipefail
 
 IMAGE=localhost/mcp-httpenv:v1
 PACKAGES=(podman runc conmon netavark aardvark-dns slirp4netns uidmap fuse-overlayfs
-  catatonit iptables busybox-static curl openssl iproute2 haproxy wrk)
+  catatonit iptables busybox-static curl openssl iproute2 haproxy wrk
+  knot bind9-dnsutils)
 CONF=/etc/containers/containers.conf
 MARKER="# written by mcp scripts/setup.sh"
 
@@ -34,9 +35,10 @@ install_packages() {
   [ "$(id -u)" = 0 ] || die "installing ${missing[*]} needs root"
   say "installing ${missing[*]}"
   apt-get update -qq
-  # Debian would start its own haproxy service on install: the agent runs
-  # its own instance, so no package may start a service here (a
-  # policy-rc.d saying no, only while installing, unless one is there).
+  # Debian would start its own haproxy and knot services on install: the
+  # agent runs its own HAProxy and the DNS tests their own knotd, so no
+  # package may start a service here (a policy-rc.d saying no, only while
+  # installing, unless one is there).
   local policy=/usr/sbin/policy-rc.d ours=""
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
@@ -46,6 +48,12 @@ install_packages() {
   if pgrep -f 'haproxy.*/etc/haproxy/haproxy.cfg' >/dev/null; then
     pkill -f 'haproxy.*/etc/haproxy/haproxy.cfg' || true
     say "stopped the haproxy service Debian started"
+  fi
+  # The service's knotd runs as user knot (Debian's /etc/knot/knot.conf);
+  # the tests' own run as root from a temp dir.
+  if pgrep -u knot -x knotd >/dev/null; then
+    pkill -u knot -x knotd || true
+    say "stopped the knot service Debian started"
   fi
   say "installed ($(podman --version))"
 }
