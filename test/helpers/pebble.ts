@@ -1,11 +1,11 @@
 /**
  * A real Pebble (Let's Encrypt's ACME test server, Debian's `pebble`) for a
- * test, on loopback and free ports, set up as the project's edge notes
- * measured: its own TLS CA and 127.0.0.1 leaf (Debian ships none), no
- * validation sleep, no refused nonces, no reused authorizations. For real HTTP-01 a
- * `pebble-challtestsrv` answers A 127.0.0.1 for every name, and Pebble asks
- * it instead of the system resolver. Not installed: the test fails (tests
- * never skip silently); scripts/setup.sh installs it.
+ * test, on loopback and free ports: its own TLS CA and 127.0.0.1 leaf
+ * (Debian ships none), no validation sleep, no refused nonces, no reused
+ * authorizations. For real HTTP-01 a `pebble-challtestsrv` answers A
+ * 127.0.0.1 for every name, and Pebble asks it instead of the system
+ * resolver. Not installed: the test fails (tests never skip silently);
+ * scripts/setup.sh installs it.
  */
 import type { ChildProcess } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
@@ -118,7 +118,7 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
     );
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      // Otherwise it sleeps 0–15 s before each validation and refuses 5% of nonces (edge notes).
+      // Otherwise it sleeps 0–15 s before each validation and refuses 5% of nonces.
       PEBBLE_VA_NOSLEEP: "1",
       PEBBLE_WFE_NONCEREJECT: "0",
       // Otherwise half the orders reuse an earlier valid authorization and fetch no challenge.

@@ -94,6 +94,11 @@ describe("ACME route certificates (pure parts)", () => {
     assert.equal(acmeFailure("a.test", "https://acme.example/dir", network).code, "unavailable");
     const axios = Object.assign(new Error("timeout"), { isAxiosError: true });
     assert.equal(acmeFailure("a.test", "https://acme.example/dir", axios).code, "unavailable");
+    const file = Object.assign(new Error("EACCES: permission denied"), { code: "EACCES" });
+    assert.equal(
+      acmeFailure("a.test", "https://acme.example/dir", file).code,
+      "failed_precondition",
+    );
     const own = new McpError("timed_out", "late");
     assert.equal(acmeFailure("a.test", "https://acme.example/dir", own), own);
   });

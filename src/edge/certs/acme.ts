@@ -1,7 +1,7 @@
 /**
  * `[certs] issuer = "acme"` (issue 8): route certificates from an ACME
- * server (Let's Encrypt; Pebble in tests) through npm `acme-client`, the
- * client measured in the project's edge notes. HTTP-01 is answered by the
+ * server (Let's Encrypt; Pebble in tests) through npm `acme-client`
+ * (docs/ARCHITECTURE.md "Edge"). HTTP-01 is answered by the
  * agent's Http01Responder behind HAProxy's plain listener (http01.ts,
  * src/edge/haproxy/config.ts). The account key is made once and reused, so
  * every certificate of a node belongs to one ACME account.
@@ -60,7 +60,7 @@ function withoutBlankLines(pem: string): string {
 /**
  * What HAProxy loads: the chain as the ACME server sent it (leaf first), then
  * the key, with no blank line anywhere, because a blank line ends a payload
- * on HAProxy's runtime API (the edge notes).
+ * on HAProxy's runtime API (src/edge/haproxy/runtime-api.ts).
  */
 export function acmeRoutePem(chain: string, key: string): string {
   if (pemCertificates(chain).length === 0) {
@@ -94,8 +94,20 @@ export function acmeFailure(hostname: string, directoryUrl: string, err: unknown
   );
 }
 
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+]);
+
 function isErrnoCode(code: unknown): boolean {
-  return typeof code === "string" && /^E[A-Z]+$/.test(code);
+  return typeof code === "string" && NETWORK_CODES.has(code);
 }
 
 /** `work`, or a rejection with `onTimeout()` after `ms` (the timer never outlives the race). */
@@ -213,6 +225,18 @@ function probeDirectory(url: string, agent: https.Agent | undefined, signal: Abo
   });
 }
 
+async function readCaFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (err) {
+    throw new McpError(
+      "invalid_config",
+      `cannot read [certs] acme_ca_file ${file}: ${errorMessage(err)}`,
+      { cause: err },
+    );
+  }
+}
+
 interface AccountClient {
   client: AcmeClient;
   agent: https.Agent | undefined;
@@ -281,9 +305,11 @@ export class AcmeIssuer implements CertIssuer {
       ...(this.#opts.email ? { email: this.#opts.email } : {}),
       termsOfServiceAgreed: true,
       challengePriority: ["http-01"],
-      // Its own check asks the system resolver, which need not know the name yet (edge notes).
+      // Its own check asks the system resolver, which need not know the name yet.
       skipChallengeVerification: true,
       challengeCreateFn: (_authz, challenge, keyAuthorization) => {
+        // A timed-out issue has cleaned up already: it must not leave an answer behind.
+        if (ctx.signal.aborted) throw new McpError("timed_out", "the issue timed out");
         if (challenge.type !== "http-01") {
           throw new McpError("failed_precondition", `no ${challenge.type} challenge answering`);
         }
@@ -335,7 +361,7 @@ export class AcmeIssuer implements CertIssuer {
     if (this.#client) return this.#client;
     const made = (async () => {
       const { directoryUrl, caFile, accountKeyFile } = this.#opts;
-      const ca = caFile ? await readFile(caFile, "utf8") : undefined;
+      const ca = caFile ? await readCaFile(caFile) : undefined;
       const { key, made } = await loadOrCreateAccountKey(acme, accountKeyFile);
       const client = new acme.Client({
         directoryUrl,

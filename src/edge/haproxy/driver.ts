@@ -85,7 +85,7 @@ export class HaproxyDriver {
 
   async #writeConfig(listeners: readonly number[]): Promise<void> {
     const sorted = [...new Set(listeners)].sort((a, b) => a - b);
-    // HAProxy would bind both silently (SO_REUSEPORT, the edge notes): refuse it here.
+    // HAProxy would bind both silently (SO_REUSEPORT): refuse it here.
     if (this.httpPort > 0 && sorted.includes(this.httpPort)) {
       throw new McpError(
         "failed_precondition",
