@@ -13,7 +13,7 @@ set -euo pipefail
 IMAGE=localhost/mcp-httpenv:v1
 PACKAGES=(podman runc conmon netavark aardvark-dns slirp4netns uidmap fuse-overlayfs
   catatonit iptables busybox-static curl openssl iproute2 haproxy wrk
-  knot bind9-dnsutils)
+  knot bind9-dnsutils pebble)
 CONF=/etc/containers/containers.conf
 MARKER="# written by mcp scripts/setup.sh"
 
@@ -45,6 +45,8 @@ install_packages() {
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ -z "$ours" ] || rm -f "$policy"
+  # pebble (the ACME test server, tests only) ships just its two binaries, no
+  # service: nothing to stop, and a pkill by name would hit other tests' instances.
   if pgrep -f 'haproxy.*/etc/haproxy/haproxy.cfg' >/dev/null; then
     pkill -f 'haproxy.*/etc/haproxy/haproxy.cfg' || true
     say "stopped the haproxy service Debian started"

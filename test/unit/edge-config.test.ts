@@ -4,7 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { listenerFiles, renderHaproxyConfig, renderMap } from "../../src/edge/haproxy/config.js";
+import { challengeToken } from "../../src/edge/certs/http01.js";
+import {
+  listenerFiles,
+  proxyFiles,
+  renderHaproxyConfig,
+  renderMap,
+} from "../../src/edge/haproxy/config.js";
 import {
   addCertCommands,
   addMapCommand,
@@ -55,6 +61,54 @@ describe("haproxy config", () => {
   test("an IPv6 bind address is bracketed", () => {
     const text = renderHaproxyConfig({ dir: "/p", bind: "::1", listeners: [443] });
     assert.ok(text.includes("  bind [::1]:443\n"));
+  });
+
+  test("httpPort > 0: a plain HTTP frontend sends challenges to the responder's socket, redirects the rest", () => {
+    const text = renderHaproxyConfig({
+      dir: "/p",
+      bind: "127.0.0.1",
+      listeners: [443],
+      httpPort: 80,
+    });
+    const section = text.slice(text.indexOf("frontend http_80"));
+    assert.equal(
+      section,
+      [
+        "frontend http_80",
+        "  mode http",
+        "  bind 127.0.0.1:80",
+        "  http-request redirect scheme https code 301 unless { path_beg /.well-known/acme-challenge/ }",
+        "  use_backend acme_http01 if { path_beg /.well-known/acme-challenge/ }",
+        "",
+        "backend acme_http01",
+        "  mode http",
+        "  server responder unix@/p/acme.sock",
+        "",
+      ].join("\n"),
+    );
+    assert.equal(proxyFiles("/p").acmeSocket, "/p/acme.sock");
+  });
+
+  test("httpPort 0 or absent: no plain HTTP frontend", () => {
+    for (const httpPort of [0, undefined]) {
+      const text = renderHaproxyConfig({
+        dir: "/p",
+        bind: "127.0.0.1",
+        listeners: [443],
+        httpPort,
+      });
+      assert.ok(!text.includes("frontend http_"), text);
+      assert.ok(!text.includes("acme"), text);
+    }
+  });
+
+  test("challenge tokens: only a base64url token under the well-known path", () => {
+    assert.equal(challengeToken("/.well-known/acme-challenge/abc-DEF_123"), "abc-DEF_123");
+    assert.equal(challengeToken("/.well-known/acme-challenge/abc?x=1"), "abc");
+    assert.equal(challengeToken("/.well-known/acme-challenge/"), undefined);
+    assert.equal(challengeToken("/.well-known/acme-challenge/../etc"), undefined);
+    assert.equal(challengeToken("/index.html"), undefined);
+    assert.equal(challengeToken(undefined), undefined);
   });
 
   test("listener files live under the proxy dir", () => {

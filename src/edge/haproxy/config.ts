@@ -14,6 +14,7 @@
  * ports does. Pure: the driver writes what these functions return.
  */
 import path from "node:path";
+import { CHALLENGE_PREFIX } from "../certs/http01.js";
 
 export interface ProxyLayout {
   /** `[proxy] dir`: config, maps, certificates, sockets. */
@@ -22,6 +23,8 @@ export interface ProxyLayout {
   bind: string;
   /** Listener ports (route `port`s), each served for L4 and L7 names alike. */
   listeners: readonly number[];
+  /** `[proxy] http_port`: plain HTTP for ACME HTTP-01, everything else redirected to https; 0 = none. */
+  httpPort?: number;
 }
 
 /** Where the files of `listener` live under `dir`. */
@@ -49,6 +52,8 @@ export function proxyFiles(dir: string) {
     logFile: path.join(dir, "haproxy.log"),
     /** Served to names without a certificate of their own (HAProxy needs one per TLS bind). */
     defaultCert: path.join(dir, "default.pem"),
+    /** The HTTP-01 responder (src/edge/certs/http01.ts) the plain listener sends challenges to. */
+    acmeSocket: path.join(dir, "acme.sock"),
   };
 }
 
@@ -60,12 +65,16 @@ export function renderMap(entries: ReadonlyMap<string, number>): string {
     .join("");
 }
 
+function bindAddress(bind: string): string {
+  return bind.includes(":") ? `[${bind}]` : bind;
+}
+
 function listenerSection(layout: ProxyLayout, listener: number): string[] {
   const f = listenerFiles(layout.dir, listener);
   const { defaultCert } = proxyFiles(layout.dir);
   const l7Socket = `abns@mcp-l7-${listener}`;
   const host = "req.hdr(host),field(1,:),lower";
-  const bind = layout.bind.includes(":") ? `[${layout.bind}]` : layout.bind;
+  const bind = bindAddress(layout.bind);
   return [
     `frontend listener_${listener}`,
     `  bind ${bind}:${listener}`,
@@ -100,6 +109,28 @@ function listenerSection(layout: ProxyLayout, listener: number): string[] {
   ];
 }
 
+/**
+ * The plain-HTTP listener: an ACME server fetching an HTTP-01 challenge
+ * reaches the agent's responder (a unix socket, so the agent opens no port);
+ * every other request is redirected to https, the only way routes serve.
+ */
+function httpSection(layout: ProxyLayout, port: number): string[] {
+  const bind = bindAddress(layout.bind);
+  return [
+    `frontend http_${port}`,
+    "  mode http",
+    `  bind ${bind}:${port}`,
+    // http-request rules run before use_backend: the redirect must leave challenges alone.
+    `  http-request redirect scheme https code 301 unless { path_beg ${CHALLENGE_PREFIX} }`,
+    `  use_backend acme_http01 if { path_beg ${CHALLENGE_PREFIX} }`,
+    "",
+    "backend acme_http01",
+    "  mode http",
+    `  server responder unix@${proxyFiles(layout.dir).acmeSocket}`,
+    "",
+  ];
+}
+
 /** The whole configuration file. */
 export function renderHaproxyConfig(layout: ProxyLayout): string {
   const files = proxyFiles(layout.dir);
@@ -117,6 +148,7 @@ export function renderHaproxyConfig(layout: ProxyLayout): string {
     ...[...new Set(layout.listeners)]
       .sort((a, b) => a - b)
       .flatMap((l) => listenerSection(layout, l)),
+    ...(layout.httpPort ? httpSection(layout, layout.httpPort) : []),
   ];
   return lines.join("\n");
 }

@@ -67,6 +67,8 @@ export class HaproxyDriver {
     private readonly dir: string,
     private readonly bind: string,
     private readonly proxy: HaproxyProcess,
+    /** `[proxy] http_port`: the plain listener for ACME HTTP-01 and the https redirect; 0 = none. */
+    private readonly httpPort = 0,
   ) {}
 
   /**
@@ -83,6 +85,13 @@ export class HaproxyDriver {
 
   async #writeConfig(listeners: readonly number[]): Promise<void> {
     const sorted = [...new Set(listeners)].sort((a, b) => a - b);
+    // HAProxy would bind both silently (SO_REUSEPORT): refuse it here.
+    if (this.httpPort > 0 && sorted.includes(this.httpPort)) {
+      throw new McpError(
+        "failed_precondition",
+        `port ${this.httpPort} is the proxy's plain HTTP port, it cannot be a route listener too`,
+      );
+    }
     for (const listener of sorted) {
       const f = listenerFiles(this.dir, listener);
       // A new listener starts with empty route files; existing ones are kept as they are.
@@ -93,7 +102,12 @@ export class HaproxyDriver {
     const config = proxyFiles(this.dir).config;
     await writeAtomic(
       `${config}.next`,
-      renderHaproxyConfig({ dir: this.dir, bind: this.bind, listeners: sorted }),
+      renderHaproxyConfig({
+        dir: this.dir,
+        bind: this.bind,
+        listeners: sorted,
+        httpPort: this.httpPort,
+      }),
     );
     try {
       await runCommand(["haproxy", "-c", "-q", "-f", `${config}.next`]);
