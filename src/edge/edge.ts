@@ -38,6 +38,7 @@ export function toProxyRoute(entry: ProxyEntry, certPem?: string): ProxyRoute {
     hostname: entry.hostname,
     mode: entry.mode,
     hostPort: entry.backendPort,
+    proxyProtocol: entry.proxyProtocol,
     ...(certPem ? { certPem } : {}),
   };
 }

@@ -28,6 +28,7 @@ function normalRoute(r: ComponentSpec["routes"][number]) {
     mode: r.mode || "l4",
     hostname: r.hostname,
     protocol: r.protocol || "tcp",
+    proxy_protocol: r.proxyProtocol,
   };
 }
 
@@ -68,12 +69,12 @@ function routeChanges(before: ComponentSpec["routes"], after: ComponentSpec["rou
     const label = routeLabel(r.name);
     if (!prev) {
       out.push(
-        `route ${label} added (port ${r.port} ${r.mode}${r.protocol === "udp" ? " udp" : ""})`,
+        `route ${label} added (port ${r.port} ${r.mode}${r.protocol === "udp" ? " udp" : ""}${r.proxy_protocol ? " proxy_protocol" : ""})`,
       );
       continue;
     }
     const fields: string[] = [];
-    for (const key of ["port", "mode", "hostname", "protocol"] as const) {
+    for (const key of ["port", "mode", "hostname", "protocol", "proxy_protocol"] as const) {
       if (prev[key] !== r[key])
         fields.push(`${key} ${show(String(prev[key]))} → ${show(String(r[key]))}`);
     }

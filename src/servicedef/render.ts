@@ -110,6 +110,8 @@ export function renderServiceDef(def: ServiceDef, notes: RenderNotes = {}): stri
       str("mode", r.mode);
       str("hostname", r.hostname);
       str("protocol", r.protocol);
+      // Only `true` is ever held (types.ts): off is the default and stays unwritten.
+      if (r.proxy_protocol) lines.push("proxy_protocol = true");
       lines.push(...comments(notes.route?.(c, r, i)));
     });
   }

@@ -94,6 +94,7 @@ function routeSpec(r: RouteDef): RouteSpec {
     mode: r.mode ?? "",
     hostname: r.hostname ?? "",
     protocol: r.protocol ?? "",
+    proxyProtocol: r.proxy_protocol ?? false,
   };
 }
 
@@ -129,6 +130,8 @@ export function fromServiceSpec(spec: ServiceSpec): ServiceDef {
             mode: r.mode as RouteMode,
             hostname: r.hostname,
             protocol: r.protocol as RouteProtocol,
+            // false is the proto default: absent.
+            proxy_protocol: r.proxyProtocol ? (true as const) : undefined,
           }),
         ),
         health: c.health && healthDef(c.health),

@@ -18,6 +18,12 @@ export interface RouteDef {
   hostname?: string;
   /** Absent means tcp. */
   protocol?: RouteProtocol;
+  /**
+   * The proxy sends a PROXY protocol v2 header first, so the container
+   * learns the client's address (L4 too). Only ever `true` here: absent
+   * means off, and a written `false` reads back as absent.
+   */
+  proxy_protocol?: true;
 }
 
 export type HealthType = "http" | "tcp" | "exec" | "none";

@@ -58,7 +58,7 @@ const COMPONENT_KEYS = [
   ...["name", "image", "network", "user", "restart", "memory", "cpus", "pids", "strategy"],
   ...["ports", "volumes", "cmd", "env", "routes"],
 ];
-const ROUTE_KEYS = ["name", "port", "mode", "hostname", "protocol"];
+const ROUTE_KEYS = ["name", "port", "mode", "hostname", "protocol", "proxy_protocol"];
 
 const EXPECT = {
   name: 'a name of lowercase letters, digits and "-" (1-63 chars, no "-" at either end)',
@@ -352,8 +352,17 @@ class Checker extends TableChecker {
     const mode = this.field(t, p, "mode", this.oneOf<RouteMode>(["l4", "l7"]));
     const hostname = this.field(t, p, "hostname", this.matching(HOSTNAME_RE, "a DNS name"));
     const protocol = this.field(t, p, "protocol", this.oneOf<RouteProtocol>(["tcp", "udp"]));
+    const proxyProtocol = this.field(t, p, "proxy_protocol", this.boolean);
     this.unknownKeys(t, p, ROUTE_KEYS);
-    return compact({ name, port: port ?? 0, mode, hostname, protocol });
+    if (proxyProtocol && protocol === "udp") {
+      // UDP routes never go through the proxy (src/edge/hostnames.ts): nothing would send it.
+      this.fail(at(p, "proxy_protocol"), "a udp route is not proxied: no PROXY header can be sent");
+    }
+    // `false` is the default: absent, so the definition has one form and round-trips exactly.
+    return compact({
+      ...{ name, port: port ?? 0, mode, hostname, protocol },
+      proxy_protocol: proxyProtocol === true ? (true as const) : undefined,
+    });
   };
 
   portNumber = this.integer(1, 65535);

@@ -177,6 +177,7 @@ function fieldValue(r: Rng, key: string): unknown {
     case "node":
       return r.pick(["svc", "web", "api", "local", "a", "x".repeat(63), "-x", "Web"]);
     case "active":
+    case "proxy_protocol":
       return r.chance(0.8) ? r.chance(0.5) : hostileValue(r);
     case "comment":
       return r.pick(["", "hello", "c".repeat(4096), "c".repeat(4097), hostileString(r, 2)]);
@@ -234,7 +235,7 @@ const COMPONENT_KEYS = [
   ...["name", "image", "network", "user", "restart", "memory", "cpus", "pids"],
   ...["ports", "volumes", "cmd", "env", "routes"],
 ];
-const ROUTE_KEYS = ["name", "port", "mode", "hostname", "protocol"];
+const ROUTE_KEYS = ["name", "port", "mode", "hostname", "protocol", "proxy_protocol"];
 
 /** `plain`: one of many, so cheap and mostly valid. */
 function route(r: Rng, plain = false): unknown {
@@ -310,6 +311,10 @@ function validDefinition(r: Rng): Record<string, unknown> {
             ...(r.chance(0.3) ? { protocol: r.pick(["tcp", "udp"]) } : {}),
             ...(r.chance(0.3) ? { hostname: "a.example.test" } : {}),
           }));
+      // proxy_protocol on tcp routes only (a udp route is never proxied), either value.
+      for (const route of c.routes as Record<string, unknown>[]) {
+        if (route.protocol !== "udp" && r.chance(0.3)) route.proxy_protocol = r.chance(0.5);
+      }
     }
     return c;
   });
@@ -450,6 +455,7 @@ function randomSpec(r: Rng): ServiceSpec {
       mode: specString(r, ["", "l4", "l7"]),
       hostname: specString(r, ["", "a.example"]),
       protocol: specString(r, ["", "tcp", "udp"]),
+      proxyProtocol: r.chance(0.3),
     }));
   const components = Array.from({ length: r.pick([0, 1, 2, 17]) }, () =>
     ComponentSpec.fromPartial({

@@ -117,6 +117,8 @@ describe("HAProxy with the rendered configuration", () => {
     await writeFile(files.crtList, `${pem} web.svc.mcp.test\n`);
     await writeFile(files.l7Map, renderMap(new Map([["web.svc.mcp.test", webPort]])));
     await writeFile(files.l4Map, renderMap(new Map([["db.svc.mcp.test", l4Port]])));
+    await writeFile(files.l4ppMap, "");
+    await writeFile(files.l7ppMap, "");
     await writeFile(
       proxyFiles(dir).config,
       renderHaproxyConfig({ dir, bind: "127.0.0.1", listeners: [listener] }),
@@ -226,6 +228,8 @@ describe("HAProxy with the rendered configuration", () => {
     await writeFile(listenerFiles(dir, second).l7Map, renderMap(new Map()));
     await writeFile(listenerFiles(dir, second).l4Map, "");
     await writeFile(listenerFiles(dir, second).crtList, "");
+    await writeFile(listenerFiles(dir, second).l4ppMap, "");
+    await writeFile(listenerFiles(dir, second).l7ppMap, "");
     await writeFile(
       proxyFiles(dir).config,
       renderHaproxyConfig({ dir, bind: "127.0.0.1", listeners: [listener, second] }),

@@ -252,7 +252,14 @@ function generator(seed: number, heldPort: number) {
       `${shared}-evil/x:/x`,
     ];
   };
-  const route = () => ({ name: "", port: 443, mode: "l4", hostname: "", protocol: "" });
+  const route = () => ({
+    name: "",
+    port: 443,
+    mode: "l4",
+    hostname: "",
+    protocol: "",
+    proxyProtocol: false,
+  });
 
   type Mutation = (spec: ServiceSpec, c: ComponentSpec, i: number) => void;
   const mutations: Mutation[] = [
@@ -443,7 +450,9 @@ describe("hostile specs over gRPC", { timeout: 120_000 }, () => {
         ComponentSpec.fromPartial({
           name: "web",
           image: IMAGE,
-          routes: [{ name: "", port: 443, mode: "l4", hostname: "", protocol: "" }],
+          routes: [
+            { name: "", port: 443, mode: "l4", hostname: "", protocol: "", proxyProtocol: false },
+          ],
         }),
       ],
     };

@@ -58,6 +58,46 @@ describe("haproxy config", () => {
     assert.ok(!text.includes("svc.mcp.test"));
   });
 
+  test("PROXY-protocol routes: their own maps, looked up first, into backends whose server sends PROXY v2", () => {
+    const text = renderHaproxyConfig({ dir: "/p", bind: "127.0.0.1", listeners: [443] });
+    const lines = text.split("\n");
+    const section = (name: string) => {
+      const start = lines.indexOf(name);
+      assert.ok(start >= 0, `${name} is rendered`);
+      const end = lines.indexOf("", start);
+      return lines.slice(start + 1, end);
+    };
+    const host = "req.hdr(host),field(1,:),lower";
+    // L4: the l4pp map decides before the plain one; both before the L7 default.
+    assert.deepEqual(section("frontend listener_443").slice(3), [
+      "  use_backend l4pp_443 if { req.ssl_sni,lower,map(/p/l4pp-443.map) -m found }",
+      "  use_backend l4_443 if { req.ssl_sni,lower,map(/p/l4-443.map) -m found }",
+      "  default_backend to_l7_443",
+    ]);
+    assert.deepEqual(section("backend l4pp_443"), [
+      "  tcp-request content set-dst ipv4(127.0.0.1)",
+      "  tcp-request content set-dst-port req.ssl_sni,lower,map(/p/l4pp-443.map)",
+      "  server route 0.0.0.0:0 send-proxy-v2",
+    ]);
+    assert.deepEqual(section("backend l4_443").at(-1), "  server route 0.0.0.0:0");
+    // L7: a host in either map is known (no 421); the l7pp map picks its backend.
+    assert.deepEqual(section("frontend l7_443").slice(2), [
+      `  http-request return status 421 unless { ${host},map(/p/l7-443.map) -m found } || { ${host},map(/p/l7pp-443.map) -m found }`,
+      `  use_backend l7pp_routes_443 if { ${host},map(/p/l7pp-443.map) -m found }`,
+      "  default_backend l7_routes_443",
+    ]);
+    assert.deepEqual(section("backend l7pp_routes_443"), [
+      "  mode http",
+      "  option forwardfor",
+      "  http-request set-header X-Forwarded-Proto https",
+      "  http-request set-dst ipv4(127.0.0.1)",
+      `  http-request set-dst-port ${host},map(/p/l7pp-443.map)`,
+      "  server route 0.0.0.0:0 send-proxy-v2",
+    ]);
+    assert.deepEqual(section("backend l7_routes_443").at(-1), "  server route 0.0.0.0:0");
+    assert.equal(text.match(/send-proxy-v2/g)?.length, 3, "to_l7, l4pp and l7pp only");
+  });
+
   test("an IPv6 bind address is bracketed", () => {
     const text = renderHaproxyConfig({ dir: "/p", bind: "::1", listeners: [443] });
     assert.ok(text.includes("  bind [::1]:443\n"));
@@ -115,6 +155,8 @@ describe("haproxy config", () => {
     assert.deepEqual(listenerFiles("/srv/mcp/proxy", 443), {
       l4Map: "/srv/mcp/proxy/l4-443.map",
       l7Map: "/srv/mcp/proxy/l7-443.map",
+      l4ppMap: "/srv/mcp/proxy/l4pp-443.map",
+      l7ppMap: "/srv/mcp/proxy/l7pp-443.map",
       crtList: "/srv/mcp/proxy/certs-443.crtlist",
     });
   });

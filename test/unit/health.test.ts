@@ -277,6 +277,7 @@ describe("healthPlan: which probe, on which port, with which timings", () => {
     mode: "",
     hostname: "",
     protocol,
+    proxyProtocol: false,
   });
   const ports = new Map([
     ["", 20001],

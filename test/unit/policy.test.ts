@@ -71,7 +71,7 @@ function service(name: string, ...components: ComponentSpec[]): ServiceSpec {
   return { name, node: NODE, active: undefined, comment: "", components };
 }
 
-const ROUTE = { name: "", port: 443, mode: "l7", hostname: "", protocol: "" };
+const ROUTE = { name: "", port: 443, mode: "l7", hostname: "", protocol: "", proxyProtocol: false };
 
 function policy(fields: Partial<AgentPolicy> = {}): AgentPolicy {
   return { ...defaultPolicy(["127.0.0.1"]), ...fields };

@@ -24,7 +24,7 @@ function fresh(): Registry {
 }
 
 function route(name: string, port: number, extra: Partial<RouteSpec> = {}): RouteSpec {
-  return { name, port, mode: "l7", hostname: "", protocol: "", ...extra };
+  return { name, port, mode: "l7", hostname: "", protocol: "", proxyProtocol: false, ...extra };
 }
 
 function spec(name: string, image: string, routes: RouteSpec[] = []): ComponentSpec {

@@ -20,6 +20,8 @@ import {
   validateServiceSpec,
   type ServiceDef,
 } from "../../src/servicedef/index.js";
+import { diffComponentSpec } from "../../src/servicedef/diff.js";
+import { renderServiceDef } from "../../src/servicedef/render.js";
 import { McpError, ValidationError, type Problem } from "../../src/util/errors.js";
 
 const root = new URL("../../", import.meta.url);
@@ -319,6 +321,18 @@ const RULES: [string, string, string[]][] = [
     "route hostname must be a DNS name",
     withComponent('[[components.routes]]\nport = 1\nhostname = "bad_host.example"'),
     ['components[0].routes[0].hostname: expected a DNS name, got "bad_host.example"'],
+  ],
+  [
+    "route proxy_protocol is a boolean",
+    withComponent('[[components.routes]]\nport = 1\nproxy_protocol = "yes"'),
+    ['components[0].routes[0].proxy_protocol: expected a boolean, got "yes"'],
+  ],
+  [
+    "a udp route cannot send a PROXY header",
+    withComponent('[[components.routes]]\nport = 53\nprotocol = "udp"\nproxy_protocol = true'),
+    [
+      "components[0].routes[0].proxy_protocol: a udp route is not proxied: no PROXY header can be sent",
+    ],
   ],
   [
     "unknown route field",
@@ -623,7 +637,9 @@ describe("ServiceDef ⇄ ServiceSpec", () => {
           volumes: [],
           cmd: [],
           env: [],
-          routes: [{ name: "", port: 443, mode: "l7", hostname: "", protocol: "" }],
+          routes: [
+            { name: "", port: 443, mode: "l7", hostname: "", protocol: "", proxyProtocol: false },
+          ],
           health: undefined,
           strategy: "",
         },
@@ -653,6 +669,70 @@ describe("ServiceDef ⇄ ServiceSpec", () => {
     ]);
     spec.components[1]!.image = "localhost/x:latest";
     assert.equal(validateServiceSpec(spec, { allowLatest: true }).length, 3);
+  });
+});
+
+describe("route proxy_protocol", () => {
+  const body = (value: string) =>
+    withComponent(`[[components.routes]]\nport = 443\nmode = "l7"\nproxy_protocol = ${value}`);
+
+  test("true is kept; false is the default and reads as absent", () => {
+    const on = parseServiceDef(body("true"), "x");
+    assert.deepEqual(on.components[0]?.routes, [{ port: 443, mode: "l7", proxy_protocol: true }]);
+    const off = parseServiceDef(body("false"), "x");
+    assert.deepEqual(off.components[0]?.routes, [{ port: 443, mode: "l7" }]);
+    // An L4 route may have it too; a tcp one said so explicitly as well.
+    const l4 = withComponent(
+      '[[components.routes]]\nport = 8443\nprotocol = "tcp"\nproxy_protocol = true',
+    );
+    assert.deepEqual(problemsOf(l4), []);
+  });
+
+  test("carried in RouteSpec.proxyProtocol, and back exactly", () => {
+    const on = parseServiceDef(body("true"), "x");
+    const spec = toServiceSpec(on);
+    assert.equal(spec.components[0]?.routes[0]?.proxyProtocol, true);
+    const wire = ServiceSpec.decode(ServiceSpec.encode(spec).finish());
+    assert.deepEqual(fromServiceSpec(wire), on);
+    assert.deepEqual(validateServiceSpec(spec), []);
+    const off = toServiceSpec(parseServiceDef(body("false"), "x"));
+    assert.equal(off.components[0]?.routes[0]?.proxyProtocol, false);
+    assert.equal(
+      "proxy_protocol" in (fromServiceSpec(off).components[0]?.routes?.[0] ?? {}),
+      false,
+    );
+  });
+
+  test("a spec asking it for a udp route is refused with its field path", () => {
+    const spec = toServiceSpec(parseServiceDef(body("true"), "x"));
+    spec.components[0]!.routes[0]!.protocol = "udp";
+    assert.deepEqual(validateServiceSpec(spec).map(show), [
+      "components[0].routes[0].proxy_protocol: a udp route is not proxied: no PROXY header can be sent",
+    ]);
+  });
+
+  test("rendered only when true, and parsed back to the same definition", () => {
+    const on = parseServiceDef(body("true"), "x");
+    const text = renderServiceDef(on);
+    assert.match(text, /\nmode = "l7"\nproxy_protocol = true\n/);
+    assert.deepEqual(parseServiceDef(text, "x"), on);
+    const off = parseServiceDef(body("false"), "x");
+    assert.doesNotMatch(renderServiceDef(off), /proxy_protocol/);
+  });
+
+  test("a change of it is a change of the route", () => {
+    const spec = (value: string) => toServiceSpec(parseServiceDef(body(value), "x")).components[0]!;
+    assert.deepEqual(diffComponentSpec(spec("false"), spec("true")), [
+      "route (unnamed): proxy_protocol false → true (host port kept)",
+    ]);
+    assert.deepEqual(diffComponentSpec(spec("true"), spec("false")), [
+      "route (unnamed): proxy_protocol true → false (host port kept)",
+    ]);
+    assert.deepEqual(diffComponentSpec(spec("true"), spec("true")), []);
+    const none = { ...spec("true"), routes: [] };
+    assert.deepEqual(diffComponentSpec(none, spec("true")), [
+      "route (unnamed) added (port 443 l7 proxy_protocol)",
+    ]);
   });
 });
 

@@ -79,7 +79,7 @@ function component(name: string, fields: Partial<ComponentSpec> = {}): Component
   return ComponentSpec.fromPartial({
     name,
     image: IMAGE,
-    routes: [{ name: "", port: 443, mode: "l7", hostname: "", protocol: "" }],
+    routes: [{ name: "", port: 443, mode: "l7", hostname: "", protocol: "", proxyProtocol: false }],
     ...fields,
   });
 }
@@ -116,7 +116,9 @@ describe("diffService (pure)", () => {
 
   test("identical: no changes; mode/protocol defaults compare equal", () => {
     const stored = component("web", {
-      routes: [{ name: "", port: 443, mode: "l7", hostname: "", protocol: "tcp" }],
+      routes: [
+        { name: "", port: 443, mode: "l7", hostname: "", protocol: "tcp", proxyProtocol: false },
+      ],
     });
     const d = diffService(
       {
@@ -213,6 +215,7 @@ describe("diffService (pure)", () => {
       mode,
       hostname: "",
       protocol: "",
+      proxyProtocol: false,
     });
     const lines = diffComponentSpec(
       component("api", { routes: [route("rest", 8443), route("grpc", 9443)] }),
@@ -264,7 +267,9 @@ describe("SyncDesiredState", () => {
       "sy-b",
       [
         component("web", {
-          routes: [{ name: "", port: 8443, mode: "l4", hostname: "", protocol: "" }],
+          routes: [
+            { name: "", port: 8443, mode: "l4", hostname: "", protocol: "", proxyProtocol: false },
+          ],
         }),
       ],
       false,

@@ -34,7 +34,7 @@ export function componentEntries(
       mode: route.mode === "l7" ? "l7" : "l4",
       backendHost: "127.0.0.1",
       backendPort,
-      proxyProtocol: false,
+      proxyProtocol: route.proxyProtocol,
       service,
       component: component.name,
       route: route.name,

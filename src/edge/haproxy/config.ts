@@ -8,6 +8,12 @@
  * frontend, which terminates TLS (crt-list, a default certificate for
  * names it has none for), answers 421 to an unknown Host and sends plain
  * HTTP with X-Forwarded-For/-Proto to the host port from the L7 map.
+ * Routes with `proxy_protocol` sit in a second pair of maps (l4pp, l7pp)
+ * whose backends' server sends a PROXY v2 header first, so the container
+ * learns the client's address: a map, not per-route config, because route
+ * changes must not need a reload. The PROXY-protocol maps are looked up
+ * first, so a route moving from one map to the other (added to the new one,
+ * then deleted from the old) is never unknown in between.
  *
  * Routes live in the map files, not here: the runtime API changes them
  * without a reload, and this text changes only when the set of listener
@@ -32,6 +38,9 @@ export function listenerFiles(dir: string, listener: number) {
   return {
     l4Map: path.join(dir, `l4-${listener}.map`),
     l7Map: path.join(dir, `l7-${listener}.map`),
+    /** Routes whose container gets a PROXY v2 header first. */
+    l4ppMap: path.join(dir, `l4pp-${listener}.map`),
+    l7ppMap: path.join(dir, `l7pp-${listener}.map`),
     crtList: path.join(dir, `certs-${listener}.crtlist`),
   };
 }
@@ -80,6 +89,7 @@ function listenerSection(layout: ProxyLayout, listener: number): string[] {
     `  bind ${bind}:${listener}`,
     "  tcp-request inspect-delay 5s",
     "  tcp-request content accept if { req.ssl_hello_type 1 }",
+    `  use_backend l4pp_${listener} if { req.ssl_sni,lower,map(${f.l4ppMap}) -m found }`,
     `  use_backend l4_${listener} if { req.ssl_sni,lower,map(${f.l4Map}) -m found }`,
     `  default_backend to_l7_${listener}`,
     "",
@@ -89,22 +99,36 @@ function listenerSection(layout: ProxyLayout, listener: number): string[] {
     // 0.0.0.0:0: connect where set-dst says (HAProxy's documented way).
     "  server route 0.0.0.0:0",
     "",
+    `backend l4pp_${listener}`,
+    "  tcp-request content set-dst ipv4(127.0.0.1)",
+    `  tcp-request content set-dst-port req.ssl_sni,lower,map(${f.l4ppMap})`,
+    "  server route 0.0.0.0:0 send-proxy-v2",
+    "",
     `backend to_l7_${listener}`,
     `  server l7 ${l7Socket} send-proxy-v2`,
     "",
     `frontend l7_${listener}`,
     "  mode http",
     `  bind ${l7Socket} accept-proxy ssl crt ${defaultCert} crt-list ${f.crtList} alpn h2,http/1.1`,
-    `  http-request return status 421 unless { ${host},map(${f.l7Map}) -m found }`,
+    `  http-request return status 421 unless { ${host},map(${f.l7Map}) -m found } || { ${host},map(${f.l7ppMap}) -m found }`,
+    `  use_backend l7pp_routes_${listener} if { ${host},map(${f.l7ppMap}) -m found }`,
     `  default_backend l7_routes_${listener}`,
     "",
-    `backend l7_routes_${listener}`,
+    ...l7Backend(`l7_routes_${listener}`, host, f.l7Map, ""),
+    // The header carries the client's address from the listener's PROXY v2 (accept-proxy above).
+    ...l7Backend(`l7pp_routes_${listener}`, host, f.l7ppMap, " send-proxy-v2"),
+  ];
+}
+
+function l7Backend(name: string, host: string, map: string, serverOptions: string): string[] {
+  return [
+    `backend ${name}`,
     "  mode http",
     "  option forwardfor",
     "  http-request set-header X-Forwarded-Proto https",
     "  http-request set-dst ipv4(127.0.0.1)",
-    `  http-request set-dst-port ${host},map(${f.l7Map})`,
-    "  server route 0.0.0.0:0",
+    `  http-request set-dst-port ${host},map(${map})`,
+    `  server route 0.0.0.0:0${serverOptions}`,
     "",
   ];
 }

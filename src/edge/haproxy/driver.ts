@@ -31,6 +31,18 @@ export interface ProxyRoute {
   hostPort: number;
   /** L7: the certificate (full chain, then key) HAProxy terminates TLS with. */
   certPem?: string;
+  /** The container gets a PROXY v2 header first (the route's `proxy_protocol`): the l4pp/l7pp maps. */
+  proxyProtocol?: boolean;
+}
+
+/** The map a route goes in, and the one of its mode it must not be in. */
+function routeMaps(
+  f: ReturnType<typeof listenerFiles>,
+  mode: "l4" | "l7",
+  proxyProtocol: boolean,
+): { map: string; other: string } {
+  const [plain, pp] = mode === "l4" ? [f.l4Map, f.l4ppMap] : [f.l7Map, f.l7ppMap];
+  return proxyProtocol ? { map: pp, other: plain } : { map: plain, other: pp };
 }
 
 /** `host port` lines back into a map (the inverse of renderMap). */
@@ -95,7 +107,7 @@ export class HaproxyDriver {
     for (const listener of sorted) {
       const f = listenerFiles(this.dir, listener);
       // A new listener starts with empty route files; existing ones are kept as they are.
-      for (const file of [f.l4Map, f.l7Map, f.crtList]) {
+      for (const file of [f.l4Map, f.l7Map, f.l4ppMap, f.l7ppMap, f.crtList]) {
         await writeFile(file, "", { mode: 0o600, flag: "a" });
       }
     }
@@ -135,7 +147,13 @@ export class HaproxyDriver {
     });
   }
 
-  /** Adds or changes a route: files first, then the runtime API. */
+  /**
+   * Adds or changes a route: files first, then the runtime API. A route
+   * whose `proxyProtocol` changed moves to the other map of its mode: into
+   * the new one first, then out of the old one, so that it is always in one
+   * of them (both for a moment: the PROXY-protocol map is looked up first,
+   * config.ts).
+   */
   setRoute(route: ProxyRoute): Promise<void> {
     return this.#mutex.runExclusive(async () => {
       if (!this.#listeners.includes(route.listener)) {
@@ -144,17 +162,27 @@ export class HaproxyDriver {
       const f = listenerFiles(this.dir, route.listener);
       const host = route.hostname.toLowerCase();
       if (route.mode === "l7" && route.certPem) await this.#setCert(f.crtList, host, route.certPem);
-      const mapFile = route.mode === "l4" ? f.l4Map : f.l7Map;
-      const entries = parseMapFile(await readOr(mapFile, ""));
+      const { map, other } = routeMaps(f, route.mode, route.proxyProtocol === true);
+      const entries = parseMapFile(await readOr(map, ""));
       entries.set(host, route.hostPort);
-      await writeAtomic(mapFile, renderMap(entries));
+      await writeAtomic(map, renderMap(entries));
+      const otherEntries = parseMapFile(await readOr(other, ""));
+      if (otherEntries.delete(host)) await writeAtomic(other, renderMap(otherEntries));
       const socket = proxyFiles(this.dir).adminSocket;
-      const live = parseShowMap(await runtimeCommand(socket, showMapCommand(mapFile)));
+      const live = parseShowMap(await runtimeCommand(socket, showMapCommand(map)));
       const port = String(route.hostPort);
-      if (!live.has(host)) await runtimeCommand(socket, addMapCommand(mapFile, host, port));
+      if (!live.has(host)) await runtimeCommand(socket, addMapCommand(map, host, port));
       else if (live.get(host) !== port)
-        await runtimeCommand(socket, setMapCommand(mapFile, host, port));
+        await runtimeCommand(socket, setMapCommand(map, host, port));
+      await this.#delLive(other, host);
     });
+  }
+
+  /** Removes `host` from the loaded map `mapFile` if HAProxy has it there. */
+  async #delLive(mapFile: string, host: string): Promise<void> {
+    const socket = proxyFiles(this.dir).adminSocket;
+    const live = parseShowMap(await runtimeCommand(socket, showMapCommand(mapFile)));
+    if (live.has(host)) await runtimeCommand(socket, delMapCommand(mapFile, host));
   }
 
   async #setCert(crtList: string, host: string, pem: string): Promise<void> {
@@ -187,11 +215,18 @@ export class HaproxyDriver {
       let changed = 0;
       for (const listener of this.#listeners) {
         const f = listenerFiles(this.dir, listener);
-        for (const mode of ["l4", "l7"] as const) {
-          const mapFile = mode === "l4" ? f.l4Map : f.l7Map;
+        for (const [mode, pp] of [
+          ["l4", false],
+          ["l4", true],
+          ["l7", false],
+          ["l7", true],
+        ] as const) {
+          const mapFile = routeMaps(f, mode, pp).map;
           const wanted = new Map(
             routes
-              .filter((r) => r.listener === listener && r.mode === mode)
+              .filter(
+                (r) => r.listener === listener && r.mode === mode && (r.proxyProtocol ?? false) === pp,
+              )
               .map((r) => [r.hostname.toLowerCase(), r.hostPort]),
           );
           const text = renderMap(wanted);
@@ -221,18 +256,23 @@ export class HaproxyDriver {
     return pem || undefined;
   }
 
-  /** Removes a route (its certificate stays listed for a later deploy of the same name). */
+  /**
+   * Removes a route from whichever map of its mode holds it (with or
+   * without PROXY protocol); its certificate stays listed for a later
+   * deploy of the same name.
+   */
   removeRoute(listener: number, hostname: string, mode: "l4" | "l7"): Promise<void> {
     return this.#mutex.runExclusive(async () => {
-      const f = listenerFiles(this.dir, listener);
-      const mapFile = mode === "l4" ? f.l4Map : f.l7Map;
+      const { map, other } = routeMaps(listenerFiles(this.dir, listener), mode, false);
       const host = hostname.toLowerCase();
-      const entries = parseMapFile(await readOr(mapFile, ""));
-      if (!entries.delete(host)) return;
-      await writeAtomic(mapFile, renderMap(entries));
-      const socket = proxyFiles(this.dir).adminSocket;
-      const live = parseShowMap(await runtimeCommand(socket, showMapCommand(mapFile)));
-      if (live.has(host)) await runtimeCommand(socket, delMapCommand(mapFile, host));
+      const held: string[] = [];
+      for (const mapFile of [map, other]) {
+        const entries = parseMapFile(await readOr(mapFile, ""));
+        if (!entries.delete(host)) continue;
+        await writeAtomic(mapFile, renderMap(entries));
+        held.push(mapFile);
+      }
+      for (const mapFile of held) await this.#delLive(mapFile, host);
     });
   }
 }

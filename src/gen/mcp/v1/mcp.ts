@@ -44,6 +44,8 @@ export interface RouteSpec {
   hostname: string;
   /** "tcp" | "udp"; "" = tcp */
   protocol: string;
+  /** The proxy sends a PROXY protocol v2 header to the container first (L4 and L7); never for udp. */
+  proxyProtocol: boolean;
 }
 
 export interface ComponentSpec {
@@ -441,7 +443,7 @@ export interface ListRevisionsResponse {
 }
 
 function createBaseRouteSpec(): RouteSpec {
-  return { name: "", port: 0, mode: "", hostname: "", protocol: "" };
+  return { name: "", port: 0, mode: "", hostname: "", protocol: "", proxyProtocol: false };
 }
 
 export const RouteSpec: MessageFns<RouteSpec> = {
@@ -460,6 +462,9 @@ export const RouteSpec: MessageFns<RouteSpec> = {
     }
     if (message.protocol !== "") {
       writer.uint32(50).string(message.protocol);
+    }
+    if (message.proxyProtocol !== false) {
+      writer.uint32(56).bool(message.proxyProtocol);
     }
     return writer;
   },
@@ -517,6 +522,14 @@ export const RouteSpec: MessageFns<RouteSpec> = {
             message.protocol = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.proxyProtocol = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -536,6 +549,11 @@ export const RouteSpec: MessageFns<RouteSpec> = {
       mode: isSet(object.mode) ? globalThis.String(object.mode) : "",
       hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
       protocol: isSet(object.protocol) ? globalThis.String(object.protocol) : "",
+      proxyProtocol: isSet(object.proxyProtocol)
+        ? globalThis.Boolean(object.proxyProtocol)
+        : isSet(object.proxy_protocol)
+        ? globalThis.Boolean(object.proxy_protocol)
+        : false,
     };
   },
 
@@ -556,6 +574,9 @@ export const RouteSpec: MessageFns<RouteSpec> = {
     if (message.protocol !== "") {
       obj.protocol = message.protocol;
     }
+    if (message.proxyProtocol !== false) {
+      obj.proxyProtocol = message.proxyProtocol;
+    }
     return obj;
   },
 
@@ -569,6 +590,7 @@ export const RouteSpec: MessageFns<RouteSpec> = {
     message.mode = object.mode ?? "";
     message.hostname = object.hostname ?? "";
     message.protocol = object.protocol ?? "";
+    message.proxyProtocol = object.proxyProtocol ?? false;
     return message;
   },
 };
