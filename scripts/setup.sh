@@ -121,8 +121,8 @@ build_image() {
   mkdir -p "$rootfs"/{bin,etc,tmp,www/cgi-bin,proc,sys,dev,root}
   chmod 1777 "$rootfs/tmp"
   cp /bin/busybox "$rootfs/bin/busybox"
-  local applet
-  for applet in sh httpd env sort sleep kill mkdir cat printf echo wc ls hostname true; do
+  local applet applets="sh httpd env sort sleep kill mkdir cat printf echo wc ls hostname true nc"
+  for applet in $applets; do
     ln -s busybox "$rootfs/bin/$applet"
   done
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
@@ -153,7 +153,7 @@ printf 'Content-Type: text/plain\r\n\r\n'
 env | sort
 EOF
   chmod 755 "$rootfs/bin/serve-env" "$rootfs/www/cgi-bin/env"
-  hash=$( (cat /bin/busybox "$rootfs/bin/serve-env" "$rootfs/www/cgi-bin/env") | sha256sum | cut -c1-16)
+  hash=$( (cat /bin/busybox "$rootfs/bin/serve-env" "$rootfs/www/cgi-bin/env" && echo "$applets") | sha256sum | cut -c1-16)
   if [ "$(podman image inspect --format '{{index .Labels "mcp.build"}}' "$IMAGE" 2>/dev/null)" = "$hash" ]; then
     say "$IMAGE up to date"
     rm -rf "$work"

@@ -11,6 +11,7 @@ import { toProxyRoute, type Edge, type ProxyEntry } from "../../edge/edge.js";
 import type { ProxyRouteRow, Registry } from "../../registry/index.js";
 import { McpError, errorMessage } from "../../util/errors.js";
 import type { AgentContext } from "../context.js";
+import { namesInZone, retireNames, unusedNames } from "./dns.js";
 
 /** Whether a route goes on the proxy (pure). */
 export function isProxied(route: Pick<RouteSpec, "protocol" | "port">): boolean {
@@ -195,6 +196,11 @@ export async function withdrawRoutes(
     for (const row of rows) ctx.registry.proxyRoutes.delete(row.listener, row.hostname);
   });
   try {
+    // Names first, then the proxy's entries (DESIGN: DNS, then routes, then containers).
+    if (edge.dns) {
+      const names = unusedNames(ctx.registry, namesInZone(rows, edge.dns.zone));
+      await retireNames(edge.dns, names);
+    }
     for (const row of rows) await edge.remove(entryOf(row));
     await edge.listenFor(ctx.registry.proxyRoutes.list().map(entryOf));
   } catch (err) {

@@ -227,6 +227,7 @@ export async function runComponent(
     gated: op.gated,
     pull: opts.pull !== false,
     proxied: ctx.edge !== undefined && component.routes.some(isProxied),
+    dns: ctx.edge?.dns !== undefined,
   });
   try {
     await runSteps(

@@ -28,6 +28,7 @@ import {
 import { startAgentServer } from "./server.js";
 import { startEdge, type StartedEdge } from "../edge/start.js";
 import { syncProxy } from "../edge/routes.js";
+import { renewDueCertificates, startRenewalLoop } from "../edge/renew.js";
 import { VERSION } from "../../version.js";
 
 /** Seconds podman waits after SIGTERM before it kills a container. */
@@ -137,6 +138,9 @@ export async function serveAgent(
       logger,
       limits: { firstRequestTimeoutMs: config.server.firstRequestTimeoutMs },
     });
+    // Due renewals now (an agent that was down for weeks), then every hour.
+    await renewDueCertificates(ctx);
+    const stopRenewals = startRenewalLoop(ctx);
     const monitor = new Monitor(ctx, config.monitor);
     ctx.monitor = monitor;
     monitor.start();
@@ -150,8 +154,9 @@ export async function serveAgent(
       close: async (opts = {}) => {
         await server.close();
         await monitor.stop();
+        stopRenewals();
         if (opts.stopProxy) await edge?.stop();
-        else edge?.proxy.release();
+        else await edge?.release();
         registry.close();
       },
     };

@@ -225,7 +225,8 @@ export class HaproxyDriver {
           const wanted = new Map(
             routes
               .filter(
-                (r) => r.listener === listener && r.mode === mode && (r.proxyProtocol ?? false) === pp,
+                (r) =>
+                  r.listener === listener && r.mode === mode && (r.proxyProtocol ?? false) === pp,
               )
               .map((r) => [r.hostname.toLowerCase(), r.hostPort]),
           );

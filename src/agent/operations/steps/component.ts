@@ -40,6 +40,8 @@ export interface EdgeState {
   certs?: Map<string, string>;
   /** The component's proxy rows before `routes` ran (its undo puts them back). */
   routesBefore?: ProxyRouteRow[];
+  /** DNS names the `dns` step created (its undo removes those nobody uses). */
+  dnsAdded?: string[];
 }
 
 /** What one component operation knows and has done so far. */

@@ -35,13 +35,15 @@ export type StepName =
   | "allocate ports"
   | "run"
   | "health"
+  | "dns"
   | "certificates"
   | "routes"
   | "commit"
+  | "retire old names"
   | "remove old container";
 
 /** The units of steps/edge.ts. */
-export type EdgeStepName = "certificates" | "routes";
+export type EdgeStepName = "dns" | "certificates" | "routes" | "retire old names";
 
 /** The component's container before the operation. */
 export type OldContainer = "none" | "stopped" | "running";
@@ -55,6 +57,8 @@ export interface PlanInput {
   pull: boolean;
   /** Some of the component's routes go on the node's proxy (edge on, not udp). */
   proxied?: boolean;
+  /** The node publishes route names in DNS (`[dns]`). */
+  dns?: boolean;
 }
 
 export function planSteps(input: PlanInput): StepName[] {
@@ -66,8 +70,13 @@ export function planSteps(input: PlanInput): StepName[] {
   steps.push("allocate ports", "run");
   if (input.gated) steps.push("health");
   // Only a version that passed its check gets a certificate and the proxy's traffic.
-  if (input.proxied) steps.push("certificates", "routes");
+  if (input.proxied) {
+    // The name first: an ACME server resolves it before it validates.
+    if (input.dns) steps.push("dns");
+    steps.push("certificates", "routes");
+  }
   steps.push("commit");
+  if (input.proxied && input.dns) steps.push("retire old names");
   if (input.old !== "none") steps.push("remove old container");
   return steps;
 }

@@ -1,0 +1,267 @@
+/**
+ * Deploys behind the agent's own HAProxy (issue 8), on real Podman through
+ * the CLI: an L7 route answers over HTTPS through the proxy with a local-CA
+ * certificate (full chain, curl verifying it), an unknown name gets 421;
+ * two L4 routes on one listener reach each its own container by SNI, the
+ * ClientHello untouched; stop takes the route off the proxy first (and the
+ * listener it alone used); an
+ * HAProxy killed comes back with every route; an agent killed leaves the
+ * proxy serving and its restart adopts it with no entry twice; a hostname
+ * clash is refused naming both routes; undeploy leaves the maps empty.
+ */
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import tls from "node:tls";
+import { after, before, describe, test } from "node:test";
+import {
+  parseShowMap,
+  runtimeCommand,
+  showMapCommand,
+} from "../../src/edge/haproxy/runtime-api.js";
+import { CommandError, runCommand, type RunOptions } from "../../src/util/exec.js";
+import { freePort } from "../helpers/agent.js";
+import { LiveAgent, ok, parseEnvPage, webDefinition } from "../helpers/live-agent.js";
+
+const NODE = "edge-node";
+const DOMAIN = "svc.mcp.test";
+
+/** The command's output whatever its exit status (curl, openssl and podman logs say enough). */
+async function output(argv: string[], opts: RunOptions = {}): Promise<string> {
+  try {
+    return (await runCommand(argv, opts)).stdout;
+  } catch (err) {
+    if (err instanceof CommandError && err.exitCode !== null) return err.stdout;
+    throw err;
+  }
+}
+
+/** `curl --cacert … --resolve host:port:127.0.0.1 https://host:port/`: status and body. */
+async function curl(
+  host: string,
+  port: number,
+  opts: { ca?: string; path?: string } = {},
+): Promise<{ status: number; body: string }> {
+  const trust = opts.ca ? ["--cacert", opts.ca] : ["--insecure"];
+  const stdout = await output([
+    "curl",
+    "--silent",
+    "--show-error",
+    "--max-time",
+    "5",
+    ...trust,
+    "--resolve",
+    `${host}:${port}:127.0.0.1`,
+    "--write-out",
+    "\n%{http_code}",
+    `https://${host}:${port}${opts.path ?? "/"}`,
+  ]);
+  const lines = stdout.split("\n");
+  return { status: Number(lines.pop()), body: lines.join("\n") };
+}
+
+/** Retries `curl` until `accept` says yes or the time is up; returns the last answer. */
+async function curlUntil(
+  host: string,
+  port: number,
+  accept: (r: { status: number; body: string }) => boolean,
+  opts: { ca?: string; timeoutMs?: number } = {},
+): Promise<{ status: number; body: string }> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  for (;;) {
+    const r = await curl(host, port, opts);
+    if (accept(r) || Date.now() > deadline) return r;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+/** A TLS ClientHello with `servername` to the proxy; the handshake itself may fail. */
+function hello(port: number, servername: string): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: "127.0.0.1", port, servername, rejectUnauthorized: false });
+    const done = () => {
+      socket.destroy();
+      resolve();
+    };
+    socket.setTimeout(2000, done);
+    socket.once("error", done);
+    socket.once("close", done);
+  });
+}
+
+function l7Definition(name: string, listener: number, lines: string[] = []): string {
+  return webDefinition(name, NODE, [
+    ...lines,
+    "",
+    "[[components.routes]]",
+    `port = ${listener}`,
+    'mode = "l7"',
+    "",
+    "[components.health]",
+    'type = "http"',
+    'path = "/health"',
+    'deadline = "5s"',
+  ]);
+}
+
+/** A container that writes what the first connection sends to its log (nc), over and over. */
+function l4Definition(name: string, listener: number, hostname: string): string {
+  return webDefinition(name, NODE, [
+    `cmd = ["sh", "-c", "while true; do nc -l -p $PORT; done"]`,
+    "",
+    "[[components.routes]]",
+    `port = ${listener}`,
+    'mode = "l4"',
+    `hostname = "${hostname}"`,
+  ]);
+}
+
+describe("deploys behind the agent's HAProxy", { concurrency: false }, () => {
+  let agent: LiveAgent;
+  let proxyDir: string;
+  let routeCa: string;
+  let listener: number;
+  let l4Listener: number;
+  const host = `edge-web.${DOMAIN}`;
+
+  const mapLines = async (mode: "l4" | "l7", port: number) =>
+    (await readFile(path.join(proxyDir, `${mode}-${port}.map`), "utf8"))
+      .split("\n")
+      .filter(Boolean);
+
+  before(async () => {
+    agent = await LiveAgent.start({
+      node: NODE,
+      init: { proxy: true },
+      config: { proxy: { http_port: 0 }, monitor: { interval: "1s" } },
+    });
+    proxyDir = path.join(agent.dir, "proxy");
+    routeCa = path.join(proxyDir, "route-ca.crt");
+    listener = await freePort();
+    l4Listener = await freePort();
+    await agent.addDefinition("edge-web", l7Definition("edge-web", listener, ['env = ["R=1"]']));
+    ok(await agent.cli(["deploy", "edge-web"]), "deploy edge-web");
+  });
+
+  after(async () => {
+    await agent?.cleanup();
+  });
+
+  test("an L7 route answers over HTTPS through the proxy, verified against the route CA", async () => {
+    const r = await curl(host, listener, { ca: routeCa });
+    assert.equal(r.status, 200, r.body);
+    const env = parseEnvPage(r.body);
+    assert.equal(env.R, "1");
+    assert.ok(Number(env.PORT) > 0, "the container got $PORT");
+    assert.notEqual(Number(env.PORT), listener, "the host port is not the listener");
+  });
+
+  test("the certificate comes with its chain; an unknown name gets 421", async () => {
+    const shown = await output(
+      [
+        "openssl",
+        "s_client",
+        "-connect",
+        `127.0.0.1:${listener}`,
+        "-servername",
+        host,
+        "-showcerts",
+        "-CAfile",
+        routeCa,
+      ],
+      { input: "" },
+    );
+    assert.equal(shown.match(/-----BEGIN CERTIFICATE-----/g)?.length, 2, shown);
+    assert.match(shown, /Verify return code: 0 \(ok\)/);
+    assert.equal((await curl(`nobody.${DOMAIN}`, listener)).status, 421);
+  });
+
+  test("two L4 routes on one listener: each ClientHello reaches its own container untouched", async () => {
+    await agent.addDefinition("edge-a", l4Definition("edge-a", l4Listener, "a.l4.test"));
+    await agent.addDefinition("edge-b", l4Definition("edge-b", l4Listener, "b.l4.test"));
+    ok(await agent.cli(["deploy", "edge-a"]), "deploy edge-a");
+    ok(await agent.cli(["deploy", "edge-b"]), "deploy edge-b");
+    await hello(l4Listener, "a.l4.test");
+    await hello(l4Listener, "b.l4.test");
+    const logs = (service: string) => output(["podman", "logs", `${service}-web`]);
+    let a = "";
+    let b = "";
+    for (let i = 0; i < 50 && !(a.includes("a.l4.test") && b.includes("b.l4.test")); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      [a, b] = [await logs("edge-a"), await logs("edge-b")];
+    }
+    assert.ok(a.includes("a.l4.test"), "edge-a saw its SNI");
+    assert.ok(b.includes("b.l4.test"), "edge-b saw its SNI");
+    assert.ok(!a.includes("b.l4.test") && !b.includes("a.l4.test"), "no name went astray");
+    // A handshake record byte for byte: content type 22 (handshake), then TLS 1.x.
+    assert.ok(a.includes("\u0016\u0003"), "the raw ClientHello, not a re-encrypted one");
+  });
+
+  test("a second service answering to the same name on the same listener is refused, naming both", async () => {
+    await agent.addDefinition(
+      "edge-clash",
+      l7Definition("edge-clash", listener).replace(
+        'mode = "l7"',
+        `mode = "l7"\nhostname = "${host}"`,
+      ),
+    );
+    const run = await agent.cli(["deploy", "edge-clash"]);
+    assert.notEqual(run.code, 0);
+    assert.match(
+      run.stderr,
+      /edge-clash\/web and route edge-web\/web both answer to edge-web\.svc\.mcp\.test/,
+    );
+    assert.match(run.stderr, /routes\[0\]\.hostname/);
+    // Nothing of it got on the proxy: the name still goes to edge-web alone.
+    const lines = await mapLines("l7", listener);
+    assert.equal(lines.length, 1);
+    assert.ok(lines[0]?.startsWith(`${host} `));
+  });
+
+  test("stop takes the route off the proxy; start puts it back", async () => {
+    ok(await agent.cli(["stop", "edge-web"]), "stop");
+    // Its only route gone, the proxy stops listening there (0: connection refused).
+    assert.equal((await curl(host, listener)).status, 0);
+    assert.deepEqual(await mapLines("l7", listener), []);
+    ok(await agent.cli(["start", "edge-web"]), "start");
+    const r = await curlUntil(host, listener, (x) => x.status === 200, { ca: routeCa });
+    assert.equal(r.status, 200, r.body);
+  });
+
+  test("HAProxy killed: it comes back with every route", async () => {
+    const pid = Number((await readFile(path.join(proxyDir, "haproxy.pid"), "utf8")).trim());
+    process.kill(pid, "SIGKILL");
+    const r = await curlUntil(host, listener, (x) => x.status === 200, {
+      ca: routeCa,
+      timeoutMs: 10_000,
+    });
+    assert.equal(r.status, 200, r.body);
+    const newPid = Number((await readFile(path.join(proxyDir, "haproxy.pid"), "utf8")).trim());
+    assert.notEqual(newPid, pid);
+  });
+
+  test("the agent killed: the proxy keeps serving; its restart adopts it, nothing twice", async () => {
+    const pid = Number((await readFile(path.join(proxyDir, "haproxy.pid"), "utf8")).trim());
+    await agent.kill("SIGKILL");
+    assert.equal((await curl(host, listener, { ca: routeCa })).status, 200, "served meanwhile");
+    await agent.launch();
+    assert.equal(Number((await readFile(path.join(proxyDir, "haproxy.pid"), "utf8")).trim()), pid);
+    assert.equal((await curl(host, listener, { ca: routeCa })).status, 200);
+    assert.equal((await mapLines("l7", listener)).length, 1);
+    assert.equal((await mapLines("l4", l4Listener)).length, 2);
+    const live = parseShowMap(
+      await runtimeCommand(
+        path.join(proxyDir, "admin.sock"),
+        showMapCommand(path.join(proxyDir, `l7-${listener}.map`)),
+      ),
+    );
+    assert.deepEqual([...live.keys()], [host]);
+  });
+
+  test("undeploy takes every route off; the maps are empty", async () => {
+    for (const s of ["edge-web", "edge-a", "edge-b"]) ok(await agent.cli(["undeploy", s]), s);
+    assert.notEqual((await curl(host, listener)).status, 200);
+    assert.deepEqual(await mapLines("l7", listener), []);
+    assert.deepEqual(await mapLines("l4", l4Listener), []);
+  });
+});
