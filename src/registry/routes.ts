@@ -41,6 +41,8 @@ export interface HeldPort {
   service: string;
   component: string;
   name: string;
+  /** The route's standby port (behind the proxy), not its live one. */
+  standby: boolean;
 }
 
 const COLUMNS =
@@ -64,7 +66,7 @@ export class RouteStore {
   readonly #setPorts: Database.Statement<[Key & { hostPort: number; standbyPort: number }]>;
   readonly #holder: Database.Statement<[number], Key>;
   readonly #clear: Database.Statement<[{ service: string; component: string | null }]>;
-  readonly #held: Database.Statement<[], HeldPort>;
+  readonly #held: Database.Statement<[], Omit<HeldPort, "standby"> & { standby: number }>;
   readonly #replace: (service: string, component: string, routes: readonly RouteInput[]) => void;
 
   constructor(db: Database.Database) {
@@ -101,9 +103,11 @@ export class RouteStore {
       WHERE service = @service AND (@component IS NULL OR component = @component)
         AND (host_port <> 0 OR standby_port <> 0)`);
     this.#held = db.prepare(`
-      SELECT host_port AS port, service, component, name FROM component_routes WHERE host_port <> 0
+      SELECT host_port AS port, service, component, name, 0 AS standby
+        FROM component_routes WHERE host_port <> 0
       UNION ALL
-      SELECT standby_port, service, component, name FROM component_routes WHERE standby_port <> 0
+      SELECT standby_port, service, component, name, 1
+        FROM component_routes WHERE standby_port <> 0
       ORDER BY 1`);
 
     this.#replace = db.transaction(
@@ -216,6 +220,6 @@ export class RouteStore {
 
   /** Every recorded host port (live and standby), ascending: seeds the allocator after an agent restart. */
   heldHostPorts(): HeldPort[] {
-    return this.#held.all();
+    return this.#held.all().map((h) => ({ ...h, standby: Boolean(h.standby) }));
   }
 }

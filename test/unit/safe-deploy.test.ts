@@ -99,6 +99,87 @@ describe("plan: the steps of each strategy", () => {
   });
 });
 
+describe("plan: behind the proxy", () => {
+  const base = { gated: true, pull: true, proxied: true } as const;
+
+  test("start-first with every route on the proxy: the swap, nothing stops before the proxy moved", () => {
+    assert.deepEqual(
+      planSteps({ ...base, strategy: "start-first", old: "running", swappable: true, dns: true }),
+      [
+        "policy",
+        "record",
+        "pull",
+        "prepare volumes",
+        "allocate standby ports",
+        "start new version",
+        "new version health",
+        "dns",
+        "certificates",
+        "routes",
+        "drain",
+        "set aside old container",
+        "promote new version",
+        "commit",
+        "retire old names",
+        "remove old container",
+      ],
+    );
+  });
+
+  test("stop-first, a first deploy, or a route off the proxy: in place, the routes after the check", () => {
+    const inPlace = [
+      "policy",
+      "record",
+      "pull",
+      "prepare volumes",
+      "set aside old container",
+      "allocate ports",
+      "run",
+      "health",
+      "certificates",
+      "routes",
+      "commit",
+      "remove old container",
+    ];
+    assert.deepEqual(
+      planSteps({ ...base, strategy: "stop-first", old: "running", swappable: true }),
+      inPlace,
+    );
+    assert.deepEqual(
+      planSteps({ ...base, strategy: "start-first", old: "none", swappable: true }),
+      inPlace.filter((s) => s !== "set aside old container" && s !== "remove old container"),
+    );
+    // A udp route keeps the trial on temporary ports (it cannot move behind the proxy).
+    const mixed = planSteps({ ...base, strategy: "start-first", old: "running", swappable: false });
+    assert.ok(mixed.includes("start trial") && !mixed.includes("start new version"));
+    assert.ok(mixed.indexOf("routes") > mixed.indexOf("health"));
+  });
+
+  test("start and recovery behind the proxy: no gate, the routes still follow the container", () => {
+    assert.deepEqual(
+      planSteps({
+        strategy: "start-first",
+        old: "none",
+        gated: false,
+        pull: false,
+        proxied: true,
+        swappable: true,
+      }),
+      [
+        "policy",
+        "record",
+        "image",
+        "prepare volumes",
+        "allocate ports",
+        "run",
+        "certificates",
+        "routes",
+        "commit",
+      ],
+    );
+  });
+});
+
 describe("a new version that fails its health check", () => {
   test("start-first: the trial fails, the old version is never touched", async () => {
     const { ctx, runtime, registry, health } = agent();

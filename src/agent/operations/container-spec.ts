@@ -32,6 +32,15 @@ export function trialRoute(route: string): string {
   return `${route}#trial`;
 }
 
+/**
+ * The route name a route's standby port is held under (`rest#standby`):
+ * behind the proxy, the second port of its pair, where a start-first
+ * redeploy starts the new version (steps/swap.ts).
+ */
+export function standbyRoute(route: string): string {
+  return `${route}#standby`;
+}
+
 export function routeProtocol(route: Pick<RouteSpec, "protocol">): "tcp" | "udp" {
   return route.protocol === "udp" ? "udp" : "tcp";
 }

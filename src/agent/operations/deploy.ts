@@ -25,7 +25,7 @@ import { ignoreProgress, type ProgressSink } from "./progress.js";
 import type { ComponentOp } from "./steps/component.js";
 import { COMPONENT_STEPS } from "./steps/units.js";
 import { isProxied } from "../edge/routes.js";
-import { planSteps } from "./steps/plan.js";
+import { isSwap, planSteps, type PlanInput } from "./steps/plan.js";
 import { runSteps } from "./steps/runner.js";
 import { revisionOutcome, type RevisionOptions } from "./revision-note.js";
 
@@ -221,14 +221,20 @@ export async function runComponent(
     progress,
     edge: {},
   };
-  const steps = planSteps({
+  const plan: PlanInput = {
     strategy: (component.strategy as Strategy) || defaultStrategy(component),
     old: op.old,
     gated: op.gated,
     pull: opts.pull !== false,
     proxied: ctx.edge !== undefined && component.routes.some(isProxied),
     dns: ctx.edge?.dns !== undefined,
-  });
+    swappable:
+      component.routes.length > 0 &&
+      component.routes.every(isProxied) &&
+      component.ports.length === 0,
+  };
+  op.swap = isSwap(plan);
+  const steps = planSteps(plan);
   try {
     await runSteps(
       steps.map((s) => COMPONENT_STEPS[s]),

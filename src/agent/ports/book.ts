@@ -5,7 +5,7 @@
  */
 import type { Registry } from "../../registry/index.js";
 import { parsePortMapping } from "../../servicedef/ports.js";
-import { routeKey, trialRoute } from "../operations/container-spec.js";
+import { routeKey, standbyRoute, trialRoute } from "../operations/container-spec.js";
 import type { PortHolder } from "../policy/rules.js";
 import type { PortBook } from "./allocator.js";
 
@@ -18,7 +18,7 @@ export function portHolders(registry: Registry): PortHolder[] {
     port: row.port,
     service: row.service,
     component: row.component,
-    route: row.name,
+    route: row.standby ? standbyRoute(row.name) : row.name,
   }));
   for (const component of registry.components.list()) {
     for (const mapping of component.spec.ports) {

@@ -24,7 +24,7 @@ import { enforcePortClaims, enforceStoredComponent } from "../../policy/guard.js
 import { containerSpecFor, routeKey, routeProtocol, trialRoute } from "../container-spec.js";
 import type { ProgressSink } from "../progress.js";
 import { lastLogLines } from "./logs-tail.js";
-import type { EdgeStepName, OldContainer, StepName } from "./plan.js";
+import type { EdgeStepName, OldContainer, StepName, SwapStepName } from "./plan.js";
 import type { Step } from "./runner.js";
 
 /** How often `run` may hit "address already in use" before the step fails. */
@@ -57,6 +57,12 @@ export interface ComponentOp {
   note?: string | undefined;
   gated: boolean;
   old: OldContainer;
+  /**
+   * The swap behind the proxy (steps/swap.ts): the new version runs on the
+   * standby ports and the proxy moves to it before the old one stops, so
+   * nothing stops serving; `hostPorts` are the standby ports.
+   */
+  swap?: boolean;
   progress: ProgressSink;
   // ---- filled in by the steps
   edge: EdgeState;
@@ -319,7 +325,8 @@ const setAsideOld: OpStep = {
       await runtime.rename(op.name, aside);
     }
     if (op.old !== "running") return;
-    op.stoppedAt = Date.now();
+    // Behind the proxy the new version already serves: stopping the old one is no downtime.
+    if (!op.swap) op.stoppedAt = Date.now();
     try {
       await runtime.stop(aside, settings.stopTimeoutSeconds);
     } catch (err) {
@@ -406,6 +413,7 @@ const commit: OpStep = {
       });
       registry.components.setDeployed(op.service, name, startedAt);
       registry.components.setPending(op.service, name, null);
+      if (op.swap) swapPorts(op, hostPorts);
       const verb = op.record ? "deployed" : "recreated";
       registry.events.add({
         service: op.service,
@@ -419,6 +427,22 @@ const commit: OpStep = {
   },
 };
 
+/**
+ * After a swap the standby ports are live and the old live ports become the
+ * standby ones: the route keeps its pair (docs/ARCHITECTURE.md "Edge").
+ */
+function swapPorts(op: ComponentOp, live: ReadonlyMap<string, number>): void {
+  const { registry } = op.ctx;
+  for (const row of registry.routes.list({ service: op.service, component: op.component.name })) {
+    const port = live.get(row.name);
+    if (port === undefined) continue;
+    registry.routes.setPorts(op.service, row.component, row.name, {
+      hostPort: port,
+      standbyPort: row.hostPort === port ? 0 : row.hostPort,
+    });
+  }
+}
+
 /** The set-aside old container goes once the new one has committed. */
 const removeOld: OpStep = {
   name: "remove old container",
@@ -431,7 +455,7 @@ const removeOld: OpStep = {
 };
 
 /** The container and registry units (the edge ones are in edge.ts; units.ts has them all). */
-export const CONTAINER_STEPS: Record<Exclude<StepName, EdgeStepName>, OpStep> = {
+export const CONTAINER_STEPS: Record<Exclude<StepName, EdgeStepName | SwapStepName>, OpStep> = {
   policy,
   record,
   pull,
@@ -454,7 +478,7 @@ export const CONTAINER_STEPS: Record<Exclude<StepName, EdgeStepName>, OpStep> = 
  * when podman reports an address in use (something took a port between our
  * probe and its bind), asks `reallocate` for others and tries again.
  */
-async function runContainer(
+export async function runContainer(
   op: ComponentOp,
   name: string,
   ports: () => Map<string, number>,
@@ -505,10 +529,11 @@ async function runContainer(
  * the deadline, reporting attempts now and then. A failure keeps the last
  * output and the container's last log lines for the operator.
  */
-async function proveHealthy(
+export async function proveHealthy(
   op: ComponentOp,
   container: string,
   hostPorts: ReadonlyMap<string, number>,
+  step = container === op.name ? "health" : "trial health",
 ): Promise<void> {
   const { ctx } = op;
   const plan = healthPlan(op.component, hostPorts, ctx.settings.bindAddress);
@@ -520,7 +545,7 @@ async function proveHealthy(
       reported = Date.now();
       op.progress({
         component: op.component.name,
-        step: container === op.name ? "health" : "trial health",
+        step,
         phase: "info",
         elapsedMs: reported - started,
         detail: `attempt ${attempt}: ${last.output}`,

@@ -10,6 +10,11 @@
  * - stop-first (or nothing running to protect): the old one stops, the new
  *   one starts on the stable ports and must pass its check.
  *
+ * - start-first behind the proxy (every route on it): the new version runs
+ *   on the routes' standby ports, passes its check, the proxy moves to it,
+ *   the old one drains and stops; the new one is never off the proxy's path
+ *   and the old one serves until the proxy has moved (steps/swap.ts).
+ *
  * Behind the proxy, the new version's routes are put on the proxy (with a
  * certificate for L7 names) once it runs and passed its check, just before
  * the commit.
@@ -22,6 +27,7 @@
 import type { Strategy } from "../../../servicedef/types.js";
 
 export type StepName =
+  | SwapStepName
   | "policy"
   | "record"
   | "pull"
@@ -42,6 +48,14 @@ export type StepName =
   | "retire old names"
   | "remove old container";
 
+/** The units of steps/swap.ts. */
+export type SwapStepName =
+  | "allocate standby ports"
+  | "start new version"
+  | "new version health"
+  | "drain"
+  | "promote new version";
+
 /** The units of steps/edge.ts. */
 export type EdgeStepName = "dns" | "certificates" | "routes" | "retire old names";
 
@@ -59,10 +73,35 @@ export interface PlanInput {
   proxied?: boolean;
   /** The node publishes route names in DNS (`[dns]`). */
   dns?: boolean;
+  /**
+   * Every route of the component is on the proxy (and it has some, and no
+   * explicit ports): a start-first redeploy can swap behind the proxy.
+   */
+  swappable?: boolean;
+}
+
+/** Whether the plan is the swap behind the proxy (steps/swap.ts). */
+export function isSwap(input: PlanInput): boolean {
+  return (
+    input.gated &&
+    input.strategy === "start-first" &&
+    input.old === "running" &&
+    input.swappable === true &&
+    input.proxied === true
+  );
 }
 
 export function planSteps(input: PlanInput): StepName[] {
   const steps: StepName[] = ["policy", "record", input.pull ? "pull" : "image", "prepare volumes"];
+  if (isSwap(input)) {
+    steps.push("allocate standby ports", "start new version", "new version health");
+    if (input.dns) steps.push("dns");
+    steps.push("certificates", "routes", "drain", "set aside old container");
+    steps.push("promote new version", "commit");
+    if (input.dns) steps.push("retire old names");
+    steps.push("remove old container");
+    return steps;
+  }
   if (input.gated && input.strategy === "start-first" && input.old === "running") {
     steps.push("allocate trial ports", "start trial", "trial health", "remove trial");
   }
