@@ -5,9 +5,8 @@
  * own: the agent's registry says which entries exist, the proxy's files and
  * certificates say what HAProxy serves.
  */
-import type { HaproxyDriver, ProxyRoute } from "./haproxy/driver.js";
 import { describeCert, needsRenewal, signedBy } from "./certs/local-ca.js";
-import type { CertIssuer, DnsPublisher, RouteCert } from "./types.js";
+import type { CertIssuer, DnsPublisher, ProxyDriver, ProxyRoute, RouteCert } from "./types.js";
 
 /** One name on one listener of the proxy, and where it goes. */
 export interface ProxyEntry {
@@ -19,7 +18,7 @@ export interface ProxyEntry {
 }
 
 export interface EdgeOptions {
-  driver: HaproxyDriver;
+  driver: ProxyDriver;
   issuer: CertIssuer;
   dns?: DnsPublisher | undefined;
   /** `[proxy] domain`: default hostnames are `<service>.<domain>`. */
@@ -44,7 +43,7 @@ export function toProxyRoute(entry: ProxyEntry, certPem?: string): ProxyRoute {
 }
 
 export class Edge {
-  readonly driver: HaproxyDriver;
+  readonly driver: ProxyDriver;
   readonly issuer: CertIssuer;
   readonly dns: DnsPublisher | undefined;
   readonly domain: string;

@@ -1,6 +1,7 @@
 /**
  * What the agent asks of the edge (issue 8; docs/ARCHITECTURE.md "Edge"):
- * certificates for L7 route hostnames, and DNS records for route hostnames.
+ * a proxy serving routes, certificates for L7 route hostnames, and DNS
+ * records for route hostnames.
  * Each has one implementation per `[certs] issuer` / `[dns]` backend; the
  * agent only sees these interfaces, unit tests script them.
  */
@@ -38,4 +39,31 @@ export interface DnsPublisher {
   remove(name: string): Promise<void>;
   /** The A and AAAA records of the zone. */
   list(): Promise<DnsRecord[]>;
+}
+
+export interface ProxyRoute {
+  listener: number;
+  hostname: string;
+  mode: "l4" | "l7";
+  hostPort: number;
+  /** L7: the certificate (full chain, then key) HAProxy terminates TLS with. */
+  certPem?: string;
+  /** The container gets a PROXY v2 header first (the route's `proxy_protocol`): the l4pp/l7pp maps. */
+  proxyProtocol?: boolean;
+}
+
+/**
+ * What the edge needs of a proxy (HaproxyDriver in src/edge/haproxy is the
+ * one there is; unit tests use an in-memory one).
+ */
+export interface ProxyDriver {
+  /** Listen on exactly these listener ports. */
+  setListeners(listeners: readonly number[]): Promise<void>;
+  /** Add or repoint one route (L7: with its certificate when `certPem`). */
+  setRoute(route: ProxyRoute): Promise<void>;
+  removeRoute(listener: number, hostname: string, mode: "l4" | "l7"): Promise<void>;
+  /** Serve exactly `routes`; how many live entries had to change. */
+  sync(routes: readonly ProxyRoute[]): Promise<number>;
+  /** The certificate (full chain, then key) served for `hostname`, if any. */
+  certificate(hostname: string): Promise<string | undefined>;
 }

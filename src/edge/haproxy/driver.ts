@@ -12,6 +12,7 @@ import { McpError, errorMessage } from "../../util/errors.js";
 import { runCommand } from "../../util/exec.js";
 import { Mutex } from "../../util/mutex.js";
 import { certFile, listenerFiles, proxyFiles, renderHaproxyConfig, renderMap } from "./config.js";
+import type { ProxyDriver, ProxyRoute } from "../types.js";
 import type { HaproxyProcess } from "./process.js";
 import {
   addCertCommands,
@@ -23,17 +24,6 @@ import {
   setMapCommand,
   showMapCommand,
 } from "./runtime-api.js";
-
-export interface ProxyRoute {
-  listener: number;
-  hostname: string;
-  mode: "l4" | "l7";
-  hostPort: number;
-  /** L7: the certificate (full chain, then key) HAProxy terminates TLS with. */
-  certPem?: string;
-  /** The container gets a PROXY v2 header first (the route's `proxy_protocol`): the l4pp/l7pp maps. */
-  proxyProtocol?: boolean;
-}
 
 /** The map a route goes in, and the one of its mode it must not be in. */
 function routeMaps(
@@ -71,7 +61,7 @@ async function writeAtomic(file: string, text: string): Promise<void> {
   await rename(tmp, file);
 }
 
-export class HaproxyDriver {
+export class HaproxyDriver implements ProxyDriver {
   readonly #mutex = new Mutex();
   #listeners: number[] = [];
 
