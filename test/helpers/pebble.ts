@@ -4,7 +4,8 @@
  * (Debian ships none), no validation sleep, no refused nonces, no reused
  * authorizations. For real HTTP-01 a `pebble-challtestsrv` answers A
  * 127.0.0.1 for every name, and Pebble asks it instead of the system
- * resolver. Not installed: the test fails (tests never skip silently);
+ * resolver; or, with `dnsServer`, a real DNS server (Knot, test/helpers/
+ * knot.ts), so only a name published there validates. Not installed: the test fails (tests never skip silently);
  * scripts/setup.sh installs it.
  */
 import type { ChildProcess } from "node:child_process";
@@ -20,6 +21,11 @@ export interface PebbleOptions {
   httpPort?: number;
   /** PEBBLE_VA_ALWAYS_VALID=1: every challenge passes without being fetched (no DNS needed). */
   alwaysValid?: boolean;
+  /**
+   * `host:port` of the DNS server Pebble resolves names with (`-dnsserver`)
+   * instead of a challtestsrv answering 127.0.0.1 for every name.
+   */
+  dnsServer?: string;
 }
 
 export interface Pebble {
@@ -126,7 +132,9 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
       ...(opts.alwaysValid ? { PEBBLE_VA_ALWAYS_VALID: "1" } : {}),
     };
     const argv = ["pebble", "-config", files.config];
-    if (!opts.alwaysValid) {
+    if (opts.dnsServer) {
+      argv.push("-dnsserver", opts.dnsServer);
+    } else if (!opts.alwaysValid) {
       const dns = await freePort();
       // Every name is 127.0.0.1 (AAAA empty: the listeners are IPv4); its other servers are off.
       const challtest = start(
