@@ -19,6 +19,7 @@ import { defaultPolicy } from "../../src/agent/policy/rules.js";
 import { RegistryPortBook } from "../../src/agent/ports/book.js";
 import { PortAllocator, type PortRange } from "../../src/agent/ports/allocator.js";
 import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
+import type { Edge } from "../../src/edge/edge.js";
 import { openRegistry, type Registry } from "../../src/registry/index.js";
 import { parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
 import { silentLogger } from "../../src/util/log.js";
@@ -48,6 +49,8 @@ export function agent(
     pool?: PortRange[];
     settings?: Partial<AgentSettings>;
     health?: ScriptedProber;
+    /** The node's proxy (test/helpers/fake-edge.ts); absent: no [proxy]. */
+    edge?: Edge;
   } = {},
 ): {
   ctx: AgentContext;
@@ -84,6 +87,7 @@ export function agent(
     logger: silentLogger(),
     crashPoint: opts.crashPoint,
     health,
+    edge: opts.edge,
   });
   return { ctx, runtime, registry, dbPath, health };
 }

@@ -19,46 +19,12 @@ import {
   runtimeCommand,
   showMapCommand,
 } from "../../src/edge/haproxy/runtime-api.js";
-import { CommandError, runCommand, type RunOptions } from "../../src/util/exec.js";
 import { freePort } from "../helpers/agent.js";
+import { curl, output, servedChain } from "../helpers/edge-client.js";
 import { LiveAgent, ok, parseEnvPage, webDefinition } from "../helpers/live-agent.js";
 
 const NODE = "edge-node";
 const DOMAIN = "svc.mcp.test";
-
-/** The command's output whatever its exit status (curl, openssl and podman logs say enough). */
-async function output(argv: string[], opts: RunOptions = {}): Promise<string> {
-  try {
-    return (await runCommand(argv, opts)).stdout;
-  } catch (err) {
-    if (err instanceof CommandError && err.exitCode !== null) return err.stdout;
-    throw err;
-  }
-}
-
-/** `curl --cacert … --resolve host:port:127.0.0.1 https://host:port/`: status and body. */
-async function curl(
-  host: string,
-  port: number,
-  opts: { ca?: string; path?: string } = {},
-): Promise<{ status: number; body: string }> {
-  const trust = opts.ca ? ["--cacert", opts.ca] : ["--insecure"];
-  const stdout = await output([
-    "curl",
-    "--silent",
-    "--show-error",
-    "--max-time",
-    "5",
-    ...trust,
-    "--resolve",
-    `${host}:${port}:127.0.0.1`,
-    "--write-out",
-    "\n%{http_code}",
-    `https://${host}:${port}${opts.path ?? "/"}`,
-  ]);
-  const lines = stdout.split("\n");
-  return { status: Number(lines.pop()), body: lines.join("\n") };
-}
 
 /** Retries `curl` until `accept` says yes or the time is up; returns the last answer. */
 async function curlUntil(
@@ -157,21 +123,8 @@ describe("deploys behind the agent's HAProxy", { concurrency: false }, () => {
   });
 
   test("the certificate comes with its chain; an unknown name gets 421", async () => {
-    const shown = await output(
-      [
-        "openssl",
-        "s_client",
-        "-connect",
-        `127.0.0.1:${listener}`,
-        "-servername",
-        host,
-        "-showcerts",
-        "-CAfile",
-        routeCa,
-      ],
-      { input: "" },
-    );
-    assert.equal(shown.match(/-----BEGIN CERTIFICATE-----/g)?.length, 2, shown);
+    const { text: shown, chain } = await servedChain(listener, host, routeCa);
+    assert.equal(chain.length, 2, shown);
     assert.match(shown, /Verify return code: 0 \(ok\)/);
     assert.equal((await curl(`nobody.${DOMAIN}`, listener)).status, 421);
   });
