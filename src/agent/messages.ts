@@ -35,7 +35,8 @@ export function routeStatuses(rows: RouteRow[], serving?: RouteServing): RouteSt
     hostname: r.hostname,
     protocol: r.protocol,
     hostPort: r.hostPort,
-    served: serving?.(r),
+    // Absent (not undefined) without a proxy view, so the messages keep their old shape.
+    ...(serving ? { served: serving(r) } : {}),
   }));
 }
 

@@ -16,10 +16,15 @@ import tls from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { createCa, issueServerCert } from "../../src/certs/x509.js";
 import { freePort } from "../helpers/agent.js";
-import { LiveAgent, ok } from "../helpers/live-agent.js";
+import { LiveAgent, ok, webDefinition } from "../helpers/live-agent.js";
 
 const NAME = "app.example.test";
 const L4_NAME = "db.example.test";
+
+/** The part of `mcp status --json` these tests read. */
+type StatusJson = {
+  status: { services: { components: { routes: { served?: boolean }[] }[] }[] };
+}[];
 
 interface RouteJson {
   node: string;
@@ -274,6 +279,66 @@ describe("mcp route / cert / dns against a real agent and HAProxy", { concurrenc
     );
     ok(await agent.cli(["route", "remove", String(listener), keep]), `route remove ${keep}`);
     assert.deepEqual(await routes(), []);
+  });
+
+  test("a service's route: served in status and route list, its name refused to route add/remove", async () => {
+    const SHOP = "shop.example.test";
+    await agent.addDefinition(
+      "shop",
+      webDefinition("shop", "edgecmd", [
+        "",
+        "[[components.routes]]",
+        `port = ${listener}`,
+        'mode = "l7"',
+        `hostname = "${SHOP}"`,
+      ]),
+    );
+    ok(await agent.cli(["deploy", "shop", "-q"]), "deploy shop");
+    const served = async () => {
+      const status = JSON.parse(
+        ok(await agent.cli(["status", "--json"]), "status").stdout,
+      ) as StatusJson;
+      return status[0]?.status.services[0]?.components[0]?.routes[0]?.served;
+    };
+    assert.equal(await served(), true);
+    const table = ok(await agent.cli(["status"]), "status").stdout;
+    assert.match(table, /^shop\s+web\s+edgecmd\s+running\s+running\s+ok\s+yes\s+PORT:/m);
+    const row = (await routes()).find((r) => r.hostname === SHOP);
+    assert.equal(row?.service, "shop");
+    assert.equal(row?.served, true);
+    const add = [
+      "route",
+      "add",
+      String(listener),
+      SHOP,
+      `127.0.0.1:${backendPort}`,
+      "--mode",
+      "l7",
+    ];
+    const taken = await agent.cli(add);
+    assert.equal(taken.code, 1, taken.stderr);
+    assert.match(
+      taken.stderr,
+      new RegExp(`${SHOP} on port ${listener} is already a route of shop/web`),
+    );
+    const owned = await agent.cli(["route", "remove", String(listener), SHOP]);
+    assert.equal(owned.code, 1, owned.stderr);
+    assert.match(
+      owned.stderr,
+      new RegExp(
+        `${SHOP} on port ${listener} is owned by shop/web: it goes with mcp stop/undeploy`,
+      ),
+    );
+    // Stopped, the route is off the proxy but its name stays the service's.
+    ok(await agent.cli(["stop", "shop"]), "stop shop");
+    assert.equal(await served(), false);
+    const stopped = await agent.cli(add);
+    assert.equal(stopped.code, 1, stopped.stderr);
+    assert.match(
+      stopped.stderr,
+      new RegExp(`${SHOP} on port ${listener} is the name of route shop/web`),
+    );
+    ok(await agent.cli(["undeploy", "shop"]), "undeploy shop");
   });
 
   test("dns list without [dns]: a clear error, non-zero", async () => {

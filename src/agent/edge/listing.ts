@@ -116,14 +116,14 @@ export async function listDnsRecords(
 /**
  * For GetServiceStatus: each recorded route's `served` — whether the proxy
  * serves its row now; undefined for a route that never goes on the proxy
- * (udp, no listener) or on a node without a proxy.
+ * (udp, no listener). No function on a node without a proxy.
  */
 export async function routeServing(
   edge: EdgeView | undefined,
   rows: readonly ProxyRouteRow[],
   logger: Logger,
-): Promise<(route: RouteRow) => boolean | undefined> {
-  if (!edge) return () => undefined;
+): Promise<((route: RouteRow) => boolean | undefined) | undefined> {
+  if (!edge) return undefined;
   const served = servedBy(await liveRoutes(edge, logger));
   const owned = new Map(rows.map((r) => [`${r.service}/${r.component}/${r.route}`, r]));
   return (route) => {
