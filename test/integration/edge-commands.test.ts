@@ -1,5 +1,5 @@
 /**
- * The edge's operator commands end to end (README "The edge"): a real agent
+ * The edge's operator commands end to end (README "Commands"): a real agent
  * with its real HAProxy, driven by the real `mcp` CLI. A manual L7 route to
  * a Node HTTP server answers through the proxy with a certificate `mcp cert
  * ca` lets clients verify, shows in `route list` and `cert list`, survives an

@@ -1,5 +1,5 @@
 /**
- * The edge's operator commands (README "The edge"): `mcp route list|add|remove`,
+ * The edge's operator commands (README "Commands"): `mcp route list|add|remove`,
  * `mcp cert list|ca`, `mcp dns list`. `route list` asks every node (like
  * `ps`) unless `--node` names one; the others ask one node: `--node`, else the
  * only configured one. `route add` and `route remove` are state changes with
