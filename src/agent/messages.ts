@@ -24,7 +24,10 @@ import type { ContainerStatus } from "../runtime/types.js";
 import { imageVersion } from "../servicedef/image.js";
 import { componentKey, isDrift } from "./observed/refresh.js";
 
-export function routeStatuses(rows: RouteRow[]): RouteStatus[] {
+/** Whether the proxy serves a route now; undefined: not a proxy route (edge/listing.ts). */
+export type RouteServing = (route: RouteRow) => boolean | undefined;
+
+export function routeStatuses(rows: RouteRow[], serving?: RouteServing): RouteStatus[] {
   return rows.map((r) => ({
     name: r.name,
     port: r.port,
@@ -32,6 +35,8 @@ export function routeStatuses(rows: RouteRow[]): RouteStatus[] {
     hostname: r.hostname,
     protocol: r.protocol,
     hostPort: r.hostPort,
+    // Absent (not undefined) without a proxy view, so the messages keep their old shape.
+    ...(serving ? { served: serving(r) } : {}),
   }));
 }
 
@@ -46,6 +51,8 @@ export interface ServiceInfoOptions {
    * listing of the node exceed the message limit.
    */
   withSpec?: boolean;
+  /** Fill each route's `served` (GetServiceStatus on a node with a proxy). */
+  serving?: RouteServing | undefined;
 }
 
 /**
@@ -60,7 +67,7 @@ export function serviceInfos(
   routes: RouteRow[],
   opts: ServiceInfoOptions = {},
 ): ServiceInfo[] {
-  const { live, node = "", withSpec = false } = opts;
+  const { live, node = "", withSpec = false, serving } = opts;
   const routesByKey = groupBy(routes, (r) => componentKey(r.service, r.component));
   const componentsByService = groupBy(components, (c) => c.service);
   return services.map((s) => ({
@@ -91,7 +98,7 @@ export function serviceInfos(
         desiredState: c.desiredState,
         observedState,
         startedAt: startedAt ?? undefined,
-        routes: routeStatuses(routesByKey.get(key) ?? []),
+        routes: routeStatuses(routesByKey.get(key) ?? [], serving),
         container: containerName(c.service, c.name),
         ports: [...c.spec.ports],
         health: health.status,

@@ -47,6 +47,9 @@ export const STATE_CHANGE_DEADLINE_MS = {
   adopt: 5 * 60_000,
   sync: 2 * 60_000,
   purge: 2 * 60_000,
+  // An L7 route waits for its certificate (ACME: the issuer's own bound).
+  "route add": 5 * 60_000,
+  "route remove": 2 * 60_000,
 } as const;
 
 export type StateChangeVerb = keyof typeof STATE_CHANGE_DEADLINE_MS;

@@ -35,6 +35,7 @@ export interface StateChange {
 export function lookCommand(change: Pick<StateChange, "verb" | "target">): string {
   const service = change.target?.split("/")[0];
   if (change.verb === "sync") return "mcp sync --dry-run";
+  if (change.verb === "route add" || change.verb === "route remove") return "mcp route list";
   if (change.verb === "purge") return service ? `mcp purge --dry-run ${change.target}` : "mcp list";
   return service ? `mcp status ${service}` : "mcp status";
 }

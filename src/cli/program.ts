@@ -39,6 +39,14 @@ import { nodeStatusCommand } from "./commands/node-status.js";
 import { listCommand } from "./commands/list.js";
 import { psCommand } from "./commands/ps.js";
 import { statusCommand } from "./commands/status.js";
+import {
+  certCaCommand,
+  certListCommand,
+  dnsListCommand,
+  routeAddCommand,
+  routeListCommand,
+  routeRemoveCommand,
+} from "./commands/edge.js";
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -330,6 +338,75 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option("-f, --force", "overwrite an existing file")
     .option("-n, --node <node>", "node to ask (default: the definition's, else every node)")
     .action(run((ctx, name, opts) => serviceExportCommand(ctx, name, opts)));
+
+  const EDGE_NODE = "node to ask (needed with several nodes)";
+  const route = program
+    .command("route")
+    .description("the routes on the nodes' proxies: list them, add or remove manual ones");
+  route
+    .command("list")
+    .description(
+      "every proxy route: NODE LISTENER HOSTNAME MODE BACKEND SERVICE SERVED CERT-EXPIRES (every node by default)",
+    )
+    .option("-n, --node <node>", "ask only this node")
+    .option("--json", "print JSON")
+    .action(run((ctx, opts) => routeListCommand(ctx, opts)));
+  changeCommand(route.command("add"))
+    .description(
+      "send <hostname> on the proxy's <listener-port> to a backend MCP does not run (kept across agent restarts); exit 2 for bad arguments",
+    )
+    .argument("<listener-port>", "the proxy listener clients connect to (e.g. 8443)")
+    .argument("<hostname>", "the name clients ask for (TLS SNI, HTTP Host)")
+    .argument("<host:port>", "the backend, on the node's loopback (127.0.0.1, localhost or ::1)")
+    .requiredOption(
+      "--mode <mode>",
+      "l4: TLS passed through by SNI; l7: the proxy terminates TLS with a certificate for <hostname>",
+    )
+    .option("--proxy-protocol", "send the backend a PROXY v2 header (the client's address) first")
+    .option("-n, --node <node>", EDGE_NODE)
+    .option("--deadline <duration>", DEADLINE_HELP("route add"), parseDurationOption)
+    .action(
+      runChange((ctx, listener, hostname, backend, opts) =>
+        routeAddCommand(ctx, listener, hostname, backend, opts),
+      ),
+    );
+  changeCommand(route.command("remove"))
+    .description(
+      "remove a route added with mcp route add (a service's routes go with stop/undeploy)",
+    )
+    .argument("<listener-port>")
+    .argument("<hostname>")
+    .option("-n, --node <node>", EDGE_NODE)
+    .option("--deadline <duration>", DEADLINE_HELP("route remove"), parseDurationOption)
+    .action(
+      runChange((ctx, listener, hostname, opts) =>
+        routeRemoveCommand(ctx, listener, hostname, opts),
+      ),
+    );
+
+  const cert = program.command("cert").description("the certificates of the L7 routes");
+  cert
+    .command("list")
+    .description("each L7 name's certificate on the node's proxy: HOSTNAME ISSUER EXPIRES SERIAL")
+    .option("-n, --node <node>", EDGE_NODE)
+    .option("--json", "print JSON")
+    .action(run((ctx, opts) => certListCommand(ctx, opts)));
+  cert
+    .command("ca")
+    .description(
+      "print the node's local route CA certificate (PEM only: mcp cert ca > ca.pem), for clients to trust",
+    )
+    .option("-n, --node <node>", EDGE_NODE)
+    .action(run((ctx, opts) => certCaCommand(ctx, opts)));
+
+  program
+    .command("dns")
+    .description("the DNS records the node publishes ([dns])")
+    .command("list")
+    .description("the zone's A and AAAA records: NAME TYPE ADDRESS TTL")
+    .option("-n, --node <node>", EDGE_NODE)
+    .option("--json", "print JSON")
+    .action(run((ctx, opts) => dnsListCommand(ctx, opts)));
 
   return program;
 }

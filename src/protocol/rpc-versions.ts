@@ -31,6 +31,12 @@ export const RPC_SINCE = {
   listRevisions: "0.1.0",
   deployStream: "0.2.0",
   rollback: "0.2.0",
+  listRoutes: "0.3.0",
+  addRoute: "0.3.0",
+  removeRoute: "0.3.0",
+  listCerts: "0.3.0",
+  getRouteCa: "0.3.0",
+  listDnsRecords: "0.3.0",
 } as const satisfies Record<RpcMethod, string>;
 
 /** The proto's name of a method: `deployStream` → `DeployStream`. */

@@ -268,7 +268,11 @@ describe("views", () => {
         node: "svc",
         status: {
           // Same service and component names on another node: no drift there.
-          services: [service("hello", [info("web", { routes: [route("", 443, 20009, "l7")] })])],
+          services: [
+            service("hello", [
+              info("web", { routes: [{ ...route("", 443, 20009, "l7"), served: true }] }),
+            ]),
+          ],
           drift: [],
           recentEvents: [
             event({
@@ -281,9 +285,9 @@ describe("views", () => {
       },
     ]);
     assert.deepEqual(lines(text), [
-      "SERVICE  COMPONENT  NODE  DESIRED  OBSERVED  DRIFT  PORTS",
-      "hello    web        rift  running  exited    DRIFT  PORT:443/l7→-",
-      "hello    web        svc   running  running   ok     PORT:443/l7→20009",
+      "SERVICE  COMPONENT  NODE  DESIRED  OBSERVED  DRIFT  SERVED  PORTS",
+      "hello    web        rift  running  exited    DRIFT  -       PORT:443/l7→-",
+      "hello    web        svc   running  running   ok     yes     PORT:443/l7→20009",
       "",
       "RECENT EVENTS",
       "TIME                      NODE  SERVICE  COMPONENT  EVENT          DETAIL",
@@ -317,9 +321,9 @@ describe("views", () => {
       },
     ]);
     assert.deepEqual(lines(text), [
-      "SERVICE  COMPONENT  NODE  DESIRED  OBSERVED  DRIFT  PORTS",
-      "multi    api        rift  running  running   ok     rest:8443/l4→20001,grpc:9443/l4→20002",
-      "multi    web        rift  running  running   ok     PORT:443/l7→20003",
+      "SERVICE  COMPONENT  NODE  DESIRED  OBSERVED  DRIFT  SERVED  PORTS",
+      "multi    api        rift  running  running   ok     -,-     rest:8443/l4→20001,grpc:9443/l4→20002",
+      "multi    web        rift  running  running   ok     -       PORT:443/l7→20003",
       "",
       "UNHEALTHY",
       "SERVICE  COMPONENT  NODE  CHECKED                   LAST CHECK",
@@ -336,7 +340,7 @@ describe("views", () => {
     const text = formatStatus([
       { node: "rift", status: { services: [], drift: [], recentEvents: [] } },
     ]);
-    assert.equal(text, "SERVICE  COMPONENT  NODE  DESIRED  OBSERVED  DRIFT  PORTS\n");
+    assert.equal(text, "SERVICE  COMPONENT  NODE  DESIRED  OBSERVED  DRIFT  SERVED  PORTS\n");
   });
 });
 

@@ -24,6 +24,8 @@ import { nodeStatus } from "./node-status.js";
 import { refreshObserved } from "../observed/refresh.js";
 import { unary } from "./rpc.js";
 import { containerInfos, driftOf, eventInfos, revisionInfos, serviceInfos } from "../messages.js";
+import { addManualRoute, removeManualRoute } from "../edge/manual.js";
+import { edgeOf, listCerts, listDnsRecords, listRoutes, routeServing } from "../edge/listing.js";
 
 /** Events returned by GetServiceStatus when the request does not say. */
 const DEFAULT_EVENT_LIMIT = 20;
@@ -90,7 +92,10 @@ export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer
           services,
           selected,
           registry.routes.list(req.name ? { service: req.name } : {}),
-          { node: ctx.settings.node },
+          {
+            node: ctx.settings.node,
+            serving: await routeServing(ctx.edge, registry.proxyRoutes.list(), ctx.logger),
+          },
         ),
         drift: driftOf(selected),
         recentEvents: eventInfos(
@@ -123,5 +128,20 @@ export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer
       }
       return Promise.resolve({ revisions: revisionInfos(rows) });
     }),
+
+    // The edge (src/agent/edge/): FAILED_PRECONDITION on a node without [proxy].
+    listRoutes: unary(async () => ({
+      routes: await listRoutes(edgeOf(ctx), registry.proxyRoutes.list(), ctx.logger),
+    })),
+    addRoute: unary(async (req) => ({ route: await addManualRoute(ctx, req) })),
+    removeRoute: unary(async (req) => ({
+      route: await removeManualRoute(ctx, req.listener, req.hostname),
+    })),
+    listCerts: unary(async () => ({
+      certs: await listCerts(edgeOf(ctx), registry.proxyRoutes.list()),
+    })),
+    // Through then(): a node without [proxy] rejects instead of throwing out of the handler.
+    getRouteCa: unary(() => Promise.resolve().then(() => ({ pem: edgeOf(ctx).routeCaPem }))),
+    listDnsRecords: unary(() => listDnsRecords(ctx.edge)),
   };
 }

@@ -1,5 +1,6 @@
 /**
- * `mcp status [service]`: desired against observed state, drift, the last
+ * `mcp status [service]`: desired against observed state, drift, whether
+ * the node's proxy serves each route now (SERVED), the last
  * check's output of each unhealthy component and recent events, from every
  * node (or the service's own node when its definition is known); exits
  * non-zero when a node did not answer.
@@ -14,6 +15,7 @@ import type {
   DriftInfo,
   EventInfo,
   GetServiceStatusResponse,
+  RouteStatus,
   ServiceInfo,
   ServiceSpec,
 } from "../../gen/mcp/v1/mcp.js";
@@ -78,10 +80,11 @@ export function formatStatus(answers: NodeStatusAnswer[]): string {
     info.desiredState,
     info.observedState,
     drift.has(`${node}/${service}/${component}`) ? "DRIFT" : "ok",
+    formatServed(info.routes),
     formatRoutes(info.routes, info.ports),
   ]);
   let text = formatTable(
-    ["SERVICE", "COMPONENT", "NODE", "DESIRED", "OBSERVED", "DRIFT", "PORTS"],
+    ["SERVICE", "COMPONENT", "NODE", "DESIRED", "OBSERVED", "DRIFT", "SERVED", "PORTS"],
     rows,
   );
   for (const { definition, status } of answers) {
@@ -122,6 +125,15 @@ export function formatStatus(answers: NodeStatusAnswer[]): string {
     );
   }
   return text;
+}
+
+/**
+ * Whether the node's proxy serves each route now, in the order of the PORTS
+ * cell: `yes`, `no`, `-` (not a proxy route: udp, no [proxy], an older agent).
+ */
+export function formatServed(routes: Pick<RouteStatus, "served">[]): string {
+  if (routes.length === 0) return "-";
+  return routes.map((r) => (r.served === undefined ? "-" : r.served ? "yes" : "no")).join(",");
 }
 
 /** A check's output (a command's, say) on one table line. */

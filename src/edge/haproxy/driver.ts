@@ -35,6 +35,15 @@ function routeMaps(
   return proxyProtocol ? { map: pp, other: plain } : { map: plain, other: pp };
 }
 
+/** An entry HAProxy has loaded in one of a listener's maps (what `show map` says). */
+export interface LiveRoute {
+  listener: number;
+  hostname: string;
+  mode: "l4" | "l7";
+  proxyProtocol: boolean;
+  hostPort: number;
+}
+
 /** `host port` lines back into a map (the inverse of renderMap). */
 export function parseMapFile(text: string): Map<string, number> {
   const map = new Map<string, number>();
@@ -70,7 +79,7 @@ export class HaproxyDriver implements ProxyDriver {
     private readonly bind: string,
     private readonly proxy: HaproxyProcess,
     /** `[proxy] http_port`: the plain listener for ACME HTTP-01 and the https redirect; 0 = none. */
-    private readonly httpPort = 0,
+    readonly httpPort = 0,
   ) {}
 
   /**
@@ -238,6 +247,36 @@ export class HaproxyDriver implements ProxyDriver {
         }
       }
       return changed;
+    });
+  }
+
+  /**
+   * What the running HAProxy has in the maps of every configured listener
+   * (`show map` through the runtime API, not the files): the routes it
+   * serves now, for `mcp route list` and `mcp status`.
+   */
+  liveRoutes(): Promise<LiveRoute[]> {
+    return this.#mutex.runExclusive(async () => {
+      const socket = proxyFiles(this.dir).adminSocket;
+      const live: LiveRoute[] = [];
+      for (const listener of this.#listeners) {
+        const f = listenerFiles(this.dir, listener);
+        for (const [mode, proxyProtocol] of [
+          ["l4", false],
+          ["l4", true],
+          ["l7", false],
+          ["l7", true],
+        ] as const) {
+          const map = routeMaps(f, mode, proxyProtocol).map;
+          const shown = parseShowMap(await runtimeCommand(socket, showMapCommand(map)));
+          for (const [hostname, port] of shown) {
+            if (/^\d+$/.test(port)) {
+              live.push({ listener, hostname, mode, proxyProtocol, hostPort: Number(port) });
+            }
+          }
+        }
+      }
+      return live;
     });
   }
 

@@ -106,6 +106,11 @@ export interface RouteStatus {
   hostname: string;
   protocol: string;
   hostPort: number;
+  /**
+   * Whether the node's proxy serves the route now (its live map has the entry);
+   * absent: not a proxy route (udp, a node without [proxy], an agent before 0.3.0).
+   */
+  served?: boolean | undefined;
 }
 
 export interface ComponentResult {
@@ -440,6 +445,105 @@ export interface RevisionInfo {
 export interface ListRevisionsResponse {
   /** newest first */
   revisions: RevisionInfo[];
+}
+
+/** One row of the node's proxy: a name on a listener and where it goes. */
+export interface ProxyRouteInfo {
+  /** the proxy's listener port */
+  listener: number;
+  hostname: string;
+  /** "l4" | "l7" */
+  mode: string;
+  /** "host:port" */
+  backend: string;
+  /** "" = added with `mcp route add` */
+  service: string;
+  component: string;
+  /** the component's route name ("" for the unnamed one) */
+  route: string;
+  proxyProtocol: boolean;
+  /** L7: when the certificate the proxy has for the name expires; absent: none (or L4). */
+  certNotAfter:
+    | Date
+    | undefined;
+  /** the proxy's live map has the entry now */
+  served: boolean;
+}
+
+export interface ListRoutesRequest {
+}
+
+export interface ListRoutesResponse {
+  /** by listener, then hostname */
+  routes: ProxyRouteInfo[];
+}
+
+/** A route to a backend MCP does not run (kept in the registry across restarts). */
+export interface AddRouteRequest {
+  listener: number;
+  hostname: string;
+  /** "host:port"; the host must be loopback for now */
+  backend: string;
+  /** "l4" | "l7" */
+  mode: string;
+  proxyProtocol: boolean;
+}
+
+export interface AddRouteResponse {
+  route: ProxyRouteInfo | undefined;
+}
+
+export interface RemoveRouteRequest {
+  listener: number;
+  hostname: string;
+}
+
+export interface RemoveRouteResponse {
+  /** the route removed */
+  route: ProxyRouteInfo | undefined;
+}
+
+export interface CertInfo {
+  hostname: string;
+  /** "local" | "acme" */
+  issuer: string;
+  notAfter:
+    | Date
+    | undefined;
+  /** hex, upper-case */
+  serial: string;
+}
+
+export interface ListCertsRequest {
+}
+
+export interface ListCertsResponse {
+  /** by hostname */
+  certs: CertInfo[];
+}
+
+export interface GetRouteCaRequest {
+}
+
+export interface GetRouteCaResponse {
+  /** the local route CA's certificate */
+  pem: string;
+}
+
+export interface DnsRecordInfo {
+  name: string;
+  /** "A" | "AAAA" */
+  type: string;
+  address: string;
+  ttl: number;
+}
+
+export interface ListDnsRecordsRequest {
+}
+
+export interface ListDnsRecordsResponse {
+  records: DnsRecordInfo[];
+  zone: string;
 }
 
 function createBaseRouteSpec(): RouteSpec {
@@ -1253,7 +1357,7 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
 };
 
 function createBaseRouteStatus(): RouteStatus {
-  return { name: "", port: 0, mode: "", hostname: "", protocol: "", hostPort: 0 };
+  return { name: "", port: 0, mode: "", hostname: "", protocol: "", hostPort: 0, served: undefined };
 }
 
 export const RouteStatus: MessageFns<RouteStatus> = {
@@ -1275,6 +1379,9 @@ export const RouteStatus: MessageFns<RouteStatus> = {
     }
     if (message.hostPort !== 0) {
       writer.uint32(48).int32(message.hostPort);
+    }
+    if (message.served !== undefined) {
+      writer.uint32(56).bool(message.served);
     }
     return writer;
   },
@@ -1340,6 +1447,14 @@ export const RouteStatus: MessageFns<RouteStatus> = {
             message.hostPort = reader.int32();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.served = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1364,6 +1479,7 @@ export const RouteStatus: MessageFns<RouteStatus> = {
         : isSet(object.host_port)
         ? globalThis.Number(object.host_port)
         : 0,
+      served: isSet(object.served) ? globalThis.Boolean(object.served) : undefined,
     };
   },
 
@@ -1387,6 +1503,9 @@ export const RouteStatus: MessageFns<RouteStatus> = {
     if (message.hostPort !== 0) {
       obj.hostPort = Math.round(message.hostPort);
     }
+    if (message.served !== undefined) {
+      obj.served = message.served;
+    }
     return obj;
   },
 
@@ -1401,6 +1520,7 @@ export const RouteStatus: MessageFns<RouteStatus> = {
     message.hostname = object.hostname ?? "";
     message.protocol = object.protocol ?? "";
     message.hostPort = object.hostPort ?? 0;
+    message.served = object.served ?? undefined;
     return message;
   },
 };
@@ -6277,6 +6397,1334 @@ export const ListRevisionsResponse: MessageFns<ListRevisionsResponse> = {
   },
 };
 
+function createBaseProxyRouteInfo(): ProxyRouteInfo {
+  return {
+    listener: 0,
+    hostname: "",
+    mode: "",
+    backend: "",
+    service: "",
+    component: "",
+    route: "",
+    proxyProtocol: false,
+    certNotAfter: undefined,
+    served: false,
+  };
+}
+
+export const ProxyRouteInfo: MessageFns<ProxyRouteInfo> = {
+  encode(message: ProxyRouteInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.listener !== 0) {
+      writer.uint32(8).int32(message.listener);
+    }
+    if (message.hostname !== "") {
+      writer.uint32(18).string(message.hostname);
+    }
+    if (message.mode !== "") {
+      writer.uint32(26).string(message.mode);
+    }
+    if (message.backend !== "") {
+      writer.uint32(34).string(message.backend);
+    }
+    if (message.service !== "") {
+      writer.uint32(42).string(message.service);
+    }
+    if (message.component !== "") {
+      writer.uint32(50).string(message.component);
+    }
+    if (message.route !== "") {
+      writer.uint32(58).string(message.route);
+    }
+    if (message.proxyProtocol !== false) {
+      writer.uint32(64).bool(message.proxyProtocol);
+    }
+    if (message.certNotAfter !== undefined) {
+      Timestamp.encode(toTimestamp(message.certNotAfter), writer.uint32(74).fork()).join();
+    }
+    if (message.served !== false) {
+      writer.uint32(80).bool(message.served);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProxyRouteInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProxyRouteInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.listener = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostname = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mode = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.backend = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.component = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.route = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.proxyProtocol = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.certNotAfter = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.served = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProxyRouteInfo {
+    return {
+      listener: isSet(object.listener) ? globalThis.Number(object.listener) : 0,
+      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+      mode: isSet(object.mode) ? globalThis.String(object.mode) : "",
+      backend: isSet(object.backend) ? globalThis.String(object.backend) : "",
+      service: isSet(object.service) ? globalThis.String(object.service) : "",
+      component: isSet(object.component) ? globalThis.String(object.component) : "",
+      route: isSet(object.route) ? globalThis.String(object.route) : "",
+      proxyProtocol: isSet(object.proxyProtocol)
+        ? globalThis.Boolean(object.proxyProtocol)
+        : isSet(object.proxy_protocol)
+        ? globalThis.Boolean(object.proxy_protocol)
+        : false,
+      certNotAfter: isSet(object.certNotAfter)
+        ? fromJsonTimestamp(object.certNotAfter)
+        : isSet(object.cert_not_after)
+        ? fromJsonTimestamp(object.cert_not_after)
+        : undefined,
+      served: isSet(object.served) ? globalThis.Boolean(object.served) : false,
+    };
+  },
+
+  toJSON(message: ProxyRouteInfo): unknown {
+    const obj: any = {};
+    if (message.listener !== 0) {
+      obj.listener = Math.round(message.listener);
+    }
+    if (message.hostname !== "") {
+      obj.hostname = message.hostname;
+    }
+    if (message.mode !== "") {
+      obj.mode = message.mode;
+    }
+    if (message.backend !== "") {
+      obj.backend = message.backend;
+    }
+    if (message.service !== "") {
+      obj.service = message.service;
+    }
+    if (message.component !== "") {
+      obj.component = message.component;
+    }
+    if (message.route !== "") {
+      obj.route = message.route;
+    }
+    if (message.proxyProtocol !== false) {
+      obj.proxyProtocol = message.proxyProtocol;
+    }
+    if (message.certNotAfter !== undefined) {
+      obj.certNotAfter = message.certNotAfter.toISOString();
+    }
+    if (message.served !== false) {
+      obj.served = message.served;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProxyRouteInfo>, I>>(base?: I): ProxyRouteInfo {
+    return ProxyRouteInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProxyRouteInfo>, I>>(object: I): ProxyRouteInfo {
+    const message = createBaseProxyRouteInfo();
+    message.listener = object.listener ?? 0;
+    message.hostname = object.hostname ?? "";
+    message.mode = object.mode ?? "";
+    message.backend = object.backend ?? "";
+    message.service = object.service ?? "";
+    message.component = object.component ?? "";
+    message.route = object.route ?? "";
+    message.proxyProtocol = object.proxyProtocol ?? false;
+    message.certNotAfter = object.certNotAfter ?? undefined;
+    message.served = object.served ?? false;
+    return message;
+  },
+};
+
+function createBaseListRoutesRequest(): ListRoutesRequest {
+  return {};
+}
+
+export const ListRoutesRequest: MessageFns<ListRoutesRequest> = {
+  encode(_: ListRoutesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRoutesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRoutesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListRoutesRequest {
+    return {};
+  },
+
+  toJSON(_: ListRoutesRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListRoutesRequest>, I>>(base?: I): ListRoutesRequest {
+    return ListRoutesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRoutesRequest>, I>>(_: I): ListRoutesRequest {
+    const message = createBaseListRoutesRequest();
+    return message;
+  },
+};
+
+function createBaseListRoutesResponse(): ListRoutesResponse {
+  return { routes: [] };
+}
+
+export const ListRoutesResponse: MessageFns<ListRoutesResponse> = {
+  encode(message: ListRoutesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.routes) {
+      ProxyRouteInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRoutesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRoutesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.routes.push(ProxyRouteInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRoutesResponse {
+    return {
+      routes: globalThis.Array.isArray(object?.routes) ? object.routes.map((e: any) => ProxyRouteInfo.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListRoutesResponse): unknown {
+    const obj: any = {};
+    if (message.routes?.length) {
+      obj.routes = message.routes.map((e) => ProxyRouteInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListRoutesResponse>, I>>(base?: I): ListRoutesResponse {
+    return ListRoutesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRoutesResponse>, I>>(object: I): ListRoutesResponse {
+    const message = createBaseListRoutesResponse();
+    message.routes = object.routes?.map((e) => ProxyRouteInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAddRouteRequest(): AddRouteRequest {
+  return { listener: 0, hostname: "", backend: "", mode: "", proxyProtocol: false };
+}
+
+export const AddRouteRequest: MessageFns<AddRouteRequest> = {
+  encode(message: AddRouteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.listener !== 0) {
+      writer.uint32(8).int32(message.listener);
+    }
+    if (message.hostname !== "") {
+      writer.uint32(18).string(message.hostname);
+    }
+    if (message.backend !== "") {
+      writer.uint32(26).string(message.backend);
+    }
+    if (message.mode !== "") {
+      writer.uint32(34).string(message.mode);
+    }
+    if (message.proxyProtocol !== false) {
+      writer.uint32(40).bool(message.proxyProtocol);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddRouteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddRouteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.listener = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostname = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.backend = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.mode = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.proxyProtocol = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddRouteRequest {
+    return {
+      listener: isSet(object.listener) ? globalThis.Number(object.listener) : 0,
+      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+      backend: isSet(object.backend) ? globalThis.String(object.backend) : "",
+      mode: isSet(object.mode) ? globalThis.String(object.mode) : "",
+      proxyProtocol: isSet(object.proxyProtocol)
+        ? globalThis.Boolean(object.proxyProtocol)
+        : isSet(object.proxy_protocol)
+        ? globalThis.Boolean(object.proxy_protocol)
+        : false,
+    };
+  },
+
+  toJSON(message: AddRouteRequest): unknown {
+    const obj: any = {};
+    if (message.listener !== 0) {
+      obj.listener = Math.round(message.listener);
+    }
+    if (message.hostname !== "") {
+      obj.hostname = message.hostname;
+    }
+    if (message.backend !== "") {
+      obj.backend = message.backend;
+    }
+    if (message.mode !== "") {
+      obj.mode = message.mode;
+    }
+    if (message.proxyProtocol !== false) {
+      obj.proxyProtocol = message.proxyProtocol;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AddRouteRequest>, I>>(base?: I): AddRouteRequest {
+    return AddRouteRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AddRouteRequest>, I>>(object: I): AddRouteRequest {
+    const message = createBaseAddRouteRequest();
+    message.listener = object.listener ?? 0;
+    message.hostname = object.hostname ?? "";
+    message.backend = object.backend ?? "";
+    message.mode = object.mode ?? "";
+    message.proxyProtocol = object.proxyProtocol ?? false;
+    return message;
+  },
+};
+
+function createBaseAddRouteResponse(): AddRouteResponse {
+  return { route: undefined };
+}
+
+export const AddRouteResponse: MessageFns<AddRouteResponse> = {
+  encode(message: AddRouteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.route !== undefined) {
+      ProxyRouteInfo.encode(message.route, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddRouteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddRouteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.route = ProxyRouteInfo.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddRouteResponse {
+    return { route: isSet(object.route) ? ProxyRouteInfo.fromJSON(object.route) : undefined };
+  },
+
+  toJSON(message: AddRouteResponse): unknown {
+    const obj: any = {};
+    if (message.route !== undefined) {
+      obj.route = ProxyRouteInfo.toJSON(message.route);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AddRouteResponse>, I>>(base?: I): AddRouteResponse {
+    return AddRouteResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AddRouteResponse>, I>>(object: I): AddRouteResponse {
+    const message = createBaseAddRouteResponse();
+    message.route = (object.route !== undefined && object.route !== null)
+      ? ProxyRouteInfo.fromPartial(object.route)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRemoveRouteRequest(): RemoveRouteRequest {
+  return { listener: 0, hostname: "" };
+}
+
+export const RemoveRouteRequest: MessageFns<RemoveRouteRequest> = {
+  encode(message: RemoveRouteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.listener !== 0) {
+      writer.uint32(8).int32(message.listener);
+    }
+    if (message.hostname !== "") {
+      writer.uint32(18).string(message.hostname);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveRouteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveRouteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.listener = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostname = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveRouteRequest {
+    return {
+      listener: isSet(object.listener) ? globalThis.Number(object.listener) : 0,
+      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+    };
+  },
+
+  toJSON(message: RemoveRouteRequest): unknown {
+    const obj: any = {};
+    if (message.listener !== 0) {
+      obj.listener = Math.round(message.listener);
+    }
+    if (message.hostname !== "") {
+      obj.hostname = message.hostname;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveRouteRequest>, I>>(base?: I): RemoveRouteRequest {
+    return RemoveRouteRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveRouteRequest>, I>>(object: I): RemoveRouteRequest {
+    const message = createBaseRemoveRouteRequest();
+    message.listener = object.listener ?? 0;
+    message.hostname = object.hostname ?? "";
+    return message;
+  },
+};
+
+function createBaseRemoveRouteResponse(): RemoveRouteResponse {
+  return { route: undefined };
+}
+
+export const RemoveRouteResponse: MessageFns<RemoveRouteResponse> = {
+  encode(message: RemoveRouteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.route !== undefined) {
+      ProxyRouteInfo.encode(message.route, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveRouteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveRouteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.route = ProxyRouteInfo.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveRouteResponse {
+    return { route: isSet(object.route) ? ProxyRouteInfo.fromJSON(object.route) : undefined };
+  },
+
+  toJSON(message: RemoveRouteResponse): unknown {
+    const obj: any = {};
+    if (message.route !== undefined) {
+      obj.route = ProxyRouteInfo.toJSON(message.route);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveRouteResponse>, I>>(base?: I): RemoveRouteResponse {
+    return RemoveRouteResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveRouteResponse>, I>>(object: I): RemoveRouteResponse {
+    const message = createBaseRemoveRouteResponse();
+    message.route = (object.route !== undefined && object.route !== null)
+      ? ProxyRouteInfo.fromPartial(object.route)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCertInfo(): CertInfo {
+  return { hostname: "", issuer: "", notAfter: undefined, serial: "" };
+}
+
+export const CertInfo: MessageFns<CertInfo> = {
+  encode(message: CertInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hostname !== "") {
+      writer.uint32(10).string(message.hostname);
+    }
+    if (message.issuer !== "") {
+      writer.uint32(18).string(message.issuer);
+    }
+    if (message.notAfter !== undefined) {
+      Timestamp.encode(toTimestamp(message.notAfter), writer.uint32(26).fork()).join();
+    }
+    if (message.serial !== "") {
+      writer.uint32(34).string(message.serial);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CertInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCertInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hostname = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.issuer = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.notAfter = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.serial = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CertInfo {
+    return {
+      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+      issuer: isSet(object.issuer) ? globalThis.String(object.issuer) : "",
+      notAfter: isSet(object.notAfter)
+        ? fromJsonTimestamp(object.notAfter)
+        : isSet(object.not_after)
+        ? fromJsonTimestamp(object.not_after)
+        : undefined,
+      serial: isSet(object.serial) ? globalThis.String(object.serial) : "",
+    };
+  },
+
+  toJSON(message: CertInfo): unknown {
+    const obj: any = {};
+    if (message.hostname !== "") {
+      obj.hostname = message.hostname;
+    }
+    if (message.issuer !== "") {
+      obj.issuer = message.issuer;
+    }
+    if (message.notAfter !== undefined) {
+      obj.notAfter = message.notAfter.toISOString();
+    }
+    if (message.serial !== "") {
+      obj.serial = message.serial;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CertInfo>, I>>(base?: I): CertInfo {
+    return CertInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CertInfo>, I>>(object: I): CertInfo {
+    const message = createBaseCertInfo();
+    message.hostname = object.hostname ?? "";
+    message.issuer = object.issuer ?? "";
+    message.notAfter = object.notAfter ?? undefined;
+    message.serial = object.serial ?? "";
+    return message;
+  },
+};
+
+function createBaseListCertsRequest(): ListCertsRequest {
+  return {};
+}
+
+export const ListCertsRequest: MessageFns<ListCertsRequest> = {
+  encode(_: ListCertsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListCertsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListCertsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListCertsRequest {
+    return {};
+  },
+
+  toJSON(_: ListCertsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListCertsRequest>, I>>(base?: I): ListCertsRequest {
+    return ListCertsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListCertsRequest>, I>>(_: I): ListCertsRequest {
+    const message = createBaseListCertsRequest();
+    return message;
+  },
+};
+
+function createBaseListCertsResponse(): ListCertsResponse {
+  return { certs: [] };
+}
+
+export const ListCertsResponse: MessageFns<ListCertsResponse> = {
+  encode(message: ListCertsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.certs) {
+      CertInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListCertsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListCertsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.certs.push(CertInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListCertsResponse {
+    return { certs: globalThis.Array.isArray(object?.certs) ? object.certs.map((e: any) => CertInfo.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ListCertsResponse): unknown {
+    const obj: any = {};
+    if (message.certs?.length) {
+      obj.certs = message.certs.map((e) => CertInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListCertsResponse>, I>>(base?: I): ListCertsResponse {
+    return ListCertsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListCertsResponse>, I>>(object: I): ListCertsResponse {
+    const message = createBaseListCertsResponse();
+    message.certs = object.certs?.map((e) => CertInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGetRouteCaRequest(): GetRouteCaRequest {
+  return {};
+}
+
+export const GetRouteCaRequest: MessageFns<GetRouteCaRequest> = {
+  encode(_: GetRouteCaRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetRouteCaRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetRouteCaRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetRouteCaRequest {
+    return {};
+  },
+
+  toJSON(_: GetRouteCaRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetRouteCaRequest>, I>>(base?: I): GetRouteCaRequest {
+    return GetRouteCaRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetRouteCaRequest>, I>>(_: I): GetRouteCaRequest {
+    const message = createBaseGetRouteCaRequest();
+    return message;
+  },
+};
+
+function createBaseGetRouteCaResponse(): GetRouteCaResponse {
+  return { pem: "" };
+}
+
+export const GetRouteCaResponse: MessageFns<GetRouteCaResponse> = {
+  encode(message: GetRouteCaResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pem !== "") {
+      writer.uint32(10).string(message.pem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetRouteCaResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetRouteCaResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetRouteCaResponse {
+    return { pem: isSet(object.pem) ? globalThis.String(object.pem) : "" };
+  },
+
+  toJSON(message: GetRouteCaResponse): unknown {
+    const obj: any = {};
+    if (message.pem !== "") {
+      obj.pem = message.pem;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetRouteCaResponse>, I>>(base?: I): GetRouteCaResponse {
+    return GetRouteCaResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetRouteCaResponse>, I>>(object: I): GetRouteCaResponse {
+    const message = createBaseGetRouteCaResponse();
+    message.pem = object.pem ?? "";
+    return message;
+  },
+};
+
+function createBaseDnsRecordInfo(): DnsRecordInfo {
+  return { name: "", type: "", address: "", ttl: 0 };
+}
+
+export const DnsRecordInfo: MessageFns<DnsRecordInfo> = {
+  encode(message: DnsRecordInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.type !== "") {
+      writer.uint32(18).string(message.type);
+    }
+    if (message.address !== "") {
+      writer.uint32(26).string(message.address);
+    }
+    if (message.ttl !== 0) {
+      writer.uint32(32).uint32(message.ttl);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DnsRecordInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDnsRecordInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.ttl = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DnsRecordInfo {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      ttl: isSet(object.ttl) ? globalThis.Number(object.ttl) : 0,
+    };
+  },
+
+  toJSON(message: DnsRecordInfo): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.ttl !== 0) {
+      obj.ttl = Math.round(message.ttl);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DnsRecordInfo>, I>>(base?: I): DnsRecordInfo {
+    return DnsRecordInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DnsRecordInfo>, I>>(object: I): DnsRecordInfo {
+    const message = createBaseDnsRecordInfo();
+    message.name = object.name ?? "";
+    message.type = object.type ?? "";
+    message.address = object.address ?? "";
+    message.ttl = object.ttl ?? 0;
+    return message;
+  },
+};
+
+function createBaseListDnsRecordsRequest(): ListDnsRecordsRequest {
+  return {};
+}
+
+export const ListDnsRecordsRequest: MessageFns<ListDnsRecordsRequest> = {
+  encode(_: ListDnsRecordsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDnsRecordsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDnsRecordsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListDnsRecordsRequest {
+    return {};
+  },
+
+  toJSON(_: ListDnsRecordsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDnsRecordsRequest>, I>>(base?: I): ListDnsRecordsRequest {
+    return ListDnsRecordsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDnsRecordsRequest>, I>>(_: I): ListDnsRecordsRequest {
+    const message = createBaseListDnsRecordsRequest();
+    return message;
+  },
+};
+
+function createBaseListDnsRecordsResponse(): ListDnsRecordsResponse {
+  return { records: [], zone: "" };
+}
+
+export const ListDnsRecordsResponse: MessageFns<ListDnsRecordsResponse> = {
+  encode(message: ListDnsRecordsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.records) {
+      DnsRecordInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.zone !== "") {
+      writer.uint32(18).string(message.zone);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDnsRecordsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDnsRecordsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.records.push(DnsRecordInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.zone = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDnsRecordsResponse {
+    return {
+      records: globalThis.Array.isArray(object?.records)
+        ? object.records.map((e: any) => DnsRecordInfo.fromJSON(e))
+        : [],
+      zone: isSet(object.zone) ? globalThis.String(object.zone) : "",
+    };
+  },
+
+  toJSON(message: ListDnsRecordsResponse): unknown {
+    const obj: any = {};
+    if (message.records?.length) {
+      obj.records = message.records.map((e) => DnsRecordInfo.toJSON(e));
+    }
+    if (message.zone !== "") {
+      obj.zone = message.zone;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDnsRecordsResponse>, I>>(base?: I): ListDnsRecordsResponse {
+    return ListDnsRecordsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDnsRecordsResponse>, I>>(object: I): ListDnsRecordsResponse {
+    const message = createBaseListDnsRecordsResponse();
+    message.records = object.records?.map((e) => DnsRecordInfo.fromPartial(e)) || [];
+    message.zone = object.zone ?? "";
+    return message;
+  },
+};
+
 export type McpAgentServiceService = typeof McpAgentServiceService;
 export const McpAgentServiceService = {
   /** lifecycle */
@@ -6464,6 +7912,63 @@ export const McpAgentServiceService = {
     responseSerialize: (value: DeployEvent): Buffer => Buffer.from(DeployEvent.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeployEvent => DeployEvent.decode(value),
   },
+  /** edge: the node's proxy routes, route certificates and DNS records (since 0.3.0) */
+  listRoutes: {
+    path: "/mcp.v1.McpAgentService/ListRoutes" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRoutesRequest): Buffer => Buffer.from(ListRoutesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRoutesRequest => ListRoutesRequest.decode(value),
+    responseSerialize: (value: ListRoutesResponse): Buffer => Buffer.from(ListRoutesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListRoutesResponse => ListRoutesResponse.decode(value),
+  },
+  addRoute: {
+    path: "/mcp.v1.McpAgentService/AddRoute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AddRouteRequest): Buffer => Buffer.from(AddRouteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AddRouteRequest => AddRouteRequest.decode(value),
+    responseSerialize: (value: AddRouteResponse): Buffer => Buffer.from(AddRouteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AddRouteResponse => AddRouteResponse.decode(value),
+  },
+  removeRoute: {
+    path: "/mcp.v1.McpAgentService/RemoveRoute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveRouteRequest): Buffer => Buffer.from(RemoveRouteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveRouteRequest => RemoveRouteRequest.decode(value),
+    responseSerialize: (value: RemoveRouteResponse): Buffer => Buffer.from(RemoveRouteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RemoveRouteResponse => RemoveRouteResponse.decode(value),
+  },
+  listCerts: {
+    path: "/mcp.v1.McpAgentService/ListCerts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListCertsRequest): Buffer => Buffer.from(ListCertsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListCertsRequest => ListCertsRequest.decode(value),
+    responseSerialize: (value: ListCertsResponse): Buffer => Buffer.from(ListCertsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListCertsResponse => ListCertsResponse.decode(value),
+  },
+  getRouteCa: {
+    path: "/mcp.v1.McpAgentService/GetRouteCa" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetRouteCaRequest): Buffer => Buffer.from(GetRouteCaRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetRouteCaRequest => GetRouteCaRequest.decode(value),
+    responseSerialize: (value: GetRouteCaResponse): Buffer => Buffer.from(GetRouteCaResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetRouteCaResponse => GetRouteCaResponse.decode(value),
+  },
+  listDnsRecords: {
+    path: "/mcp.v1.McpAgentService/ListDnsRecords" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListDnsRecordsRequest): Buffer =>
+      Buffer.from(ListDnsRecordsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListDnsRecordsRequest => ListDnsRecordsRequest.decode(value),
+    responseSerialize: (value: ListDnsRecordsResponse): Buffer =>
+      Buffer.from(ListDnsRecordsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListDnsRecordsResponse => ListDnsRecordsResponse.decode(value),
+  },
 } as const;
 
 export interface McpAgentServiceServer extends UntypedServiceImplementation {
@@ -6495,6 +8000,13 @@ export interface McpAgentServiceServer extends UntypedServiceImplementation {
   deployStream: handleServerStreamingCall<DeployRequest, DeployEvent>;
   /** deploy the specs of an earlier revision, reporting like DeployStream (since 0.2.0) */
   rollback: handleServerStreamingCall<RollbackRequest, DeployEvent>;
+  /** edge: the node's proxy routes, route certificates and DNS records (since 0.3.0) */
+  listRoutes: handleUnaryCall<ListRoutesRequest, ListRoutesResponse>;
+  addRoute: handleUnaryCall<AddRouteRequest, AddRouteResponse>;
+  removeRoute: handleUnaryCall<RemoveRouteRequest, RemoveRouteResponse>;
+  listCerts: handleUnaryCall<ListCertsRequest, ListCertsResponse>;
+  getRouteCa: handleUnaryCall<GetRouteCaRequest, GetRouteCaResponse>;
+  listDnsRecords: handleUnaryCall<ListDnsRecordsRequest, ListDnsRecordsResponse>;
 }
 
 export interface McpAgentServiceClient extends Client {
@@ -6747,6 +8259,97 @@ export interface McpAgentServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<DeployEvent>;
+  /** edge: the node's proxy routes, route certificates and DNS records (since 0.3.0) */
+  listRoutes(
+    request: ListRoutesRequest,
+    callback: (error: ServiceError | null, response: ListRoutesResponse) => void,
+  ): ClientUnaryCall;
+  listRoutes(
+    request: ListRoutesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListRoutesResponse) => void,
+  ): ClientUnaryCall;
+  listRoutes(
+    request: ListRoutesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListRoutesResponse) => void,
+  ): ClientUnaryCall;
+  addRoute(
+    request: AddRouteRequest,
+    callback: (error: ServiceError | null, response: AddRouteResponse) => void,
+  ): ClientUnaryCall;
+  addRoute(
+    request: AddRouteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AddRouteResponse) => void,
+  ): ClientUnaryCall;
+  addRoute(
+    request: AddRouteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AddRouteResponse) => void,
+  ): ClientUnaryCall;
+  removeRoute(
+    request: RemoveRouteRequest,
+    callback: (error: ServiceError | null, response: RemoveRouteResponse) => void,
+  ): ClientUnaryCall;
+  removeRoute(
+    request: RemoveRouteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RemoveRouteResponse) => void,
+  ): ClientUnaryCall;
+  removeRoute(
+    request: RemoveRouteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RemoveRouteResponse) => void,
+  ): ClientUnaryCall;
+  listCerts(
+    request: ListCertsRequest,
+    callback: (error: ServiceError | null, response: ListCertsResponse) => void,
+  ): ClientUnaryCall;
+  listCerts(
+    request: ListCertsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListCertsResponse) => void,
+  ): ClientUnaryCall;
+  listCerts(
+    request: ListCertsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListCertsResponse) => void,
+  ): ClientUnaryCall;
+  getRouteCa(
+    request: GetRouteCaRequest,
+    callback: (error: ServiceError | null, response: GetRouteCaResponse) => void,
+  ): ClientUnaryCall;
+  getRouteCa(
+    request: GetRouteCaRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetRouteCaResponse) => void,
+  ): ClientUnaryCall;
+  getRouteCa(
+    request: GetRouteCaRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetRouteCaResponse) => void,
+  ): ClientUnaryCall;
+  listDnsRecords(
+    request: ListDnsRecordsRequest,
+    callback: (error: ServiceError | null, response: ListDnsRecordsResponse) => void,
+  ): ClientUnaryCall;
+  listDnsRecords(
+    request: ListDnsRecordsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListDnsRecordsResponse) => void,
+  ): ClientUnaryCall;
+  listDnsRecords(
+    request: ListDnsRecordsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListDnsRecordsResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const McpAgentServiceClient = makeGenericClientConstructor(
