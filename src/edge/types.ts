@@ -52,6 +52,15 @@ export interface ProxyRoute {
   proxyProtocol?: boolean;
 }
 
+/** An entry HAProxy has loaded in one of a listener's maps (what `show map` says). */
+export interface LiveRoute {
+  listener: number;
+  hostname: string;
+  mode: "l4" | "l7";
+  proxyProtocol: boolean;
+  hostPort: number;
+}
+
 /**
  * What the edge needs of a proxy (HaproxyDriver in src/edge/haproxy is the
  * one there is; unit tests use an in-memory one).
@@ -66,4 +75,8 @@ export interface ProxyDriver {
   sync(routes: readonly ProxyRoute[]): Promise<number>;
   /** The certificate (full chain, then key) served for `hostname`, if any. */
   certificate(hostname: string): Promise<string | undefined>;
+  /** What the running proxy serves now (its live maps, not the files). */
+  liveRoutes(): Promise<LiveRoute[]>;
+  /** The plain-HTTP port (ACME HTTP-01, redirect to https); 0 = none. */
+  readonly httpPort: number;
 }

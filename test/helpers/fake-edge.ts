@@ -7,9 +7,10 @@
 import { createCa, type CertPair } from "../../src/certs/x509.js";
 import { Edge } from "../../src/edge/edge.js";
 import { LocalIssuer } from "../../src/edge/certs/local-ca.js";
-import type { ProxyDriver, ProxyRoute } from "../../src/edge/types.js";
+import type { LiveRoute, ProxyDriver, ProxyRoute } from "../../src/edge/types.js";
 
 export class FakeProxy implements ProxyDriver {
+  readonly httpPort = 0;
   listeners: number[] = [];
   /** `listener hostname` → where the proxy sends it now. */
   readonly live = new Map<string, ProxyRoute>();
@@ -59,6 +60,18 @@ export class FakeProxy implements ProxyDriver {
 
   certificate(hostname: string): Promise<string | undefined> {
     return Promise.resolve(this.certs.get(hostname));
+  }
+
+  liveRoutes(): Promise<LiveRoute[]> {
+    return Promise.resolve(
+      [...this.live.values()].map((r) => ({
+        listener: r.listener,
+        hostname: r.hostname,
+        mode: r.mode,
+        proxyProtocol: r.proxyProtocol ?? false,
+        hostPort: r.hostPort,
+      })),
+    );
   }
 
   /** The host port a client asking for `hostname` on `listener` reaches, if any. */

@@ -20,7 +20,7 @@ import {
   type EdgeView,
 } from "../../src/agent/edge/listing.js";
 import type { Edge, ProxyEntry } from "../../src/edge/edge.js";
-import type { LiveRoute } from "../../src/edge/haproxy/driver.js";
+import type { LiveRoute } from "../../src/edge/types.js";
 import type { ProxiedRoute } from "../../src/edge/hostnames.js";
 import type { DnsRecord, RouteCert } from "../../src/edge/types.js";
 import {

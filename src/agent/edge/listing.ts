@@ -6,7 +6,7 @@
  */
 import type { CertInfo, DnsRecordInfo, ProxyRouteInfo } from "../../gen/mcp/v1/mcp.js";
 import type { Edge } from "../../edge/edge.js";
-import type { LiveRoute } from "../../edge/haproxy/driver.js";
+import type { LiveRoute } from "../../edge/types.js";
 import { formatBackend } from "../../protocol/route-args.js";
 import type { ProxyRouteRow, RouteRow } from "../../registry/index.js";
 import { McpError, errorMessage } from "../../util/errors.js";

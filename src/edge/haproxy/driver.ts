@@ -12,7 +12,7 @@ import { McpError, errorMessage } from "../../util/errors.js";
 import { runCommand } from "../../util/exec.js";
 import { Mutex } from "../../util/mutex.js";
 import { certFile, listenerFiles, proxyFiles, renderHaproxyConfig, renderMap } from "./config.js";
-import type { ProxyDriver, ProxyRoute } from "../types.js";
+import type { LiveRoute, ProxyDriver, ProxyRoute } from "../types.js";
 import type { HaproxyProcess } from "./process.js";
 import {
   addCertCommands,
@@ -33,15 +33,6 @@ function routeMaps(
 ): { map: string; other: string } {
   const [plain, pp] = mode === "l4" ? [f.l4Map, f.l4ppMap] : [f.l7Map, f.l7ppMap];
   return proxyProtocol ? { map: pp, other: plain } : { map: plain, other: pp };
-}
-
-/** An entry HAProxy has loaded in one of a listener's maps (what `show map` says). */
-export interface LiveRoute {
-  listener: number;
-  hostname: string;
-  mode: "l4" | "l7";
-  proxyProtocol: boolean;
-  hostPort: number;
 }
 
 /** `host port` lines back into a map (the inverse of renderMap). */
