@@ -575,9 +575,9 @@ describe("routes", () => {
     r.routes.setHostPort("web", "api", "grpc", 20002);
     r.routes.setHostPort("web", "ui", "", 25000);
     assert.deepEqual(r.routes.heldHostPorts(), [
-      { port: 20002, service: "web", component: "api", name: "grpc" },
-      { port: 25000, service: "web", component: "ui", name: "" },
-      { port: 30000, service: "web", component: "api", name: "http" },
+      { port: 20002, service: "web", component: "api", name: "grpc", standby: false },
+      { port: 25000, service: "web", component: "ui", name: "", standby: false },
+      { port: 30000, service: "web", component: "api", name: "http", standby: false },
     ]);
 
     assert.equal(r.routes.clearHostPorts("web", "api"), 2);
@@ -590,6 +590,66 @@ describe("routes", () => {
     assert.deepEqual(r.routes.heldHostPorts(), []);
     // Routes themselves remain.
     assert.equal(r.routes.list().length, 3);
+    r.close();
+  });
+
+  test("a proxied route's pair: both ports held, swapped in one write, released together", () => {
+    const r = withApi();
+    r.routes.setPorts("web", "api", "http", { hostPort: 30000, standbyPort: 30001 });
+    assert.deepEqual(
+      r.routes.heldHostPorts().filter((h) => h.name === "http"),
+      [
+        { port: 30000, service: "web", component: "api", name: "http", standby: false },
+        { port: 30001, service: "web", component: "api", name: "http", standby: true },
+      ],
+    );
+    r.routes.setPorts("web", "api", "http", { hostPort: 30001, standbyPort: 30000 });
+    const http = r.routes.list({ service: "web", component: "api" }).find((x) => x.name === "http");
+    assert.deepEqual([http?.hostPort, http?.standbyPort], [30001, 30000]);
+    r.routes.clearHostPorts("web", "api");
+    assert.deepEqual(r.routes.heldHostPorts(), []);
+    r.close();
+  });
+});
+
+describe("proxy routes", () => {
+  const row = (listener: number, hostname: string, service = "web", component = "api") => ({
+    listener,
+    hostname,
+    mode: "l7" as const,
+    backendHost: "127.0.0.1",
+    backendPort: 20001,
+    proxyProtocol: false,
+    service,
+    component,
+    route: "",
+  });
+
+  test("one row per listener and name, lower-cased; owned by a component or manual", () => {
+    const r = withApi();
+    r.proxyRoutes.put(row(443, "Web.Example.test"));
+    r.proxyRoutes.put({ ...row(443, "web.example.test"), backendPort: 20002 });
+    r.proxyRoutes.put(row(8443, "web.example.test"));
+    r.proxyRoutes.put(row(443, "legacy.example.test", "", ""));
+    assert.deepEqual(
+      r.proxyRoutes.list().map((x) => [x.listener, x.hostname, x.backendPort, x.service]),
+      [
+        [443, "legacy.example.test", 20001, ""],
+        [443, "web.example.test", 20002, "web"],
+        [8443, "web.example.test", 20001, "web"],
+      ],
+    );
+    assert.equal(r.proxyRoutes.owned("web", "api").length, 2);
+    assert.equal(r.proxyRoutes.owned("").length, 1);
+    assert.equal(r.proxyRoutes.get(443, "WEB.example.test")?.backendPort, 20002);
+    assert.equal(r.proxyRoutes.delete(8443, "web.example.test"), true);
+    assert.equal(r.proxyRoutes.delete(8443, "web.example.test"), false);
+    // A component that goes takes its rows along; the manual ones stay.
+    r.components.delete("web", "api");
+    assert.deepEqual(
+      r.proxyRoutes.list().map((x) => x.hostname),
+      ["legacy.example.test"],
+    );
     r.close();
   });
 });
@@ -717,7 +777,7 @@ describe("transactions and durability", () => {
     assert.equal(c?.containerId, "c1");
     assert.deepEqual(c?.spec, spec("api", "api:v1", [route("http", 443)]));
     assert.deepEqual(r.routes.heldHostPorts(), [
-      { port: 41000, service: "web", component: "api", name: "http" },
+      { port: 41000, service: "web", component: "api", name: "http", standby: false },
     ]);
     assert.equal(r.events.list()[0]?.newState, "running");
     r.close();
