@@ -29,6 +29,9 @@ if [ "${1:-}" = "--down" ]; then
   for s in "${EXAMPLES[@]}"; do mcp undeploy "$s" || true; done
   if agent_running; then kill "$(cat "$PID_FILE")" && echo "stopped agent $(cat "$PID_FILE")"; fi
   rm -f "$PID_FILE"
+  # The agent leaves its HAProxy serving (the next start adopts it): stop it too.
+  proxy_pid=$(cat "$AGENT_DIR/proxy/haproxy.pid" 2>/dev/null || true)
+  if [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null; then echo "stopped the agent's haproxy $proxy_pid"; fi
   exit 0
 fi
 
@@ -125,4 +128,29 @@ mcp list --json | node --input-type=module -e '
     console.log(`${what.padEnd(28)} http://127.0.0.1:${port}/  ${vars}`);
   }'
 
-say "done: try mcp ps, mcp list, mcp status, mcp stop hello, mcp start hello"
+say "mcp route list (the agent's HAProxy in front of the routes)"
+ROUTE_CA=$AGENT_DIR/proxy/route-ca.crt
+if [ -f "$ROUTE_CA" ] && mcp route list --node local; then
+  say "each L7 route over HTTPS through the proxy (curl --cacert $ROUTE_CA --resolve ...)"
+  l7=$(mcp route list --node local --json | node --input-type=module -e '
+    let input = "";
+    for await (const chunk of process.stdin) input += chunk;
+    for (const r of JSON.parse(input)) if (r.mode === "l7") console.log(`${r.hostname} ${r.listener}`);')
+  [ -n "$l7" ] || die "no L7 route is on the proxy"
+  while read -r host listener; do
+    page=""
+    for _ in $(seq 1 50); do
+      page=$(curl --silent --fail --cacert "$ROUTE_CA" --resolve "$host:$listener:127.0.0.1" \
+        "https://$host:$listener/") && break
+      sleep 0.1
+    done
+    [ -n "$page" ] || die "https://$host:$listener/ did not answer through the proxy"
+    vars=$(printf '%s\n' "$page" | grep -E '^(PORT[A-Z0-9_]*|GREETING|LOG_LEVEL)=' | tr '\n' ' ')
+    printf '%-36s %s\n' "https://$host:$listener/" "$vars"
+  done <<<"$l7"
+  echo "(L4 routes pass TLS through by SNI: their container must speak TLS itself; the examples' do not)"
+else
+  echo "this agent has no [proxy] (initialised with --no-proxy, or before the proxy existed)"
+fi
+
+say "done: try mcp ps, mcp list, mcp status, mcp route list, mcp cert ca, mcp stop hello, mcp start hello"
