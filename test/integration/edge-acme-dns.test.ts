@@ -183,6 +183,20 @@ describe(
       assert.equal((await curl(`nobody.${knot.zone}`, listener)).status, 421);
     });
 
+    test("mcp dns list and mcp cert list show the name and its ACME certificate", async () => {
+      const dns = JSON.parse(ok(await agent.cli(["dns", "list", "--json"]), "dns list").stdout) as {
+        zone: string;
+        records: { name: string; type: string; address: string }[];
+      };
+      assert.equal(dns.zone, knot.zone);
+      assert.deepEqual(
+        dns.records.filter((r) => r.name === host).map((r) => [r.type, r.address]),
+        [["A", "127.0.0.1"]],
+      );
+      const certs = ok(await agent.cli(["cert", "list"]), "cert list").stdout;
+      assert.match(certs, new RegExp(`${host.replace(/\./g, "\\.")}\\s+acme\\s`));
+    });
+
     test("a name outside the zone is not published, so Pebble (asking Knot) refuses it", async () => {
       // The control for the test above: without the dns step's record there is no certificate.
       const outside = `${OUTSIDE}.example.test`;

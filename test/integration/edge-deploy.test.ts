@@ -7,7 +7,8 @@
  * listener it alone used); an
  * HAProxy killed comes back with every route; an agent killed leaves the
  * proxy serving and its restart adopts it with no entry twice; a hostname
- * clash is refused naming both routes; undeploy leaves the maps empty.
+ * clash is refused naming both routes; an entry the proxy lost comes back
+ * with the next monitor pass; undeploy leaves the maps empty.
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -15,6 +16,7 @@ import path from "node:path";
 import tls from "node:tls";
 import { after, before, describe, test } from "node:test";
 import {
+  delMapCommand,
   parseShowMap,
   runtimeCommand,
   showMapCommand,
@@ -209,6 +211,24 @@ describe("deploys behind the agent's HAProxy", { concurrency: false }, () => {
       ),
     );
     assert.deepEqual([...live.keys()], [host]);
+  });
+
+  test("an entry the running proxy lost is put back by the next monitor pass", async () => {
+    const socket = path.join(proxyDir, "admin.sock");
+    const map = path.join(proxyDir, `l7-${listener}.map`);
+    await runtimeCommand(socket, delMapCommand(map, host));
+    assert.equal(
+      (await curl(host, listener)).status,
+      421,
+      "lost: the proxy does not know the name",
+    );
+    // The monitor runs every second here.
+    const r = await curlUntil(host, listener, (x) => x.status === 200, { ca: routeCa });
+    assert.equal(r.status, 200, r.body);
+    assert.deepEqual(
+      [...parseShowMap(await runtimeCommand(socket, showMapCommand(map))).keys()],
+      [host],
+    );
   });
 
   test("undeploy takes every route off; the maps are empty", async () => {

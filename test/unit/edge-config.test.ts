@@ -3,7 +3,13 @@
  * their exact output. test/integration/haproxy.test.ts runs them in HAProxy.
  */
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, test } from "node:test";
+import { initAgentDir } from "../../src/agent/server/init.js";
+import { loadAgentConfig } from "../../src/config/agent.js";
 import { challengeToken } from "../../src/edge/certs/http01.js";
 import {
   listenerFiles,
@@ -296,5 +302,49 @@ describe("map files read back", () => {
     ]);
     assert.deepEqual(parseMapFile(renderMap(map)), map);
     assert.deepEqual([...parseMapFile("# comment\n\nhalf\nx.test notaport\n")], []);
+  });
+});
+
+describe("mcp-agent init and the edge", () => {
+  test("by default: a [proxy] on loopback under the agent dir, the local issuer, a route CA", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "mcp-init-edge-"));
+    try {
+      const init = await initAgentDir({ dir, node: "edge" });
+      const config = await loadAgentConfig(init.agentConfig);
+      assert.deepEqual(config.proxy, {
+        driver: "haproxy",
+        dir: path.join(dir, "proxy"),
+        bind: "127.0.0.1",
+        httpPort: 80,
+        domain: "svc.mcp.test",
+        drainMs: 2000,
+      });
+      assert.equal(config.certs?.issuer, "local");
+      assert.equal(config.dns, undefined, "DNS stays off unless configured");
+      assert.equal(init.routeCaCert, path.join(dir, "proxy", "route-ca.crt"));
+      const ca = new X509Certificate(await readFile(init.routeCaCert ?? "", "utf8"));
+      assert.ok(ca.ca);
+      // Not the CA of the agent's gRPC server: a route certificate cannot impersonate the agent.
+      assert.notEqual(
+        ca.fingerprint256,
+        new X509Certificate(await readFile(init.caCert, "utf8")).fingerprint256,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("--no-proxy: no edge tables, no route CA", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "mcp-init-edge-"));
+    try {
+      const init = await initAgentDir({ dir, node: "edge", proxy: false });
+      const config = await loadAgentConfig(init.agentConfig);
+      assert.equal(config.proxy, undefined);
+      assert.equal(config.certs, undefined);
+      assert.equal(init.routeCaCert, undefined);
+      await assert.rejects(stat(path.join(dir, "proxy")), /ENOENT/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
