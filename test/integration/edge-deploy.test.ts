@@ -193,6 +193,9 @@ describe("deploys behind the agent's HAProxy", { concurrency: false }, () => {
     assert.equal(r.status, 200, r.body);
     const newPid = Number((await readFile(path.join(proxyDir, "haproxy.pid"), "utf8")).trim());
     assert.notEqual(newPid, pid);
+    // And the agent said so: a node-level `proxy` event in mcp status.
+    const status = ok(await agent.cli(["status"]), "status").stdout;
+    assert.match(status, /proxy\s+haproxy exited \(SIGKILL\).*started again/);
   });
 
   test("the agent killed: the proxy keeps serving; its restart adopts it, nothing twice", async () => {
