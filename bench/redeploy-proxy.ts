@@ -39,7 +39,7 @@ import {
   LiveAgent,
   TEST_IMAGE,
   parseEnvPage,
-  webDefinition,
+  l7Definition,
   type NodeServicesJson,
 } from "../test/helpers/live-agent.js";
 import { intArg, ms, roundStats, sleep, stats, timed, waitHttp200, withCleanup } from "./lib.js";
@@ -184,19 +184,8 @@ interface Window {
 }
 
 function definition(listener: number, strategy: "start-first" | "stop-first", release: string) {
-  return webDefinition(SERVICE, NODE, [
-    `strategy = "${strategy}"`,
-    `env = ["RELEASE=${release}"]`,
-    "",
-    "[[components.routes]]",
-    `port = ${listener}`,
-    'mode = "l7"',
-    "",
-    "[components.health]",
-    'type = "http"',
-    'path = "/health"',
-    'deadline = "10s"',
-  ]);
+  const lines = [`strategy = "${strategy}"`, `env = ["RELEASE=${release}"]`];
+  return l7Definition(SERVICE, NODE, listener, { lines, deadline: "10s" });
 }
 
 async function mcpDeploy(agent: LiveAgent, listener: number, kind: Kind, release: string) {

@@ -292,6 +292,32 @@ export function webDefinition(
   ].join("\n");
 }
 
+/**
+ * A `web` component with one unnamed L7 route on `listener` (behind the
+ * agent's proxy) and an http check on /health: the edge tests' service.
+ * `lines` go into the component (env, strategy, cmd).
+ */
+export function l7Definition(
+  name: string,
+  node: string,
+  listener: number,
+  opts: { lines?: string[]; hostname?: string; deadline?: string } = {},
+): string {
+  return webDefinition(name, node, [
+    ...(opts.lines ?? []),
+    "",
+    "[[components.routes]]",
+    `port = ${listener}`,
+    'mode = "l7"',
+    ...(opts.hostname ? [`hostname = "${opts.hostname}"`] : []),
+    "",
+    "[components.health]",
+    'type = "http"',
+    'path = "/health"',
+    `deadline = "${opts.deadline ?? "5s"}"`,
+  ]);
+}
+
 /** A one-component (`web`), one-unnamed-route service definition for `node`. */
 export function oneRouteDefinition(name: string, node: string, image = TEST_IMAGE): string {
   return webDefinition(

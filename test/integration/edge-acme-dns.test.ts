@@ -22,7 +22,7 @@ import { runCommand } from "../../src/util/exec.js";
 import { freePort, tempDir } from "../helpers/agent.js";
 import { curl, digA, servedChain } from "../helpers/edge-client.js";
 import { startKnot, type TestKnot } from "../helpers/knot.js";
-import { LiveAgent, ok, parseEnvPage, webDefinition, type CliRun } from "../helpers/live-agent.js";
+import { LiveAgent, l7Definition, ok, parseEnvPage, type CliRun } from "../helpers/live-agent.js";
 import { startPebble, type Pebble } from "../helpers/pebble.js";
 
 const NODE = "acmedns-node";
@@ -31,20 +31,12 @@ const BAD_KEY = "acmedns-badkey";
 const NO_DIR = "acmedns-nodir";
 const OUTSIDE = "acmedns-outside";
 
-function l7Definition(name: string, listener: number, env: string, hostname?: string): string {
-  return webDefinition(name, NODE, [
-    `env = ["${env}"]`,
-    "",
-    "[[components.routes]]",
-    `port = ${listener}`,
-    'mode = "l7"',
-    ...(hostname ? [`hostname = "${hostname}"`] : []),
-    "",
-    "[components.health]",
-    'type = "http"',
-    'path = "/health"',
-    'deadline = "5s"',
-  ]);
+/** The service of these tests: env `env`, on `listener`, answering to `hostname` if given. */
+function definition(name: string, listener: number, env: string, hostname?: string): string {
+  return l7Definition(name, NODE, listener, {
+    lines: [`env = ["${env}"]`],
+    ...(hostname ? { hostname } : {}),
+  });
 }
 
 const said = (run: CliRun) => `${run.stdout}${run.stderr}`;
@@ -154,7 +146,7 @@ describe(
     });
 
     test("deploy: the name is published before the certificate, which comes from Pebble over HTTP-01", async () => {
-      await agent.addDefinition(WEB, l7Definition(WEB, listener, "R=1"));
+      await agent.addDefinition(WEB, definition(WEB, listener, "R=1"));
       const run = ok(await agent.cli(["deploy", WEB]), "deploy");
       const out = said(run);
       const dnsAt = out.indexOf("web: dns ✓");
@@ -200,7 +192,7 @@ describe(
     test("a name outside the zone is not published, so Pebble (asking Knot) refuses it", async () => {
       // The control for the test above: without the dns step's record there is no certificate.
       const outside = `${OUTSIDE}.example.test`;
-      await agent.addDefinition(OUTSIDE, l7Definition(OUTSIDE, listener, "R=out", outside));
+      await agent.addDefinition(OUTSIDE, definition(OUTSIDE, listener, "R=out", outside));
       const run = await agent.cli(["deploy", OUTSIDE]);
       const out = said(run);
       assert.notEqual(run.code, 0, out);
@@ -216,7 +208,7 @@ describe(
     });
 
     test("a redeploy keeps the certificate while it has more than renew_before left", async () => {
-      await agent.addDefinition(WEB, l7Definition(WEB, listener, "R=2"));
+      await agent.addDefinition(WEB, definition(WEB, listener, "R=2"));
       ok(await agent.cli(["deploy", WEB]), "redeploy");
       const r = await curl(host, listener, { ca: path.join(scratch, "pebble-root.pem") });
       assert.equal(r.status, 200, r.body);
@@ -231,7 +223,7 @@ describe(
     test("a wrong TSIG key fails the deploy at dns, refused, leaving nothing", async () => {
       await withConfig({ dns: { tsig_key_file: knot.wrongKeyFile } }, async () => {
         const badHost = `${BAD_KEY}.${knot.zone}`;
-        await agent.addDefinition(BAD_KEY, l7Definition(BAD_KEY, listener, "R=bad"));
+        await agent.addDefinition(BAD_KEY, definition(BAD_KEY, listener, "R=bad"));
         const run = await agent.cli(["deploy", BAD_KEY]);
         const out = said(run);
         assert.notEqual(run.code, 0, out);
@@ -258,7 +250,7 @@ describe(
         { certs: { acme_directory: `https://127.0.0.1:${closed}/dir` } },
         async () => {
           const noDirHost = `${NO_DIR}.${knot.zone}`;
-          await agent.addDefinition(NO_DIR, l7Definition(NO_DIR, listener, "R=nodir"));
+          await agent.addDefinition(NO_DIR, definition(NO_DIR, listener, "R=nodir"));
           const run = await agent.cli(["deploy", NO_DIR]);
           const out = said(run);
           assert.notEqual(run.code, 0, out);

@@ -23,7 +23,7 @@ import {
 } from "../../src/edge/haproxy/runtime-api.js";
 import { freePort } from "../helpers/agent.js";
 import { curl, output, servedChain } from "../helpers/edge-client.js";
-import { LiveAgent, ok, parseEnvPage, webDefinition } from "../helpers/live-agent.js";
+import { LiveAgent, l7Definition, ok, parseEnvPage, webDefinition } from "../helpers/live-agent.js";
 
 const NODE = "edge-node";
 const DOMAIN = "svc.mcp.test";
@@ -55,21 +55,6 @@ function hello(port: number, servername: string): Promise<void> {
     socket.once("error", done);
     socket.once("close", done);
   });
-}
-
-function l7Definition(name: string, listener: number, lines: string[] = []): string {
-  return webDefinition(name, NODE, [
-    ...lines,
-    "",
-    "[[components.routes]]",
-    `port = ${listener}`,
-    'mode = "l7"',
-    "",
-    "[components.health]",
-    'type = "http"',
-    'path = "/health"',
-    'deadline = "5s"',
-  ]);
 }
 
 /** A container that writes what the first connection sends to its log (nc), over and over. */
@@ -107,7 +92,10 @@ describe("deploys behind the agent's HAProxy", { concurrency: false }, () => {
     routeCa = path.join(proxyDir, "route-ca.crt");
     listener = await freePort();
     l4Listener = await freePort();
-    await agent.addDefinition("edge-web", l7Definition("edge-web", listener, ['env = ["R=1"]']));
+    await agent.addDefinition(
+      "edge-web",
+      l7Definition("edge-web", NODE, listener, { lines: ['env = ["R=1"]'] }),
+    );
     ok(await agent.cli(["deploy", "edge-web"]), "deploy edge-web");
   });
 
@@ -155,10 +143,7 @@ describe("deploys behind the agent's HAProxy", { concurrency: false }, () => {
   test("a second service answering to the same name on the same listener is refused, naming both", async () => {
     await agent.addDefinition(
       "edge-clash",
-      l7Definition("edge-clash", listener).replace(
-        'mode = "l7"',
-        `mode = "l7"\nhostname = "${host}"`,
-      ),
+      l7Definition("edge-clash", NODE, listener, { hostname: host }),
     );
     const run = await agent.cli(["deploy", "edge-clash"]);
     assert.notEqual(run.code, 0);

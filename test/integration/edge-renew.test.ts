@@ -19,7 +19,7 @@ import { serveAgent, type RunningAgent } from "../../src/agent/server/serve.js";
 import { runCommand } from "../../src/util/exec.js";
 import { freePort, memoryLogger, tempDir } from "../helpers/agent.js";
 import { servedChain } from "../helpers/edge-client.js";
-import { ok, parseEnvPage, runMcp, webDefinition } from "../helpers/live-agent.js";
+import { ok, parseEnvPage, runMcp, l7Definition } from "../helpers/live-agent.js";
 
 const NODE = "acmedns-renew-node";
 const SERVICE = "acmedns-renew";
@@ -86,18 +86,7 @@ describe("a route certificate renewed in place", { concurrency: false }, () => {
     listener = await freePort();
     await writeFile(
       path.join(init.servicesDir, `${SERVICE}.toml`),
-      webDefinition(SERVICE, NODE, [
-        'env = ["R=1"]',
-        "",
-        "[[components.routes]]",
-        `port = ${listener}`,
-        'mode = "l7"',
-        "",
-        "[components.health]",
-        'type = "http"',
-        'path = "/health"',
-        'deadline = "5s"',
-      ]),
+      l7Definition(SERVICE, NODE, listener, { lines: ['env = ["R=1"]'] }),
     );
     ok(await runMcp(["--config", cliConfig, "deploy", SERVICE]), "deploy");
   });

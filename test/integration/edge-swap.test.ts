@@ -18,7 +18,7 @@ import {
   LiveAgent,
   ok,
   parseEnvPage,
-  webDefinition,
+  l7Definition,
   type NodeServicesJson,
 } from "../helpers/live-agent.js";
 
@@ -31,22 +31,14 @@ function definition(
   release: string,
   opts: { strategy?: string; broken?: boolean } = {},
 ): string {
-  return webDefinition(name, NODE, [
+  const lines = [
     `env = ["RELEASE=${release}"]`,
     `strategy = "${opts.strategy ?? "start-first"}"`,
     ...(opts.broken
       ? [`cmd = ["sh", "-c", "echo ${release} never listens; exec sleep 3600"]`]
       : []),
-    "",
-    "[[components.routes]]",
-    `port = ${listener}`,
-    'mode = "l7"',
-    "",
-    "[components.health]",
-    'type = "http"',
-    'path = "/health"',
-    'deadline = "3s"',
-  ]);
+  ];
+  return l7Definition(name, NODE, listener, { lines, deadline: "3s" });
 }
 
 interface PollResult {

@@ -14,11 +14,11 @@ import { deploy } from "../../src/agent/operations/deploy.js";
 import { stopService, undeployService } from "../../src/agent/operations/lifecycle.js";
 import { recoverAtStart } from "../../src/agent/operations/recover.js";
 import { planSteps } from "../../src/agent/operations/steps/plan.js";
-import { parseCrashAt, type CrashPoint } from "../../src/agent/operations/crash-points.js";
 import { syncProxy } from "../../src/agent/edge/routes.js";
 import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import { containerName, isSideContainer } from "../../src/runtime/args.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
+import { hangAt } from "../helpers/crash.js";
 import { fakeEdge } from "../helpers/fake-edge.js";
 
 const HOST = "hello.svc.mcp.test";
@@ -161,21 +161,6 @@ describe("stop, undeploy and clashes", () => {
     assert.equal(a.proxy.backend(443, HOST), ports(a).live);
   });
 });
-
-/** A crash point that never returns at `at`, like a SIGKILL (see interrupted.test.ts). */
-function hangAt(at: string): { crashPoint: CrashPoint; reached: Promise<void> } {
-  const target = parseCrashAt(at);
-  let hit!: () => void;
-  const reached = new Promise<void>((resolve) => (hit = resolve));
-  const crashPoint: CrashPoint = (point, component) => {
-    if (point !== target?.point || (target.component && target.component !== component)) {
-      return Promise.resolve();
-    }
-    hit();
-    return new Promise<void>(() => {});
-  };
-  return { crashPoint, reached };
-}
 
 describe("an agent killed during a swap: after the next start the proxy points at what runs", () => {
   const steps = planSteps({

@@ -7,8 +7,6 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { CrashPoint } from "../../src/agent/operations/crash-points.js";
-import { parseCrashAt } from "../../src/agent/operations/crash-points.js";
 import { deploy } from "../../src/agent/operations/deploy.js";
 import { planSteps, type StepName } from "../../src/agent/operations/steps/plan.js";
 import { settle } from "../../src/agent/operations/interrupted.js";
@@ -16,27 +14,9 @@ import { startService, stopService } from "../../src/agent/operations/lifecycle.
 import { recoverAtStart } from "../../src/agent/operations/recover.js";
 import type { Registry } from "../../src/registry/index.js";
 import { containerName, isSideContainer } from "../../src/runtime/args.js";
+import { hangAt } from "../helpers/crash.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
 import { type FakeRuntime, podmanError, runFailed } from "../helpers/fake-runtime.js";
-
-/**
- * A crash point that stops the operation for good at `point@component`:
- * the promise never settles, as nothing runs after a SIGKILL. Resolves
- * `reached` when it gets there.
- */
-function hangAt(at: string): { crashPoint: CrashPoint; reached: Promise<void> } {
-  const target = parseCrashAt(at);
-  let hit!: () => void;
-  const reached = new Promise<void>((resolve) => (hit = resolve));
-  const crashPoint: CrashPoint = (point, component) => {
-    if (point !== target?.point || (target.component && target.component !== component)) {
-      return Promise.resolve();
-    }
-    hit();
-    return new Promise<void>(() => {});
-  };
-  return { crashPoint, reached };
-}
 
 /** Registry and runtime agree: what the next agent must always leave behind. */
 function assertConsistent(registry: Registry, runtime: FakeRuntime, what: string): void {
