@@ -169,15 +169,22 @@ describe("deploys behind the agent's HAProxy", { concurrency: false }, () => {
   });
 
   test("HAProxy killed: it comes back with every route", async () => {
-    const pid = Number((await readFile(path.join(proxyDir, "haproxy.pid"), "utf8")).trim());
-    process.kill(pid, "SIGKILL");
+    const pidFile = path.join(proxyDir, "haproxy.pid");
+    const pid = Number((await readFile(pidFile, "utf8")).trim());
+    // The master and its workers (its own process group): a worker left
+    // alone would go on serving for a while and prove nothing.
+    process.kill(-pid, "SIGKILL");
+    let newPid = pid;
+    for (let i = 0; i < 100 && newPid === pid; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      newPid = Number((await readFile(pidFile, "utf8")).trim());
+    }
+    assert.notEqual(newPid, pid, "started again");
     const r = await curlUntil(host, listener, (x) => x.status === 200, {
       ca: routeCa,
       timeoutMs: 10_000,
     });
     assert.equal(r.status, 200, r.body);
-    const newPid = Number((await readFile(path.join(proxyDir, "haproxy.pid"), "utf8")).trim());
-    assert.notEqual(newPid, pid);
     // And the agent said so: a node-level `proxy` event in mcp status.
     const status = ok(await agent.cli(["status"]), "status").stdout;
     assert.match(status, /proxy\s+haproxy exited \(SIGKILL\).*started again/);
