@@ -363,6 +363,14 @@ export function isNoSuchContainer(err: unknown): boolean {
 }
 
 /**
+ * `logs --since` got a value podman cannot read (the CLI: `parsing --since
+ * "x"`; the API: `failed to parse query parameter 'since'`).
+ */
+export function isInvalidSince(err: unknown): boolean {
+  return stderrMatches(err, /parsing --since|parse query parameter 'since'/i);
+}
+
+/**
  * Runs a container operation whose goal is met when the container does not
  * exist (stop, restart-or-recreate): resolves false instead of failing then.
  */

@@ -23,6 +23,7 @@ export {
   buildVersionArgs,
   containerName,
   isAddressInUse,
+  isInvalidSince,
   isNameInUse,
   isNoSuchContainer,
   isNoSuchImage,

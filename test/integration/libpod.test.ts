@@ -15,6 +15,7 @@ import type { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import {
   isAddressInUse,
+  isInvalidSince,
   isNameInUse,
   isNoSuchContainer,
   isNoSuchImage,
@@ -376,6 +377,22 @@ describe("failures leave nothing behind and keep their meaning", () => {
     stream.stdout.resume();
     stream.stderr.resume();
     await assert.rejects(stream.done, (err) => isNoSuchContainer(err));
+  });
+});
+
+describe("logs with a since podman cannot read", () => {
+  before(() => ready);
+
+  test("is an invalid since, as with the CLI", async () => {
+    const name = uniqueName("since");
+    await api.run(httpSpec(name, await freePort()));
+    const stream = api.logs(name, { since: "garbage" });
+    stream.stdout.resume();
+    stream.stderr.resume();
+    await assert.rejects(stream.done, (err) => isInvalidSince(err));
+    const viaCli = cli.logs(name, { since: "garbage" });
+    viaCli.stdout.resume();
+    await assert.rejects(viaCli.done, (err) => isInvalidSince(err));
   });
 });
 

@@ -10,6 +10,7 @@ import { describe, test } from "node:test";
 import {
   buildRunArgs,
   isAddressInUse,
+  isInvalidSince,
   isNameInUse,
   isNoSuchContainer,
   isNoSuchImage,
@@ -557,6 +558,16 @@ describe("error classifiers on the API's errors", () => {
   test("isNoSuchContainer", () => only(isNoSuchContainer, ["noContainer"]));
   test("isNameInUse: a create's clash and a rename's", () =>
     only(isNameInUse, ["nameInUse", "renameTaken"]));
+
+  test("isInvalidSince: the API's 400 and the CLI's stderr", () => {
+    only(isInvalidSince, ["badSince"]);
+    const cliErr = new CommandError({
+      argv: ["podman", "logs"],
+      exitCode: 125,
+      stderr: 'Error: parsing --since "garbage": unable to interpret time value\n',
+    });
+    assert.ok(isInvalidSince(cliErr));
+  });
 
   test("the CLI's rename to a taken name is a name in use too (captured stderr)", () =>
     assert.ok(
