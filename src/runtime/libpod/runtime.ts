@@ -207,6 +207,8 @@ export class PodmanApiRuntime implements Runtime {
       streams.stderr.on("data", (c: Buffer) => (stderr += c.toString("utf8")));
       await streams.ended;
     } catch (err) {
+      // The client's own bound on the answer may fire first: the same timeout.
+      if (err instanceof LibpodError && err.timedOut) timedOut = true;
       if (!timedOut) throw asLibpodError(err, "exec");
     } finally {
       clearTimeout(timer);
