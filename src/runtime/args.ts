@@ -5,6 +5,7 @@
  */
 import { McpError } from "../util/errors.js";
 import { CommandError } from "../util/exec.js";
+import { LibpodError } from "./libpod/errors.js";
 import type { ContainerSpec, ContainerStatus, LogOptions } from "./types.js";
 
 /**
@@ -288,6 +289,14 @@ export function parseInspectJson(json: string): ContainerStatus[] {
   return parseJsonArray(json, "podman inspect").filter(isObject).map(parseInspectEntry);
 }
 
+/**
+ * One container's inspect object, as the API answers it (the CLI prints the
+ * same objects in an array); undefined when it is not an object.
+ */
+export function parseInspectObject(value: unknown): ContainerStatus | undefined {
+  return isObject(value) ? parseInspectEntry(value) : undefined;
+}
+
 function parseInspectEntry(c: Json): ContainerStatus {
   const state = isObject(c.State) ? c.State : {};
   const config = isObject(c.Config) ? c.Config : {};
@@ -320,10 +329,14 @@ function parseInspectEntry(c: Json): ContainerStatus {
 }
 
 // ---------------------------------------------------------------- error classifiers
-// Matched against the stderr podman 4.3.1 prints; examples are in the unit tests.
+// Matched against the stderr podman 4.3.1 prints, or the message and cause its
+// API answers (src/runtime/libpod/): the same words, since both come from the
+// same Go errors. Examples of both are in the unit tests.
 
 function stderrMatches(err: unknown, pattern: RegExp): boolean {
-  return err instanceof CommandError && pattern.test(err.stderr);
+  if (err instanceof CommandError) return pattern.test(err.stderr);
+  if (err instanceof LibpodError) return pattern.test(`${err.apiMessage}\n${err.apiCause}`);
+  return false;
 }
 
 /** `-p` asked for a host port something else holds (podman exits 126, container left Created). */
@@ -350,6 +363,14 @@ export function isNoSuchContainer(err: unknown): boolean {
 }
 
 /**
+ * `logs --since` got a value podman cannot read (the CLI: `parsing --since
+ * "x"`; the API: `failed to parse query parameter 'since'`).
+ */
+export function isInvalidSince(err: unknown): boolean {
+  return stderrMatches(err, /parsing --since|parse query parameter 'since'/i);
+}
+
+/**
  * Runs a container operation whose goal is met when the container does not
  * exist (stop, restart-or-recreate): resolves false instead of failing then.
  */
@@ -363,7 +384,13 @@ export async function ifContainerExists(op: Promise<void>): Promise<boolean> {
   }
 }
 
-/** `run --name` clashed with an existing container (which run must leave alone). */
+/**
+ * `run --name` clashed with an existing container (which run must leave
+ * alone), or `rename` to a taken name (`name X already in use, cannot rename`).
+ */
 export function isNameInUse(err: unknown): boolean {
-  return stderrMatches(err, /name "[^"]*" is already in use|that name is already in use/i);
+  return stderrMatches(
+    err,
+    /name "[^"]*" is already in use|that name is already in use|already in use, cannot rename/i,
+  );
 }

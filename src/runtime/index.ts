@@ -23,6 +23,7 @@ export {
   buildVersionArgs,
   containerName,
   isAddressInUse,
+  isInvalidSince,
   isNameInUse,
   isNoSuchContainer,
   isNoSuchImage,
@@ -32,8 +33,13 @@ export {
   LABEL_SERVICE,
   mcpLabels,
   parseInspectJson,
+  parseInspectObject,
   parsePsJson,
   splitContainerName,
 } from "./args.js";
 export { PodmanRuntime, type PodmanOptions } from "./podman.js";
+export { PodmanApiRuntime, type PodmanApiOptions, type StorageInfo } from "./libpod/runtime.js";
+export { PodmanService, checkStorage, type PodmanServiceOptions } from "./libpod/service.js";
+export { LibpodClient } from "./libpod/client.js";
+export { LibpodError } from "./libpod/errors.js";
 export { CommandError } from "../util/exec.js";

@@ -72,7 +72,8 @@ export interface LogStream {
   stderr: Readable;
   /**
    * Settles when the command ends: resolves on success or after kill(),
-   * rejects with a CommandError otherwise (e.g. no such container).
+   * rejects with the runtime's error otherwise (a CommandError from the CLI,
+   * a LibpodError from the API; e.g. no such container).
    */
   done: Promise<void>;
   kill(): void;

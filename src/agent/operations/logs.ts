@@ -18,9 +18,8 @@
  */
 import type { ServerWritableStream, handleServerStreamingCall } from "@grpc/grpc-js";
 import type { LogsRequest, LogsResponse } from "../../gen/mcp/v1/mcp.js";
-import { containerName, isNoSuchContainer } from "../../runtime/args.js";
+import { containerName, isInvalidSince, isNoSuchContainer } from "../../runtime/args.js";
 import type { LogStream } from "../../runtime/types.js";
-import { CommandError } from "../../util/exec.js";
 import { McpError, errorMessage } from "../../util/errors.js";
 import type { AgentContext } from "../context.js";
 import { logOptions, pickComponent } from "../../protocol/logs-options.js";
@@ -56,8 +55,8 @@ function logsFailure(err: unknown, label: string): McpError {
   if (isNoSuchContainer(err)) {
     return new McpError("not_found", `${label}: the container is gone`, { cause: err });
   }
-  if (err instanceof CommandError && /parsing --since/.test(err.stderr)) {
-    return new McpError("invalid_argument", `${label}: ${err.message}`, { cause: err });
+  if (isInvalidSince(err)) {
+    return new McpError("invalid_argument", `${label}: ${errorMessage(err)}`, { cause: err });
   }
   if (err instanceof McpError) return err;
   return new McpError("runtime", `${label}: ${errorMessage(err)}`, { cause: err });

@@ -1,0 +1,421 @@
+/**
+ * PodmanApiRuntime against the real podman on this machine, through a
+ * `podman system service` this test starts on a socket in a temp dir
+ * (service.ts), with the offline test image from scripts/setup.sh. Where it
+ * matters the CLI runtime looks at the same containers: both must see the
+ * same thing, which is what lets the agent switch from one to the other.
+ * No skipping: a machine without podman fails here, loudly.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import { after, before, describe, test } from "node:test";
+import {
+  isAddressInUse,
+  isInvalidSince,
+  isNameInUse,
+  isNoSuchContainer,
+  isNoSuchImage,
+  isPullFailure,
+  LibpodError,
+  mcpLabels,
+  PodmanApiRuntime,
+  PodmanRuntime,
+  PodmanService,
+  type ContainerSpec,
+} from "../../src/runtime/index.js";
+import { errorMessage } from "../../src/util/errors.js";
+import { runCommand } from "../../src/util/exec.js";
+
+const IMAGE = "localhost/mcp-httpenv:v1";
+const PREFIX = `mcp-libpod-test-${process.pid}-`;
+
+const cli = new PodmanRuntime({ stopTimeoutSeconds: 2 });
+let dir = "";
+let service: PodmanService;
+let api: PodmanApiRuntime;
+const created = new Set<string>();
+
+function uniqueName(what: string): string {
+  const name = `${PREFIX}${what}`;
+  created.add(name);
+  return name;
+}
+
+async function freePort(): Promise<number> {
+  const server = await listen(0);
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function listen(port: number): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve(server));
+  });
+}
+
+function httpSpec(name: string, port: number, image = IMAGE): ContainerSpec {
+  return {
+    name,
+    image,
+    labels: mcpLabels("mcp-libpod-test", name.slice(PREFIX.length), "local"),
+    ports: [`127.0.0.1:${port}:${port}`],
+    volumes: [],
+    env: [`PORT=${port}`, "GREETING=hello world"],
+    cmd: [],
+  };
+}
+
+async function waitForHttp(url: string, timeoutMs = 5000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      if (res.status === 200) return await res.text();
+      last = `HTTP ${res.status}`;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${url} not ready after ${timeoutMs} ms: ${errorMessage(last)}`);
+}
+
+async function readAll(stream: Readable): Promise<string> {
+  let text = "";
+  for await (const chunk of stream) text += String(chunk);
+  return text;
+}
+
+function rejection(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => assert.fail("expected a failure"),
+    (e: unknown) => e,
+  );
+}
+
+/** `podman container inspect` of one container, raw, for comparing what each runtime created. */
+async function rawInspect(name: string): Promise<Record<string, Record<string, unknown>>> {
+  const { stdout } = await runCommand(["podman", "container", "inspect", "--format", "json", name]);
+  const [entry] = JSON.parse(stdout) as Record<string, Record<string, unknown>>[];
+  assert.ok(entry, `inspect ${name}`);
+  return entry;
+}
+
+async function setUp(): Promise<void> {
+  if (!(await cli.imageExists(IMAGE))) {
+    throw new Error(`test image ${IMAGE} is missing: run scripts/setup.sh`);
+  }
+  dir = await mkdtemp(path.join(tmpdir(), "mcp-libpod-"));
+  service = new PodmanService({ socketPath: path.join(dir, "podman.sock") });
+  storage = await service.start();
+  api = new PodmanApiRuntime({ socketPath: service.socketPath, stopTimeoutSeconds: 2 });
+}
+let storage: { graphRoot: string; runRoot: string } | undefined;
+const ready = setUp();
+ready.catch(() => {}); // reported by the test below, not as an unhandled rejection
+
+test("the service starts on our socket and serves the CLI's storage", async () => {
+  await ready;
+  assert.ok(service.pid, "a service process runs");
+  assert.deepEqual([storage?.graphRoot, storage?.runRoot], await cli.storagePaths());
+  assert.deepEqual(await api.storagePaths(), await cli.storagePaths());
+  assert.equal(await api.version(), await cli.version());
+});
+
+after(async () => {
+  await ready.catch(() => {});
+  await Promise.all([...created].map((n) => cli.remove(n, { force: true, timeoutSeconds: 0 })));
+  api?.close();
+  await service?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("a container's life through the API", () => {
+  let name: string;
+  let port: number;
+  let firstStart: Date | null = null;
+
+  before(async () => {
+    await ready;
+    name = uniqueName("life");
+    port = await freePort();
+  });
+
+  test("run starts it and it serves $PORT and the env", async () => {
+    const id = await api.run(httpSpec(name, port));
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const body = await waitForHttp(`http://127.0.0.1:${port}/`);
+    assert.match(body, new RegExp(`^PORT=${port}$`, "m"));
+    assert.match(body, /^GREETING=hello world$/m);
+  });
+
+  test("inspect and list say what the CLI runtime says about the same container", async () => {
+    const status = await api.inspect(name);
+    assert.ok(status, "inspect found the container");
+    assert.equal(status.state, "running");
+    assert.equal(status.image, IMAGE);
+    assert.deepEqual(status.ports, [`127.0.0.1:${port}:${port}`]);
+    assert.equal(status.labels["mcp.component"], "life");
+    assert.deepEqual(status, await cli.inspect(name));
+    firstStart = status.startedAt;
+
+    const fromApi = (await api.list()).find((c) => c.name === name);
+    const fromCli = (await cli.list()).find((c) => c.name === name);
+    assert.ok(fromApi, "list includes the container");
+    assert.deepEqual(fromApi, fromCli);
+    assert.equal(fromApi.id, status.id);
+  });
+
+  test("a second run with the same name: name in use, the first one untouched", async () => {
+    const err = await rejection(api.run(httpSpec(name, await freePort())));
+    assert.ok(err instanceof LibpodError, errorMessage(err));
+    assert.ok(isNameInUse(err), errorMessage(err));
+    assert.equal((await api.inspect(name))?.state, "running");
+  });
+
+  test("exec: output and exit code", async () => {
+    const ok = await api.exec(name, ["sh", "-c", "echo out; echo err >&2"], 5000);
+    assert.deepEqual(ok, { exitCode: 0, output: "out\nerr\n", timedOut: false });
+    const three = await api.exec(name, ["sh", "-c", "echo failing; exit 3"], 5000);
+    assert.deepEqual(three, { exitCode: 3, output: "failing\n", timedOut: false });
+    // The CLI runtime answers the same for the same command.
+    assert.deepEqual(await cli.exec(name, ["sh", "-c", "echo failing; exit 3"], 5000), three);
+    const missing = await api.exec(name, ["/nonexistent"], 5000);
+    assert.equal(missing.exitCode, 127);
+  });
+
+  test("exec: the timeout cuts it and says so", async () => {
+    const started = Date.now();
+    const r = await api.exec(name, ["sh", "-c", "echo begun; sleep 5"], 300);
+    assert.equal(r.timedOut, true);
+    assert.equal(r.exitCode, null);
+    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+  });
+
+  test("logs with tail and timestamps", async () => {
+    const stream = api.logs(name, { tail: 10, timestamps: true });
+    const [out] = await Promise.all([readAll(stream.stdout), readAll(stream.stderr), stream.done]);
+    assert.match(out, new RegExp(`^\\S+Z serve-env: listening on 0.0.0.0:${port}$`, "m"));
+    const none = api.logs(name, { tail: 0 });
+    const [empty] = await Promise.all([readAll(none.stdout), readAll(none.stderr), none.done]);
+    assert.equal(empty, "");
+  });
+
+  test("logs --follow streams until killed", async () => {
+    const stream = api.logs(name, { follow: true, tail: 1 });
+    stream.stderr.resume();
+    const first = await new Promise<string>((resolve) =>
+      stream.stdout.once("data", (c) => resolve(String(c))),
+    );
+    assert.match(first, /listening/);
+    // Still following: a new line arrives (the image logs each request).
+    await fetch(`http://127.0.0.1:${port}/health`);
+    stream.kill();
+    await stream.done; // resolves: we asked it to stop
+  });
+
+  test("restart gives a new start time and it serves again", async () => {
+    await api.restart(name, 1);
+    const status = await api.inspect(name);
+    assert.equal(status?.state, "running");
+    assert.ok(firstStart && status.startedAt && status.startedAt > firstStart);
+    await waitForHttp(`http://127.0.0.1:${port}/health`);
+  });
+
+  test("stop leaves it exited with its code; stop again is fine; start brings it back", async () => {
+    await api.stop(name, 1);
+    const stopped = await api.inspect(name);
+    assert.equal(stopped?.state, "exited");
+    assert.equal(typeof stopped.exitCode, "number");
+    assert.deepEqual(stopped, await cli.inspect(name));
+    await api.stop(name, 1);
+    await assert.rejects(api.exec(name, ["true"], 2000), (e) => e instanceof LibpodError);
+    await api.start(name);
+    await api.start(name); // already running: fine, as `podman start`
+    assert.equal((await api.inspect(name))?.state, "running");
+    await waitForHttp(`http://127.0.0.1:${port}/health`);
+  });
+
+  test("rename, running; renaming onto a taken name is a name in use", async () => {
+    const other = uniqueName("life2");
+    await api.rename(name, other);
+    assert.equal(await api.inspect(name), undefined);
+    assert.equal((await api.inspect(other))?.state, "running");
+    const taken = uniqueName("taken");
+    await api.run({ ...httpSpec(taken, await freePort()), cmd: [] });
+    const err = await rejection(api.rename(other, taken));
+    assert.ok(isNameInUse(err), errorMessage(err));
+    await api.rename(other, name);
+    assert.equal((await api.inspect(name))?.state, "running");
+  });
+
+  test("remove deletes it; removing again is fine", async () => {
+    await api.remove(name, { force: true, timeoutSeconds: 1 });
+    assert.equal(await api.inspect(name), undefined);
+    assert.equal(
+      (await api.list()).find((c) => c.name === name),
+      undefined,
+    );
+    await api.remove(name);
+    await api.remove(name, { force: true });
+  });
+});
+
+describe("the same spec through either runtime makes the same container", () => {
+  before(() => ready);
+
+  test("every field buildRunArgs sets, compared in podman's own inspect", async () => {
+    const [a, c] = [uniqueName("same-api"), uniqueName("same-cli")];
+    const spec = (name: string, port: number): ContainerSpec => ({
+      ...httpSpec(name, port),
+      user: "0:0",
+      restart: "on-failure:3",
+      memory: "256m",
+      cpus: 0.5,
+      pids: 128,
+      logMaxSize: "10m",
+      ports: [`127.0.0.1:${port}:${port}`, `127.0.0.1:${port + 1}:${port + 1}/udp`],
+      volumes: [`${dir}:/data:ro`],
+      cmd: ["/bin/serve-env"],
+    });
+    const pa = await freePort();
+    const pc = await freePort();
+    await api.run(spec(a, pa));
+    await cli.run(spec(c, pc));
+    const [ra, rc] = await Promise.all([rawInspect(a), rawInspect(c)]);
+    const pick = (r: Record<string, Record<string, unknown>>) => {
+      const h = r.HostConfig ?? {};
+      const cfg = r.Config ?? {};
+      return {
+        network: h.NetworkMode,
+        restart: h.RestartPolicy,
+        memory: [h.Memory, h.MemorySwap],
+        cpu: [h.CpuQuota, h.CpuPeriod],
+        pids: h.PidsLimit,
+        log: [
+          (h.LogConfig as Record<string, unknown>).Type,
+          (h.LogConfig as Record<string, unknown>).Size,
+        ],
+        ulimits: h.Ulimits,
+        binds: h.Binds,
+        mounts: r.Mounts,
+        user: cfg.User,
+        env: [...(cfg.Env as string[])] // PORT and HOSTNAME differ by container; every other variable must match.
+          .filter((e) => !/^(PORT|HOSTNAME)=/.test(e))
+          .sort(),
+        cmd: cfg.Cmd,
+        labels: cfg.Labels,
+        ports: Object.keys(h.PortBindings as object).length,
+      };
+    };
+    const labels = (n: string) => mcpLabels("mcp-libpod-test", n.slice(PREFIX.length), "local");
+    const wa = pick(ra);
+    const wc = pick(rc);
+    assert.deepEqual(wa.labels, { ...(wc.labels as object), ...labels(a) });
+    assert.deepEqual({ ...wa, labels: {} }, { ...wc, labels: {} });
+    assert.equal((await api.inspect(a))?.ports.length, 2);
+    await waitForHttp(`http://127.0.0.1:${pa}/health`);
+  });
+});
+
+describe("failures leave nothing behind and keep their meaning", () => {
+  before(() => ready);
+
+  test("a host port held by someone else: address in use, no container", async () => {
+    const server = await listen(0);
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      const name = uniqueName("port-taken");
+      const err = await rejection(api.run(httpSpec(name, port)));
+      assert.ok(isAddressInUse(err), errorMessage(err));
+      assert.match(errorMessage(err), /^podman API start HTTP 500: .*address already in use/);
+      assert.equal(await api.inspect(name), undefined, "the Created container was removed");
+    } finally {
+      server.close();
+    }
+  });
+
+  test("an image that is not here: no such image, no container", async () => {
+    const image = "localhost/mcp-libpod-test-nonexistent:v1";
+    assert.equal(await api.imageExists(image), false);
+    assert.equal(await api.imageExists(IMAGE), true);
+    const name = uniqueName("no-image");
+    const err = await rejection(api.run(httpSpec(name, await freePort(), image)));
+    // Unlike `podman run`, create never pulls: the image is simply not known.
+    assert.ok(isNoSuchImage(err), errorMessage(err));
+    assert.equal(await api.inspect(name), undefined);
+  });
+
+  test("a pull the registry cannot serve: pull failure", async () => {
+    const err = await rejection(api.pull("localhost/mcp-libpod-test-nonexistent:v1"));
+    assert.ok(isPullFailure(err), errorMessage(err));
+  });
+
+  test("calls on a missing container: no such container", async () => {
+    const name = uniqueName("missing");
+    assert.equal(await api.inspect(name), undefined);
+    await api.remove(name);
+    await api.remove(name, { force: true, timeoutSeconds: 0 });
+    for (const op of [
+      () => api.stop(name),
+      () => api.start(name),
+      () => api.restart(name),
+      () => api.rename(name, `${name}.prev`),
+      () => api.exec(name, ["true"], 2000),
+    ]) {
+      await assert.rejects(op(), (err) => isNoSuchContainer(err));
+    }
+    const stream = api.logs(name, {});
+    stream.stdout.resume();
+    stream.stderr.resume();
+    await assert.rejects(stream.done, (err) => isNoSuchContainer(err));
+  });
+});
+
+describe("logs with a since podman cannot read", () => {
+  before(() => ready);
+
+  test("is an invalid since, as with the CLI", async () => {
+    const name = uniqueName("since");
+    await api.run(httpSpec(name, await freePort()));
+    const stream = api.logs(name, { since: "garbage" });
+    stream.stdout.resume();
+    stream.stderr.resume();
+    await assert.rejects(stream.done, (err) => isInvalidSince(err));
+    const viaCli = cli.logs(name, { since: "garbage" });
+    viaCli.stdout.resume();
+    await assert.rejects(viaCli.done, (err) => isInvalidSince(err));
+  });
+});
+
+describe("the service", () => {
+  before(() => ready);
+
+  test("restarts when its process dies, and calls work again", async () => {
+    const pid = service.pid;
+    assert.ok(pid);
+    process.kill(pid, "SIGKILL");
+    await new Promise((r) => setTimeout(r, 50));
+    await service.ready(15_000);
+    assert.notEqual(service.pid, pid);
+    assert.equal(service.restarts, 1);
+    assert.ok(Array.isArray(await api.list()));
+  });
+
+  test("a socket nobody serves: a LibpodError with status 0, quickly", async () => {
+    const dead = new PodmanApiRuntime({ socketPath: path.join(dir, "nobody.sock") });
+    const err = await rejection(dead.list());
+    assert.ok(err instanceof LibpodError);
+    assert.equal(err.status, 0);
+    assert.match(err.message, /^podman API list failed: .*ENOENT/);
+    dead.close();
+  });
+});
