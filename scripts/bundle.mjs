@@ -10,6 +10,28 @@ import { build } from "esbuild";
 
 const CHUNKS = "mcp-chunks";
 
+/**
+ * grpc-js requires @grpc/proto-loader (and through it protobufjs, ~130 kB
+ * minified) only to serve channelz and ORCA, which the CLI never does; and
+ * from a bundle that require could not work anyway (it reads .proto files
+ * next to grpc-js's own sources). A stub that says so instead keeps the CLI
+ * from parsing it on every command.
+ */
+const noProtoLoader = {
+  name: "no-proto-loader",
+  setup(b) {
+    b.onResolve({ filter: /^@grpc\/proto-loader$/ }, () => ({
+      path: "proto-loader",
+      namespace: "mcp-stub",
+    }));
+    b.onLoad({ filter: /.*/, namespace: "mcp-stub" }, () => ({
+      contents:
+        "export function loadSync() { throw new Error('@grpc/proto-loader is not part of the mcp CLI bundle'); }",
+      loader: "js",
+    }));
+  },
+};
+
 // Chunk names carry a hash: drop the previous build's.
 rmSync(`dist/${CHUNKS}`, { recursive: true, force: true });
 await build({
@@ -25,6 +47,7 @@ await build({
   minify: true,
   sourcemap: "linked",
   logLevel: "warning",
+  plugins: [noProtoLoader],
   // Bundled CommonJS dependencies (grpc-js) call require().
   banner: {
     js: "import { createRequire as __mcpRequire } from 'node:module'; const require = __mcpRequire(import.meta.url);",
