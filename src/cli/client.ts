@@ -29,6 +29,7 @@ import { McpAgentServiceClient, McpAgentServiceService } from "../gen/mcp/v1/mcp
 import { formatBytes } from "../protocol/file-paths.js";
 import { McpError, errorMessage, type McpErrorCode } from "../util/errors.js";
 import { DEFAULT_CALL_TIMEOUT_MS, VERSION_PROBE_TIMEOUT_MS, formatLimit } from "./limits.js";
+import { NodeNotAnsweringError } from "./hints.js";
 
 type Service = typeof McpAgentServiceService;
 type MethodName = keyof Service;
@@ -95,46 +96,7 @@ export interface AgentClient {
   close(): void;
 }
 
-/** How an operator starts an agent (README, "The agent"). */
-export const START_AGENT_HINT = "mcp-agent serve --config /srv/mcp/mcp-agent.toml";
-
-/**
- * Nothing answered at the node's address: the connection was refused, there
- * is no route to the host, or its name does not resolve. The CLI prints
- * `hint` on a line of its own after the message.
- */
-export class NodeNotAnsweringError extends McpError {
-  readonly hint: string;
-  constructor(
-    readonly node: string,
-    readonly address: string,
-    /** What the connection ran into: "connection refused", "no route to host" ... */
-    readonly why: string,
-    options?: { cause?: unknown },
-  ) {
-    super(
-      "unavailable",
-      `node ${node} (${address}) is not answering: is mcp-agent running?`,
-      options,
-    );
-    this.name = "NodeNotAnsweringError";
-    this.hint =
-      why === "connection refused"
-        ? `${why}; start it on the node: ${START_AGENT_HINT}`
-        : `${why}; check that the node is up and its address in the CLI config, then start the agent there: ${START_AGENT_HINT}`;
-  }
-}
-
-/** The hint an error carries (NodeNotAnsweringError), if any. */
-export function hintOf(err: unknown): string | undefined {
-  return err instanceof NodeNotAnsweringError ? err.hint : undefined;
-}
-
-/** `hint: …\n` for an error that carries a hint, else "": printed after its `mcp: …` line. */
-export function hintLine(err: unknown): string {
-  const hint = hintOf(err);
-  return hint ? `hint: ${hint}\n` : "";
-}
+export { START_AGENT_HINT, NodeNotAnsweringError, hintLine, hintOf } from "./hints.js";
 
 /**
  * The agent does not implement an RPC this CLI called: it is older than the

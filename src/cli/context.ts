@@ -18,17 +18,10 @@ import {
 } from "./client.js";
 import { nodeReason, waitConnected, withNodeDeadline } from "./deadline.js";
 import { DEFAULT_CONNECT_TIMEOUT_MS, fanOutLimits } from "./limits.js";
+import { processIO, type CliIO } from "./io.js";
 import { asOutcome, type StateChange } from "./outcome.js";
 
-export interface CliIO {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-export const processIO: CliIO = {
-  out: (text) => void process.stdout.write(text),
-  err: (text) => void process.stderr.write(text),
-};
+export { processIO, type CliIO } from "./io.js";
 
 export interface CliOptions {
   /** `--timeout`: overrides `[client] connect_timeout` and the default (limits.ts). */

@@ -7,46 +7,14 @@
  * usage: they are registered with `changeCommand`. Ctrl-C is interrupt.ts.
  */
 import { Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
-import { defaultCliConfigPath } from "../config/cli.js";
 import { parseDuration } from "../config/duration.js";
 import { ValidationError, errorMessage } from "../util/errors.js";
 import { VERSION } from "../version.js";
-import { CliContext, processIO, type CliIO } from "./context.js";
+import type { CliContext } from "./context.js";
+import { processIO, type CliIO } from "./io.js";
 import { STATE_CHANGE_DEADLINE_MS, formatLimit, type StateChangeVerb } from "./limits.js";
-import { hintLine } from "./client.js";
+import { hintLine } from "./hints.js";
 import { EXIT, changeExitCodeFor, exitCodeFor } from "./outcome.js";
-import { deployCommand, undeployCommand } from "./commands/deploy.js";
-import { rollbackCommand } from "./commands/rollback.js";
-import { lifecycleCommand } from "./commands/lifecycle.js";
-import { adoptCommand } from "./commands/adopt.js";
-import { historyCommand } from "./commands/history.js";
-import { purgeCommand } from "./commands/purge.js";
-import {
-  serviceEditCommand,
-  serviceExportCommand,
-  serviceShowCommand,
-} from "./commands/service.js";
-import { syncCommand } from "./commands/sync.js";
-import { pullCommand, pushCommand } from "./commands/files.js";
-import { logsCommand } from "./commands/logs.js";
-import {
-  loginCommand,
-  nodeAddCommand,
-  nodeListCommand,
-  nodeRemoveCommand,
-} from "./commands/node.js";
-import { nodeStatusCommand } from "./commands/node-status.js";
-import { listCommand } from "./commands/list.js";
-import { psCommand } from "./commands/ps.js";
-import { statusCommand } from "./commands/status.js";
-import {
-  certCaCommand,
-  certListCommand,
-  dnsListCommand,
-  routeAddCommand,
-  routeListCommand,
-  routeRemoveCommand,
-} from "./commands/edge.js";
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -106,21 +74,30 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
 
-  const context = (): CliContext =>
-    new CliContext(program.opts().config ?? process.env.MCP_CONFIG ?? defaultCliConfigPath(), io, {
-      connectTimeoutMs: program.opts().timeout,
-    });
+  // Each command loads its own module, and the context (gRPC, TLS, TOML)
+  // only when it runs: `mcp --help` and `--version` load none of it.
+  const context = async (): Promise<CliContext> => {
+    const [{ CliContext }, { defaultCliConfigPath }] = await Promise.all([
+      import("./context.js"),
+      import("../config/cli.js"),
+    ]);
+    return new CliContext(
+      program.opts().config ?? process.env.MCP_CONFIG ?? defaultCliConfigPath(),
+      io,
+      { connectTimeoutMs: program.opts().timeout },
+    );
+  };
   const run =
     <A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number>) =>
     async (...args: A): Promise<void> => {
-      setExit(await fn(context(), ...args));
+      setExit(await fn(await context(), ...args));
     };
   /** `run` for the state changes with their own exit codes (outcome.ts changeExitCodeFor). */
   const runChange =
     <A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number>) =>
     async (...args: A): Promise<void> => {
       try {
-        setExit(await fn(context(), ...args));
+        setExit(await fn(await context(), ...args));
       } catch (err) {
         if (err instanceof CommanderError) throw err;
         reportFailure(io, err);
@@ -140,7 +117,11 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option("--deadline <duration>", DEADLINE_HELP("deploy"), parseDurationOption)
     .option("-q, --quiet", "print only the result, no progress")
     .option("--json", "print the result as JSON (no progress)")
-    .action(runChange((ctx, target, opts) => deployCommand(ctx, target, opts)));
+    .action(
+      runChange(async (ctx, target, opts) =>
+        (await import("./commands/deploy.js")).deployCommand(ctx, target, opts),
+      ),
+    );
 
   changeCommand(program.command("rollback"))
     .description(
@@ -152,14 +133,22 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option("--deadline <duration>", DEADLINE_HELP("rollback"), parseDurationOption)
     .option("-q, --quiet", "print only the result, no progress")
     .option("--json", "print the result as JSON (no progress)")
-    .action(runChange((ctx, target, opts) => rollbackCommand(ctx, target, opts)));
+    .action(
+      runChange(async (ctx, target, opts) =>
+        (await import("./commands/rollback.js")).rollbackCommand(ctx, target, opts),
+      ),
+    );
 
   changeCommand(program.command("undeploy"))
     .description("remove a service's containers and release its ports (keeps its record)")
     .argument("<service>")
     .option("-n, --node <node>", "node to ask when the definition file is gone")
     .option("--deadline <duration>", DEADLINE_HELP("undeploy"), parseDurationOption)
-    .action(runChange((ctx, service, opts) => undeployCommand(ctx, service, opts)));
+    .action(
+      runChange(async (ctx, service, opts) =>
+        (await import("./commands/deploy.js")).undeployCommand(ctx, service, opts),
+      ),
+    );
 
   for (const verb of ["stop", "start", "restart"] as const) {
     changeCommand(program.command(verb))
@@ -170,40 +159,54 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       )
       .argument("<service>")
       .option("--deadline <duration>", DEADLINE_HELP(verb), parseDurationOption)
-      .action(runChange((ctx, service, opts) => lifecycleCommand(ctx, verb, service, opts)));
+      .action(
+        runChange(async (ctx, service, opts) =>
+          (await import("./commands/lifecycle.js")).lifecycleCommand(ctx, verb, service, opts),
+        ),
+      );
   }
 
   program
     .command("ps")
     .description("live containers on every node: SERVICE COMPONENT NODE STATE VERSION UPTIME")
     .option("--json", "print JSON")
-    .action(run((ctx, opts) => psCommand(ctx, opts)));
+    .action(run(async (ctx, opts) => (await import("./commands/ps.js")).psCommand(ctx, opts)));
 
   program
     .command("list")
     .description("what every agent's registry holds, with allocated host ports")
     .option("--json", "print JSON")
-    .action(run((ctx, opts) => listCommand(ctx, opts)));
+    .action(run(async (ctx, opts) => (await import("./commands/list.js")).listCommand(ctx, opts)));
 
   program
     .command("status")
     .description("desired vs observed state, drift and recent events")
     .argument("[service]")
     .option("--json", "print JSON")
-    .action(run((ctx, service, opts) => statusCommand(ctx, service, opts)));
+    .action(
+      run(async (ctx, service, opts) =>
+        (await import("./commands/status.js")).statusCommand(ctx, service, opts),
+      ),
+    );
 
   const node = program.command("node").description("manage the nodes in the CLI config");
   node
     .command("list")
     .description("configured nodes with their agent version")
     .option("--json", "print JSON")
-    .action(run((ctx, opts) => nodeListCommand(ctx, opts)));
+    .action(
+      run(async (ctx, opts) => (await import("./commands/node.js")).nodeListCommand(ctx, opts)),
+    );
   node
     .command("status")
     .description("each node's versions, counts, port pool and resources (all nodes by default)")
     .argument("[node]", "only this node")
     .option("--json", "print JSON")
-    .action(run((ctx, name, opts) => nodeStatusCommand(ctx, name, opts)));
+    .action(
+      run(async (ctx, name, opts) =>
+        (await import("./commands/node-status.js")).nodeStatusCommand(ctx, name, opts),
+      ),
+    );
   node
     .command("add")
     .description("add a node")
@@ -211,19 +214,29 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .argument("<address>", "host:port of its agent")
     .option("--ca <file>", "CA certificate for this node (default: the shared [tls] ca_cert)")
     .option("--token-file <file>", "token for this node (default: the shared [auth] token_path)")
-    .action(run((ctx, name, address, opts) => nodeAddCommand(ctx, name, address, opts)));
+    .action(
+      run(async (ctx, name, address, opts) =>
+        (await import("./commands/node.js")).nodeAddCommand(ctx, name, address, opts),
+      ),
+    );
   node
     .command("remove")
     .description("remove a node")
     .argument("<name>")
-    .action(run((ctx, name) => nodeRemoveCommand(ctx, name)));
+    .action(
+      run(async (ctx, name) => (await import("./commands/node.js")).nodeRemoveCommand(ctx, name)),
+    );
 
   program
     .command("login")
     .description("store an operator token (read from standard input or --token-file)")
     .option("--token-file <file>", "read the token from this file")
     .option("-n, --node <node>", "store it as this node's token instead of the shared one")
-    .action(run((ctx, opts) => loginCommand(ctx, opts, readStdin)));
+    .action(
+      run(async (ctx, opts) =>
+        (await import("./commands/node.js")).loginCommand(ctx, opts, readStdin),
+      ),
+    );
 
   program
     .command("logs")
@@ -242,7 +255,11 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       "only lines since a duration ago (10m) or a time (2024-01-31T10:00:00Z)",
     )
     .option("--node <node>", "node to ask when the definition file is gone")
-    .action(run((ctx, target, opts) => logsCommand(ctx, target, opts)));
+    .action(
+      run(async (ctx, target, opts) =>
+        (await import("./commands/logs.js")).logsCommand(ctx, target, opts),
+      ),
+    );
 
   program
     .command("push")
@@ -251,7 +268,11 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .argument("<service>")
     .argument("[path]", "path relative to the data directory (default: the local base name)")
     .option("--node <node>", "node to ask when the definition file is gone")
-    .action(run((ctx, local, service, dest, opts) => pushCommand(ctx, local, service, dest, opts)));
+    .action(
+      run(async (ctx, local, service, dest, opts) =>
+        (await import("./commands/files.js")).pushCommand(ctx, local, service, dest, opts),
+      ),
+    );
 
   program
     .command("pull")
@@ -263,7 +284,11 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       "local file or directory (default: the base name in the current directory; - = stdout)",
     )
     .option("--node <node>", "node to ask when the definition file is gone")
-    .action(run((ctx, service, src, local, opts) => pullCommand(ctx, service, src, local, opts)));
+    .action(
+      run(async (ctx, service, src, local, opts) =>
+        (await import("./commands/files.js")).pullCommand(ctx, service, src, local, opts),
+      ),
+    );
 
   program
     .command("sync")
@@ -279,7 +304,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .exitOverride((err) => {
       throw err.exitCode === 0 ? err : new CommanderError(2, err.code, err.message);
     })
-    .action(run((ctx, opts) => syncCommand(ctx, opts)));
+    .action(run(async (ctx, opts) => (await import("./commands/sync.js")).syncCommand(ctx, opts)));
 
   program
     .command("adopt")
@@ -287,7 +312,11 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .argument("<service>")
     .option("-n, --node <node>", "node where the containers run (needed without a definition)")
     .option("--deadline <duration>", DEADLINE_HELP("adopt"), parseDurationOption)
-    .action(run((ctx, service, opts) => adoptCommand(ctx, service, opts)));
+    .action(
+      run(async (ctx, service, opts) =>
+        (await import("./commands/adopt.js")).adoptCommand(ctx, service, opts),
+      ),
+    );
 
   program
     .command("history")
@@ -295,7 +324,11 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .argument("<service>")
     .option("-n, --node <node>", "node to ask (needed without a definition, with several nodes)")
     .option("--json", "print JSON")
-    .action(run((ctx, service, opts) => historyCommand(ctx, service, opts)));
+    .action(
+      run(async (ctx, service, opts) =>
+        (await import("./commands/history.js")).historyCommand(ctx, service, opts),
+      ),
+    );
 
   program
     .command("purge")
@@ -304,7 +337,11 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option("--dry-run", "only show what would be purged")
     .option("-n, --node <node>", "ask only this node (default: every node)")
     .option("--deadline <duration>", DEADLINE_HELP("purge"), parseDurationOption)
-    .action(run((ctx, target, opts) => purgeCommand(ctx, target, opts)));
+    .action(
+      run(async (ctx, target, opts) =>
+        (await import("./commands/purge.js")).purgeCommand(ctx, target, opts),
+      ),
+    );
 
   const service = program
     .command("service")
@@ -315,18 +352,30 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .argument("<service>")
     .option("-n, --node <node>", "node to ask (default: the definition's, else every node)")
     .option("--json", "print JSON")
-    .action(run((ctx, name, opts) => serviceShowCommand(ctx, name, opts)));
+    .action(
+      run(async (ctx, name, opts) =>
+        (await import("./commands/service.js")).serviceShowCommand(ctx, name, opts),
+      ),
+    );
   service
     .command("edit")
     .description("open the local definition in $EDITOR; save it only if it is valid")
     .argument("<service>")
-    .action(run((ctx, name) => serviceEditCommand(ctx, name)));
+    .action(
+      run(async (ctx, name) =>
+        (await import("./commands/service.js")).serviceEditCommand(ctx, name),
+      ),
+    );
   // The original's top-level shortcut for `service edit`.
   program
     .command("edit")
     .description("same as `mcp service edit`")
     .argument("<service>")
-    .action(run((ctx, name) => serviceEditCommand(ctx, name)));
+    .action(
+      run(async (ctx, name) =>
+        (await import("./commands/service.js")).serviceEditCommand(ctx, name),
+      ),
+    );
   service
     .command("export")
     .description("write the agent's spec as a definition file")
@@ -337,7 +386,11 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     )
     .option("-f, --force", "overwrite an existing file")
     .option("-n, --node <node>", "node to ask (default: the definition's, else every node)")
-    .action(run((ctx, name, opts) => serviceExportCommand(ctx, name, opts)));
+    .action(
+      run(async (ctx, name, opts) =>
+        (await import("./commands/service.js")).serviceExportCommand(ctx, name, opts),
+      ),
+    );
 
   const EDGE_NODE = "node to ask (needed with several nodes)";
   const route = program
@@ -350,7 +403,9 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     )
     .option("-n, --node <node>", "ask only this node")
     .option("--json", "print JSON")
-    .action(run((ctx, opts) => routeListCommand(ctx, opts)));
+    .action(
+      run(async (ctx, opts) => (await import("./commands/edge.js")).routeListCommand(ctx, opts)),
+    );
   changeCommand(route.command("add"))
     .description(
       "send <hostname> on the proxy's <listener-port> to a backend MCP does not run (kept across agent restarts); exit 2 for bad arguments",
@@ -366,8 +421,14 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option("-n, --node <node>", EDGE_NODE)
     .option("--deadline <duration>", DEADLINE_HELP("route add"), parseDurationOption)
     .action(
-      runChange((ctx, listener, hostname, backend, opts) =>
-        routeAddCommand(ctx, listener, hostname, backend, opts),
+      runChange(async (ctx, listener, hostname, backend, opts) =>
+        (await import("./commands/edge.js")).routeAddCommand(
+          ctx,
+          listener,
+          hostname,
+          backend,
+          opts,
+        ),
       ),
     );
   changeCommand(route.command("remove"))
@@ -379,8 +440,8 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option("-n, --node <node>", EDGE_NODE)
     .option("--deadline <duration>", DEADLINE_HELP("route remove"), parseDurationOption)
     .action(
-      runChange((ctx, listener, hostname, opts) =>
-        routeRemoveCommand(ctx, listener, hostname, opts),
+      runChange(async (ctx, listener, hostname, opts) =>
+        (await import("./commands/edge.js")).routeRemoveCommand(ctx, listener, hostname, opts),
       ),
     );
 
@@ -390,14 +451,18 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .description("each L7 name's certificate on the node's proxy: HOSTNAME ISSUER EXPIRES SERIAL")
     .option("-n, --node <node>", EDGE_NODE)
     .option("--json", "print JSON")
-    .action(run((ctx, opts) => certListCommand(ctx, opts)));
+    .action(
+      run(async (ctx, opts) => (await import("./commands/edge.js")).certListCommand(ctx, opts)),
+    );
   cert
     .command("ca")
     .description(
       "print the node's local route CA certificate (PEM only: mcp cert ca > ca.pem), for clients to trust",
     )
     .option("-n, --node <node>", EDGE_NODE)
-    .action(run((ctx, opts) => certCaCommand(ctx, opts)));
+    .action(
+      run(async (ctx, opts) => (await import("./commands/edge.js")).certCaCommand(ctx, opts)),
+    );
 
   program
     .command("dns")
@@ -406,7 +471,9 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .description("the zone's A and AAAA records: NAME TYPE ADDRESS TTL")
     .option("-n, --node <node>", EDGE_NODE)
     .option("--json", "print JSON")
-    .action(run((ctx, opts) => dnsListCommand(ctx, opts)));
+    .action(
+      run(async (ctx, opts) => (await import("./commands/edge.js")).dnsListCommand(ctx, opts)),
+    );
 
   return program;
 }

@@ -12,6 +12,7 @@ import { planSteps, type StepName } from "../../src/agent/operations/steps/plan.
 import { settle } from "../../src/agent/operations/interrupted.js";
 import { startService, stopService } from "../../src/agent/operations/lifecycle.js";
 import { recoverAtStart } from "../../src/agent/operations/recover.js";
+import type { ComponentResult } from "../../src/gen/mcp/v1/mcp.js";
 import type { Registry } from "../../src/registry/index.js";
 import { containerName, isSideContainer } from "../../src/runtime/args.js";
 import { hangAt } from "../helpers/crash.js";
@@ -273,6 +274,29 @@ describe("after commit, the set-aside container is only a leftover", () => {
     assert.equal(registry.components.get("hello", "web")?.pending, null);
     const next = agent({ runtime, dbPath });
     await recoverAtStart(next.ctx);
+    assert.deepEqual([...runtime.containers.keys()], ["hello-web"]);
+  });
+});
+
+describe("the answer does not wait for the old container's removal", () => {
+  test("a redeploy answers first; the service stays locked until the old container is gone", async () => {
+    const { ctx, runtime } = agent();
+    assert.ok((await deploy(ctx, { service: example("hello"), component: "" }))[0]?.success);
+    const release = runtime.hold("remove", "hello-web.prev");
+    let answered: ComponentResult[] | undefined;
+    const done = deploy(
+      ctx,
+      { service: example("hello"), component: "" },
+      { answer: (results) => (answered = results) },
+    );
+    const removing = () => runtime.callsOf("remove").some((c) => c.arg === "hello-web.prev");
+    while (!removing()) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(answered?.[0]?.success, true, "answered while the removal runs");
+    assert.equal(ctx.serviceLocks.isLocked("hello"), true, "the lock waits for it");
+    assert.ok(runtime.containers.has("hello-web.prev"));
+    release();
+    assert.deepEqual(await done, answered);
+    assert.equal(ctx.serviceLocks.isLocked("hello"), false);
     assert.deepEqual([...runtime.containers.keys()], ["hello-web"]);
   });
 });

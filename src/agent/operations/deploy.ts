@@ -39,7 +39,16 @@ export function specOptions(ctx: AgentContext): ServiceDefOptions {
 export async function deploy(
   ctx: AgentContext,
   req: DeployRequest,
-  opts: { progress?: ProgressSink; revision?: RevisionOptions } = {},
+  opts: {
+    progress?: ProgressSink;
+    revision?: RevisionOptions;
+    /**
+     * Told the results once every component has committed or failed, before
+     * the last one's old container is removed: the RPC answers then. The
+     * returned promise (and the service's lock) still waits for the removal.
+     */
+    answer?: (results: ComponentResult[]) => void;
+  } = {},
 ): Promise<ComponentResult[]> {
   const spec = req.service;
   if (!spec) throw new McpError("invalid_argument", "deploy: no service spec in the request");
@@ -79,13 +88,20 @@ export async function deploy(
     // crash leaves the earlier ones done, this one pending, the later ones
     // as they were (issue: the registry never describes a container with a
     // spec it does not run).
+    // A component's clean-up (removing its old container) ends before the
+    // next component starts, so a crash leaves at most one `.prev` behind
+    // (interrupted.ts); only the last one's runs after the answer.
+    let cleanUp: (() => Promise<void>) | undefined;
     for (const component of selected) {
+      await cleanUp?.();
+      cleanUp = undefined;
       const ord = spec.components.indexOf(component);
       const result = active
         ? await runComponent(ctx, spec.name, component, {
             kind: opts.revision?.kind ?? "deploy",
             record: { ord, desiredState: "running" },
             progress: opts.progress,
+            later: (rest) => (cleanUp = rest),
           })
         : await recordInactive(ctx, spec.name, component, ord);
       ctx.registry.revisions.record({
@@ -104,6 +120,8 @@ export async function deploy(
     if (ctx.registry.components.list(spec.name).length === 0) {
       ctx.registry.services.delete(spec.name);
     }
+    opts.answer?.(results);
+    await cleanUp?.();
     return results;
   });
 }
@@ -185,6 +203,11 @@ export interface RunOptions {
   note?: string;
   /** Told of each step as it starts and ends (the streaming deploy RPC). */
   progress?: ProgressSink | undefined;
+  /**
+   * Takes the clean-up after the commit (steps/runner.ts `later`) instead of
+   * running it before this returns; the caller runs it under the same lock.
+   */
+  later?: (rest: () => Promise<void>) => void;
 }
 
 /** Operations that prove a new version before it replaces the old one (steps/plan.ts). */
@@ -245,6 +268,7 @@ export async function runComponent(
         progress,
         logger: log,
         crashPoint: ctx.crashPoint,
+        later: opts.later,
       },
     );
     log.info(

@@ -25,7 +25,12 @@
  * The operator's definition file is not touched: `mcp status` says when
  * what runs differs from it.
  */
-import { ComponentSpec, type RollbackRequest, type ServiceSpec } from "../../gen/mcp/v1/mcp.js";
+import {
+  ComponentSpec,
+  type ComponentResult,
+  type RollbackRequest,
+  type ServiceSpec,
+} from "../../gen/mcp/v1/mcp.js";
 import type { RevisionRow } from "../../registry/index.js";
 import { quote } from "../../util/checker.js";
 import { McpError } from "../../util/errors.js";
@@ -181,7 +186,12 @@ export function rollbackSpec(
 export async function rollback(
   ctx: AgentContext,
   req: RollbackRequest,
-  opts: { progress?: ProgressSink; taken?: (revision: number) => void } = {},
+  opts: {
+    progress?: ProgressSink;
+    taken?: (revision: number) => void;
+    /** As deploy()'s: the results before the old containers are removed. */
+    answer?: (results: ComponentResult[]) => void;
+  } = {},
 ) {
   const service = req.service;
   if (!service) throw new McpError("invalid_argument", "rollback: no service given");
@@ -242,6 +252,7 @@ export async function rollback(
     { service: rollbackSpec(ctx, service, targets), component: "" },
     {
       ...(opts.progress ? { progress: opts.progress } : {}),
+      ...(opts.answer ? { answer: opts.answer } : {}),
       revision: {
         components: targets.map((t) => t.component),
         kind: "rollback",

@@ -10,6 +10,9 @@
  *   its steps would be left to the next agent start. The operation runs to
  *   its end (or its own undo), records its revision and result as always;
  *   only the writing stops.
+ * - The result goes out as soon as the operation says it (`answer`), before
+ *   the old containers are removed; the handler's promise, like the
+ *   service's lock, still waits for that clean-up (operations/deploy.ts).
  * - Authentication is the server's interceptor, as for every RPC.
  */
 import type { ServerWritableStream, handleServerStreamingCall } from "@grpc/grpc-js";
@@ -23,6 +26,8 @@ import { toServiceError } from "./rpc.js";
 export interface StreamedRun {
   progress: ProgressSink;
   taken: (revision: number) => void;
+  /** The results, to stream now: the work may still be cleaning up. */
+  answer: (results: ComponentResult[]) => void;
 }
 
 type EventCall<Req> = ServerWritableStream<Req, DeployEvent>;
@@ -46,30 +51,39 @@ export async function streamDeployEvents<Req>(
     // Backpressure is not needed: a deploy sends a few dozen small events.
     if (!gone(call)) call.write(event);
   };
-  let results: ComponentResult[];
+  let answered = false;
+  const answer = (results: ComponentResult[]) => {
+    if (answered) return;
+    answered = true;
+    if (gone(call)) {
+      ctx.logger.info(
+        { what, revision, ok: results.every((r) => r.success) },
+        "finished after the client went away",
+      );
+      return;
+    }
+    send({ result: { results }, revision });
+    call.end();
+  };
   try {
-    results = await work({
-      progress: (p) => send({ progress: p, revision: 0 }),
-      taken: (n) => (revision = n),
-    });
+    answer(
+      await work({
+        progress: (p) => send({ progress: p, revision: 0 }),
+        taken: (n) => (revision = n),
+        answer,
+      }),
+    );
   } catch (err) {
-    if (!gone(call)) {
+    if (answered) {
+      // Only a crash point fails the clean-up after the answer (runner.ts).
+      ctx.logger.warn({ what, err: errorMessage(err) }, "clean-up after the answer failed");
+    } else if (!gone(call)) {
       // grpc-js turns an 'error' event on the call into the final status.
       call.emit("error", toServiceError(err));
     } else {
       ctx.logger.info({ what, err: errorMessage(err) }, "refused after the client went away");
     }
-    return;
   }
-  if (gone(call)) {
-    ctx.logger.info(
-      { what, revision, ok: results.every((r) => r.success) },
-      "finished after the client went away",
-    );
-    return;
-  }
-  send({ result: { results }, revision });
-  call.end();
 }
 
 /** A server-streaming handler that streams `work` (see streamDeployEvents). */

@@ -3,7 +3,7 @@
  * work and back to a response. Authentication is applied around all of them
  * by src/auth (see server.ts); errors become gRPC statuses in rpc.ts.
  */
-import type { McpAgentServiceServer } from "../../gen/mcp/v1/mcp.js";
+import type { ComponentResult, McpAgentServiceServer } from "../../gen/mcp/v1/mcp.js";
 import { McpError } from "../../util/errors.js";
 import type { AgentContext } from "../context.js";
 import { adoptContainers } from "../operations/adopt.js";
@@ -33,13 +33,25 @@ const DEFAULT_EVENT_LIMIT = 20;
 export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer> {
   const { registry } = ctx;
   return {
-    deploy: unary(async (req) => ({ results: await deploy(ctx, req) })),
+    // Answers once the results are known; the old containers' removal goes on.
+    deploy: unary(
+      (req) =>
+        new Promise((resolve, reject) => {
+          const answer = (results: ComponentResult[]) => resolve({ results });
+          deploy(ctx, req, { answer }).then(answer, reject);
+        }),
+    ),
     // Server streaming: step progress, then the result (deploy-stream.ts). A
     // client that goes away does not stop the deploy.
     deployStream: deployEventsHandler(
       ctx,
       (req) => `deploy ${req.service?.name ?? ""}`,
-      (req, run) => deploy(ctx, req, { progress: run.progress, revision: { taken: run.taken } }),
+      (req, run) =>
+        deploy(ctx, req, {
+          progress: run.progress,
+          answer: run.answer,
+          revision: { taken: run.taken },
+        }),
     ),
     rollback: deployEventsHandler(
       ctx,

@@ -443,10 +443,16 @@ function swapPorts(op: ComponentOp, live: ReadonlyMap<string, number>): void {
   }
 }
 
-/** The set-aside old container goes once the new one has committed. */
+/**
+ * The set-aside old container goes once the new one has committed. The
+ * deploy answers before it (0.1–0.4 s of podman's clean-up the operator need
+ * not wait for) but keeps the service's lock until it is gone, or the next
+ * deploy's rename to `.prev` would race it (docs/ARCHITECTURE.md "Strategies").
+ */
 const removeOld: OpStep = {
   name: "remove old container",
   afterCommit: true,
+  afterReply: true,
   run: (op) =>
     op.ctx.runtime.remove(setAsideName(op.name), {
       force: true,

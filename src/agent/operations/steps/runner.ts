@@ -5,7 +5,9 @@
  * each step as it starts and ends, stops at a crash point before each (tests),
  * and on a failure undoes the steps that completed, newest first, then throws
  * a StepError naming the failed step. Steps marked `after commit` run once the
- * operation is done: their failure is logged, never undone.
+ * operation is done: their failure is logged, never undone. Trailing steps
+ * marked `after reply` may be handed to the caller instead (`env.later`), so
+ * the operation's answer does not wait for them.
  */
 import type { Logger } from "pino";
 import { StepError, errorMessage } from "../../../util/errors.js";
@@ -20,6 +22,12 @@ export interface Step<S> {
   undo?(state: S): Promise<void>;
   /** A clean-up after the operation committed: a failure is only logged. */
   afterCommit?: boolean;
+  /**
+   * An `afterCommit` clean-up nobody waits for: when the runner is given
+   * `later`, it and the steps after it run there instead (the caller still
+   * runs them before it lets go of the service's lock).
+   */
+  afterReply?: boolean;
 }
 
 export interface RunEnv {
@@ -29,6 +37,12 @@ export interface RunEnv {
   progress: ProgressSink;
   logger: Logger;
   crashPoint?: CrashPoint | undefined;
+  /**
+   * Takes the steps from the first `afterReply` one on, to run when the
+   * caller has answered (they never throw but for a crash point); without
+   * it they run now, like every other step.
+   */
+  later?: ((rest: () => Promise<void>) => void) | undefined;
 }
 
 export async function runSteps<S>(steps: readonly Step<S>[], state: S, env: RunEnv): Promise<void> {
@@ -46,7 +60,12 @@ export async function runSteps<S>(steps: readonly Step<S>[], state: S, env: RunE
       elapsedMs: phase === "start" ? 0 : Date.now() - started,
       detail,
     });
-  for (const step of steps) {
+  for (const [i, step] of steps.entries()) {
+    if (step.afterReply && env.later) {
+      const rest = steps.slice(i);
+      env.later(() => runSteps(rest, state, { ...env, later: undefined }));
+      return;
+    }
     await env.crashPoint?.(`${env.kind}:${step.name}`, env.component);
     const started = Date.now();
     report(step.name, "start", started);
