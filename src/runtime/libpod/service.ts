@@ -44,7 +44,7 @@ async function stopLeftover(pidFile: string, socketPath: string): Promise<void> 
     throw err;
   }
   if (!Number.isInteger(pid) || pid <= 1 || !alive(pid)) return;
-  let cmdline = "";
+  let cmdline: string;
   try {
     cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8");
   } catch {
