@@ -107,6 +107,14 @@ export interface AgentConfig {
     /** Podman `--log-opt max-size` of every container the agent starts (`10m`). */
     logMaxSize: string;
   };
+  podman: {
+    /**
+     * `[podman] socket`: the libpod API socket of an existing
+     * `podman system service` (a path); "" = the agent starts its own at
+     * `podman.sock` next to this config.
+     */
+    socket: string;
+  };
   /** The limits on received specs: the built-ins, or stricter ones from `[limits]`. */
   limits: Limits;
   /** `[proxy]`, `[certs]`, `[dns]` (edge.ts): each absent unless configured. */
@@ -133,6 +141,7 @@ const KEYS = {
   log: ["level"],
   policy: ["allow_host_network", "allow_low_ports", "volume_roots"],
   containers: ["log_max_size"],
+  podman: ["socket"],
   limits: Object.values(LIMIT_KEYS),
   ...EDGE_KEYS,
 };
@@ -157,6 +166,7 @@ export function agentConfigFromObject(data: unknown, baseDir: string, file: stri
   const log = section("log");
   const policy = section("policy");
   const containers = section("containers");
+  const podman = section("podman");
   const limits = section("limits");
 
   const path: Parse<string> = (v, p) => {
@@ -211,6 +221,15 @@ export function agentConfigFromObject(data: unknown, baseDir: string, file: stri
     },
     containers: {
       logMaxSize: containers("log_max_size", logMaxSize(c)) ?? DEFAULT_LOG_MAX_SIZE,
+    },
+    podman: {
+      socket:
+        podman("socket", (v, p) => {
+          const text = c.nonEmpty(v, p);
+          return text === undefined
+            ? undefined
+            : resolvePath(baseDir, text.replace(/^unix:\/\//, ""));
+        }) ?? "",
     },
     limits: agentLimits(c, limits),
     ...edgeConfigFrom(c, root, baseDir),
@@ -419,6 +438,7 @@ export function renderAgentConfig(cfg: AgentConfig): string {
       volume_roots: cfg.policy.volumeRoots,
     },
     containers: { log_max_size: cfg.containers.logMaxSize },
+    ...(cfg.podman.socket ? { podman: { socket: cfg.podman.socket } } : {}),
     // Only what is stricter than the built-ins: a later version may raise those.
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
     ...edgeConfigToTables(cfg),

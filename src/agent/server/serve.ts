@@ -3,12 +3,14 @@
  * what podman runs, then serve McpAgentService over TLS 1.3.
  */
 import { readFile } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { FileTokenStore } from "../../auth/tokens.js";
 import { parseHostPort } from "../../config/address.js";
 import { loadAgentConfig, type AgentConfig } from "../../config/agent.js";
 import { openRegistry } from "../../registry/index.js";
 import { PodmanRuntime } from "../../runtime/podman.js";
+import { PodmanApiRuntime } from "../../runtime/libpod/runtime.js";
+import { PodmanService, checkStorage } from "../../runtime/libpod/service.js";
 import type { Runtime } from "../../runtime/types.js";
 import { ValidationError, errorMessage } from "../../util/errors.js";
 import { createLogger, type Logger } from "../../util/log.js";
@@ -60,7 +62,7 @@ export function excludedPorts(config: AgentConfig, ephemeral: PortRange | undefi
  * the defaults are protected anyway. Another runtime (tests) has none.
  */
 async function podmanStorage(runtime: Runtime, logger: Logger): Promise<string[]> {
-  if (!(runtime instanceof PodmanRuntime)) return [];
+  if (!(runtime instanceof PodmanRuntime) && !(runtime instanceof PodmanApiRuntime)) return [];
   try {
     return await runtime.storagePaths();
   } catch (err) {
@@ -72,13 +74,45 @@ async function podmanStorage(runtime: Runtime, logger: Logger): Promise<string[]
   }
 }
 
+/**
+ * The runtime on Podman's libpod API (src/runtime/libpod/): the socket
+ * `[podman] socket` names, else a `podman system service` of the agent's
+ * own on `podman.sock` next to its config (the network-namespace test nodes
+ * share /run, so a fixed system path could reach another node's podman).
+ * The log says which socket and which storage it serves.
+ */
+async function podmanApi(
+  config: AgentConfig,
+  configPath: string,
+  logger: Logger,
+): Promise<{ runtime: PodmanApiRuntime; close(): Promise<void> }> {
+  const own = config.podman.socket === "";
+  const socketPath = own ? join(dirname(resolve(configPath)), "podman.sock") : config.podman.socket;
+  const service = own ? new PodmanService({ socketPath, logger }) : undefined;
+  const runtime = new PodmanApiRuntime({ socketPath, stopTimeoutSeconds: STOP_TIMEOUT_SECONDS });
+  const storage = service ? await service.start() : await checkStorage(runtime.client);
+  logger.info(
+    { socket: socketPath, started: own, graphRoot: storage.graphRoot, runRoot: storage.runRoot },
+    own ? "podman API: the agent's own service" : "podman API: the configured socket",
+  );
+  return {
+    runtime,
+    close: async () => {
+      runtime.close();
+      await service?.stop();
+    },
+  };
+}
+
 export async function serveAgent(
   configPath: string,
   deps: { runtime?: Runtime; logger?: Logger } = {},
 ): Promise<RunningAgent> {
   const config = await loadAgentConfig(configPath);
   const logger = deps.logger ?? createLogger(config.log.level, "mcp-agent");
-  const runtime = deps.runtime ?? new PodmanRuntime({ stopTimeoutSeconds: STOP_TIMEOUT_SECONDS });
+  const api = deps.runtime ? undefined : await podmanApi(config, configPath, logger);
+  const runtime = deps.runtime ?? api?.runtime;
+  if (!runtime) throw new Error("serveAgent: no runtime");
   const policy = policyFromConfig(
     config,
     dirname(resolve(configPath)),
@@ -86,6 +120,7 @@ export async function serveAgent(
   );
   const rootProblems = volumeRootProblems(policy);
   if (rootProblems.length > 0) {
+    await api?.close();
     throw new ValidationError("invalid_config", resolve(configPath), rootProblems);
   }
   const registry = openRegistry(config.database.path);
@@ -158,11 +193,13 @@ export async function serveAgent(
         if (opts.stopProxy) await edge?.stop();
         else await edge?.release();
         registry.close();
+        await api?.close();
       },
     };
   } catch (err) {
     await edge?.stop();
     registry.close();
+    await api?.close();
     throw err;
   }
 }

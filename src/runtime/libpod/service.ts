@@ -6,7 +6,7 @@
  * through `/libpod/info`, for the caller to log and compare.
  */
 import type { ChildProcess } from "node:child_process";
-import { rm } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { McpError } from "../../util/errors.js";
 import { spawnCommand } from "../../util/exec.js";
 import type { Logger } from "../../util/log.js";
@@ -18,6 +18,42 @@ import type { StorageInfo } from "./runtime.js";
 /** argv (after `podman`) of the service: `--time=0` keeps it up however long nothing calls. */
 export function buildServiceArgs(socketPath: string): string[] {
   return ["system", "service", "--time=0", `unix://${socketPath}`];
+}
+
+/** Where the service's pid is kept, beside its socket. */
+export function pidFileOf(socketPath: string): string {
+  return `${socketPath}.pid`;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops the service `pidFile` names if it still runs and serves `socketPath`. */
+async function stopLeftover(pidFile: string, socketPath: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await readFile(pidFile, "utf8")).trim());
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  if (!Number.isInteger(pid) || pid <= 1 || !alive(pid)) return;
+  let cmdline: string;
+  try {
+    cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return; // gone meanwhile
+  }
+  if (!cmdline.split("\0").includes(`unix://${socketPath}`)) return;
+  process.kill(pid, "SIGTERM");
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+  if (alive(pid)) process.kill(pid, "SIGKILL");
 }
 
 /** Resolves once `/libpod/_ping` answers OK; rejects with the last failure after `timeoutMs`. */
@@ -130,11 +166,17 @@ export class PodmanService {
   }
 
   private async spawn(): Promise<void> {
+    // A service an agent killed outright left behind still serves this
+    // socket: stop it, one service per socket (its pid file says which).
+    await stopLeftover(pidFileOf(this.socketPath), this.socketPath);
     // A socket file left by a service that died would make the new one fail to bind.
     await rm(this.socketPath, { force: true });
     const argv = [this.podmanPath, ...buildServiceArgs(this.socketPath)];
     const child = spawnCommand(argv, { env: this.env });
     this.child = child;
+    if (child.pid !== undefined) {
+      await writeFile(pidFileOf(this.socketPath), `${child.pid}\n`, { mode: 0o600 });
+    }
     const keep = (chunk: Buffer) => {
       this.outputTail = (this.outputTail + chunk.toString("utf8")).slice(-4096);
     };
@@ -220,6 +262,7 @@ export class PodmanService {
       child.kill("SIGTERM");
     });
     await rm(this.socketPath, { force: true });
+    await rm(pidFileOf(this.socketPath), { force: true });
   }
 }
 
