@@ -133,6 +133,7 @@ describe("agent config", () => {
       log: { level: "info" },
       policy: { allowHostNetwork: false, allowLowPorts: false, volumeRoots: [] },
       containers: { logMaxSize: "10m" },
+      podman: { socket: "" },
       limits: BUILTIN_LIMITS,
     });
   });
@@ -293,6 +294,30 @@ level = "loud"
     await assert.rejects(
       loadAgentConfig(join(dir, "nope.toml")),
       /does not exist: create it with "mcp-agent init"/,
+    );
+  });
+
+  test("[podman] socket: a path (unix:// allowed, relative to the file), written back; absent: the agent's own", async () => {
+    const base = {
+      agent: { node_name: "rift" },
+      server: { tls_cert: "/c.pem", tls_key: "/k.pem", ca_cert: "/ca.pem" },
+      database: { path: "/mcp.db" },
+      auth: { tokens_file: "/t.toml" },
+    };
+    const own = agentConfigFromObject(base, "/etc/mcp", "test");
+    assert.equal(own.podman.socket, "");
+    assert.ok(!renderAgentConfig(own).includes("[podman]"));
+    const named = agentConfigFromObject(
+      { ...base, podman: { socket: "unix://run/podman.sock" } },
+      "/etc/mcp",
+      "test",
+    );
+    assert.equal(named.podman.socket, "/etc/mcp/run/podman.sock");
+    const file = await write("podman.toml", renderAgentConfig(named));
+    assert.equal((await loadAgentConfig(file)).podman.socket, "/etc/mcp/run/podman.sock");
+    assert.throws(
+      () => agentConfigFromObject({ ...base, podman: { socket: "" } }, "/", "test"),
+      /podman\.socket/,
     );
   });
 
