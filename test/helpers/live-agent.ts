@@ -179,25 +179,13 @@ export class LiveAgent {
   }
 
   /** The agent's HAProxy (it outlives the agent process), if one runs: stopped, waited for. */
-  async stopProxy(): Promise<void> {
-    let pid: number;
-    try {
-      pid = Number((await readFile(path.join(this.dir, "proxy", "haproxy.pid"), "utf8")).trim());
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw err;
-    }
-    const alive = () => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    if (!alive()) return;
-    process.kill(pid, "SIGTERM");
-    while (alive()) await new Promise((r) => setTimeout(r, 20));
+  stopProxy(): Promise<void> {
+    return stopByPidFile(path.join(this.dir, "proxy", "haproxy.pid"));
+  }
+
+  /** The podman service of an agent that was killed outright (its children outlive it). */
+  stopPodmanService(): Promise<void> {
+    return stopByPidFile(path.join(this.dir, "podman.sock.pid"));
   }
 
   /** Runs `mcp --config <this agent's CLI config> ...args`. */
@@ -216,6 +204,7 @@ export class LiveAgent {
   async cleanup(): Promise<void> {
     await this.kill("SIGTERM");
     await this.stopProxy();
+    await this.stopPodmanService();
     const { stdout } = await runCommand([
       ...this.prefix,
       "podman",
@@ -228,6 +217,28 @@ export class LiveAgent {
     if (ids.length > 0) await runCommand([...this.prefix, "podman", "rm", "-f", "-t", "0", ...ids]);
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Stops the process a pid file names, if it still runs, and waits for it. */
+async function stopByPidFile(file: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await readFile(file, "utf8")).trim());
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!Number.isInteger(pid) || pid <= 1 || !alive()) return;
+  process.kill(pid, "SIGTERM");
+  while (alive()) await new Promise((r) => setTimeout(r, 20));
 }
 
 /** Asserts that a CLI run succeeded, showing its output when it did not. */
