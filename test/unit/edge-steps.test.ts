@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { deploy } from "../../src/agent/operations/deploy.js";
 import { stopService, undeployService } from "../../src/agent/operations/lifecycle.js";
+import { purge } from "../../src/agent/operations/purge.js";
 import { recoverAtStart } from "../../src/agent/operations/recover.js";
 import { planSteps } from "../../src/agent/operations/steps/plan.js";
 import { syncProxy } from "../../src/agent/edge/routes.js";
@@ -144,6 +145,21 @@ describe("stop, undeploy and clashes", () => {
     assert.deepEqual(a.registry.proxyRoutes.list(), []);
     await undeployService(a.ctx, "hello");
     assert.equal(a.proxy.live.size, 0);
+  });
+
+  test("purge of a component whose container is gone takes its route off the proxy at once", async () => {
+    const a = await edgeAgent();
+    assert.ok((await deploy(a.ctx, request(example("hello"))))[0]?.success);
+    await a.runtime.remove("hello-web");
+    const results = await purge(a.ctx, {
+      service: "hello",
+      component: "",
+      dryRun: false,
+      definedComponents: [],
+    });
+    assert.ok(results.some((r) => r.purged && r.component === "web"));
+    assert.equal(a.proxy.backend(443, HOST), undefined);
+    assert.deepEqual(a.registry.proxyRoutes.list(), []);
   });
 
   test("another service answering to the same name on the same listener is refused", async () => {

@@ -35,6 +35,7 @@ import type { ComponentRow } from "../../registry/index.js";
 import { McpError } from "../../util/errors.js";
 import type { AgentContext } from "../context.js";
 import { REMOVED, componentKey, matchContainers } from "../observed/refresh.js";
+import { syncProxy } from "../edge/routes.js";
 
 export type PurgeVerdict =
   { purge: true; reason: string } | { purge: false; reason: string; refused: boolean };
@@ -92,6 +93,9 @@ export async function purge(ctx: AgentContext, req: PurgeRequest): Promise<Purge
     );
     results.push(...part);
   }
+  // Purged components took their proxy rows along: the proxy follows now,
+  // not at the next monitor pass.
+  if (!req.dryRun && results.some((r) => r.purged)) await syncProxy(ctx);
   return results;
 }
 
