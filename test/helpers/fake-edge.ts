@@ -7,7 +7,13 @@
 import { createCa, type CertPair } from "../../src/certs/x509.js";
 import { Edge } from "../../src/edge/edge.js";
 import { LocalIssuer } from "../../src/edge/certs/local-ca.js";
-import type { LiveRoute, ProxyDriver, ProxyRoute } from "../../src/edge/types.js";
+import type {
+  DnsPublisher,
+  DnsRecord,
+  LiveRoute,
+  ProxyDriver,
+  ProxyRoute,
+} from "../../src/edge/types.js";
 
 export class FakeProxy implements ProxyDriver {
   readonly httpPort = 0;
@@ -84,7 +90,7 @@ let ca: Promise<CertPair> | undefined;
 
 /** An Edge over a FakeProxy, certificates from one route CA per test process. */
 export async function fakeEdge(
-  opts: { drainMs?: number } = {},
+  opts: { drainMs?: number; dns?: DnsPublisher } = {},
 ): Promise<{ edge: Edge; proxy: FakeProxy }> {
   ca ??= createCa("fake route CA");
   const routeCa = await ca;
@@ -96,6 +102,32 @@ export async function fakeEdge(
     drainMs: opts.drainMs ?? 0,
     renewBeforeMs: 30 * 86_400_000,
     routeCaPem: routeCa.cert,
+    dns: opts.dns,
   });
   return { edge, proxy };
+}
+
+/** An in-memory DNS zone; `refuse` makes every update fail as a wrong TSIG key would. */
+export class FakeDns implements DnsPublisher {
+  readonly zone = "svc.mcp.test";
+  readonly records = new Map<string, string>();
+  refuse = false;
+
+  upsert(name: string): Promise<void> {
+    if (this.refuse) return Promise.reject(new Error(`DNS update of ${name} refused: NOTAUTH`));
+    this.records.set(name, "192.0.2.10");
+    return Promise.resolve();
+  }
+
+  remove(name: string): Promise<void> {
+    if (this.refuse) return Promise.reject(new Error(`DNS update of ${name} refused: NOTAUTH`));
+    this.records.delete(name);
+    return Promise.resolve();
+  }
+
+  list(): Promise<DnsRecord[]> {
+    return Promise.resolve(
+      [...this.records].map(([name, address]) => ({ name, type: "A" as const, address, ttl: 60 })),
+    );
+  }
 }

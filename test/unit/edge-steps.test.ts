@@ -20,7 +20,7 @@ import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import { containerName, isSideContainer } from "../../src/runtime/args.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
 import { hangAt } from "../helpers/crash.js";
-import { fakeEdge } from "../helpers/fake-edge.js";
+import { FakeDns, fakeEdge } from "../helpers/fake-edge.js";
 
 const HOST = "hello.svc.mcp.test";
 
@@ -145,6 +145,26 @@ describe("stop, undeploy and clashes", () => {
     assert.deepEqual(a.registry.proxyRoutes.list(), []);
     await undeployService(a.ctx, "hello");
     assert.equal(a.proxy.live.size, 0);
+  });
+
+  test("with [dns]: the name is published before the route, and removed before the container stops", async () => {
+    const dns = new FakeDns();
+    const { edge, proxy } = await fakeEdge({ dns });
+    const a = agent({ edge });
+    assert.ok((await deploy(a.ctx, request(example("hello"))))[0]?.success);
+    assert.deepEqual([...dns.records.keys()], [HOST]);
+    // A DNS server refusing: the stop fails at dns, nothing changed, the route keeps serving.
+    dns.refuse = true;
+    const [refused] = await stopService(a.ctx, "hello");
+    assert.equal(refused?.success, false);
+    assert.match(refused?.error ?? "", /dns: DNS update of hello\.svc\.mcp\.test refused/);
+    assert.equal(a.runtime.containers.get("hello-web")?.state, "running");
+    assert.equal(proxy.backend(443, HOST), ports(a).live);
+    assert.equal(a.registry.proxyRoutes.list().length, 1);
+    dns.refuse = false;
+    assert.ok((await stopService(a.ctx, "hello"))[0]?.success);
+    assert.deepEqual([...dns.records.keys()], []);
+    assert.equal(proxy.live.size, 0);
   });
 
   test("purge of a component whose container is gone takes its route off the proxy at once", async () => {

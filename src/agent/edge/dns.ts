@@ -17,9 +17,22 @@ export function namesInZone(
   return [...new Set(rows.map((r) => r.hostname.toLowerCase()))].filter((n) => inZone(n, zone));
 }
 
-/** Of `names`, those no proxy row of the node uses now (pure over the registry). */
-export function unusedNames(registry: Registry, names: readonly string[]): string[] {
-  const used = new Set(registry.proxyRoutes.list().map((r) => r.hostname.toLowerCase()));
+/**
+ * Of `names`, those no proxy row of the node uses now, not counting the
+ * rows `leaving` (about to go: a stop); pure over the registry.
+ */
+export function unusedNames(
+  registry: Registry,
+  names: readonly string[],
+  leaving: readonly Pick<ProxyRouteRow, "listener" | "hostname">[] = [],
+): string[] {
+  const gone = new Set(leaving.map((r) => `${r.listener} ${r.hostname.toLowerCase()}`));
+  const used = new Set(
+    registry.proxyRoutes
+      .list()
+      .filter((r) => !gone.has(`${r.listener} ${r.hostname}`))
+      .map((r) => r.hostname.toLowerCase()),
+  );
   return names.filter((n) => !used.has(n));
 }
 

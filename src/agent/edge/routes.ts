@@ -178,10 +178,13 @@ export async function republishRecordedRoutes(
 }
 
 /**
- * Takes a service's (or one component's) routes off the proxy, before its
- * containers stop: clients get refused by the proxy, not sent to a
- * container that is going away. A proxy that cannot be reached is logged;
- * the rows go anyway (the next agent start renders the files from them).
+ * Takes a service's (or one component's) names and routes off, before its
+ * containers stop: clients are refused by the proxy, not sent to a
+ * container that is going away. A DNS server that refuses fails the call
+ * with nothing changed (the caller's step fails, the container keeps
+ * serving); then the rows go and the proxy follows. A proxy that cannot be
+ * reached is only logged: its files were written first, and the next sync
+ * renders them from the rows.
  */
 export async function withdrawRoutes(
   ctx: AgentContext,
@@ -192,15 +195,18 @@ export async function withdrawRoutes(
   if (!edge) return;
   const rows = ctx.registry.proxyRoutes.owned(service, component);
   if (rows.length === 0) return;
+  if (edge.dns) {
+    const names = unusedNames(ctx.registry, namesInZone(rows, edge.dns.zone), rows);
+    try {
+      await retireNames(edge.dns, names);
+    } catch (err) {
+      throw new McpError("failed_precondition", `dns: ${errorMessage(err)}`, { cause: err });
+    }
+  }
   ctx.registry.transaction(() => {
     for (const row of rows) ctx.registry.proxyRoutes.delete(row.listener, row.hostname);
   });
   try {
-    // Names first, then the proxy's entries (DESIGN: DNS, then routes, then containers).
-    if (edge.dns) {
-      const names = unusedNames(ctx.registry, namesInZone(rows, edge.dns.zone));
-      await retireNames(edge.dns, names);
-    }
     for (const row of rows) await edge.remove(entryOf(row));
     await edge.listenFor(ctx.registry.proxyRoutes.list().map(entryOf));
   } catch (err) {
