@@ -27,6 +27,7 @@ import {
   PodmanService,
   type ContainerSpec,
 } from "../../src/runtime/index.js";
+import { stateAfter, watchEvents, type ContainerEvent } from "../../src/runtime/libpod/events.js";
 import { errorMessage } from "../../src/util/errors.js";
 import { runCommand } from "../../src/util/exec.js";
 
@@ -266,6 +267,50 @@ describe("a container's life through the API", () => {
     );
     await api.remove(name);
     await api.remove(name, { force: true });
+  });
+});
+
+describe("the event stream", () => {
+  test("a watched container's start, kill and removal arrive in order, others' not at all", async () => {
+    await ready;
+    const name = uniqueName("events");
+    const label = `mcp.node=${PREFIX}events`;
+    const seen: ContainerEvent[] = [];
+    const watch = watchEvents(api.client, [label], (e) => seen.push(e));
+    try {
+      // The request is accepted before podman subscribes: give it a moment.
+      await new Promise((r) => setTimeout(r, 300));
+      const other = uniqueName("events-other");
+      await api.run({
+        ...httpSpec(other, await freePort()),
+        labels: { "mcp.node": "someone-else" },
+      });
+      await api.run({
+        ...httpSpec(name, await freePort()),
+        labels: { "mcp.node": `${PREFIX}events` },
+      });
+      await runCommand(["podman", "kill", name]);
+      await api.remove(name, { force: true, timeoutSeconds: 0 });
+      const deadline = Date.now() + 10_000;
+      while (!seen.some((e) => e.action === "remove") && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const actions = seen.map((e) => e.action);
+      for (const action of ["start", "died", "remove"])
+        assert.ok(actions.includes(action), actions.join(","));
+      assert.ok(actions.indexOf("start") < actions.indexOf("died"));
+      assert.ok(actions.indexOf("died") < actions.indexOf("remove"));
+      assert.ok(
+        seen.every((e) => e.name === name),
+        "only the watched label",
+      );
+      assert.equal(seen.find((e) => e.action === "died")?.exitCode, 137);
+      assert.equal(seen[0]?.labels["mcp.node"], `${PREFIX}events`);
+      assert.equal(stateAfter("died"), "exited");
+    } finally {
+      watch.stop();
+      await watch.ended;
+    }
   });
 });
 

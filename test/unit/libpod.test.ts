@@ -20,6 +20,7 @@ import {
 } from "../../src/runtime/index.js";
 import { demuxFrames, FrameDecoder } from "../../src/runtime/libpod/client.js";
 import { LibpodError, libpodErrorFromBody } from "../../src/runtime/libpod/errors.js";
+import { parseEvent, stateAfter } from "../../src/runtime/libpod/events.js";
 import {
   buildCreateBody,
   createRequest,
@@ -46,6 +47,7 @@ import {
   startRequest,
   stopRequest,
   versionRequest,
+  eventsRequest,
 } from "../../src/runtime/libpod/requests.js";
 import { buildServiceArgs } from "../../src/runtime/libpod/service.js";
 import { CommandError } from "../../src/util/exec.js";
@@ -618,5 +620,78 @@ describe("error classifiers on the API's errors", () => {
     ]) {
       assert.equal(pred(t), false);
     }
+  });
+});
+
+describe("the event stream's lines", () => {
+  const line = (action: string, attributes: Record<string, string>) =>
+    JSON.stringify({
+      status: action,
+      id: "4c2b",
+      Type: "container",
+      Action: action,
+      Actor: {
+        ID: "4c2b",
+        Attributes: {
+          image: "localhost/x:v1",
+          name: "hello-web",
+          podId: "",
+          containerExitCode: "0",
+          ...attributes,
+        },
+      },
+      scope: "local",
+      time: 1796146892,
+      timeNano: 1796146892480665600,
+    });
+
+  test("a container event: action, id, name, labels without podman's own attributes, time", () => {
+    const e = parseEvent(line("start", { "mcp.node": "local", "mcp.service": "hello" }));
+    assert.deepEqual(e, {
+      action: "start",
+      id: "4c2b",
+      name: "hello-web",
+      labels: { "mcp.node": "local", "mcp.service": "hello" },
+      time: new Date(1796146892480665600 / 1e6),
+    });
+  });
+
+  test("died carries the exit code; other types and noise are not container events", () => {
+    assert.equal(parseEvent(line("died", { containerExitCode: "137" }))?.exitCode, 137);
+    assert.equal(parseEvent(line("kill", { containerExitCode: "0" }))?.exitCode, undefined);
+    assert.equal(parseEvent(JSON.stringify({ Type: "image", Action: "pull" })), undefined);
+    assert.equal(parseEvent("not json"), undefined);
+    assert.equal(parseEvent("[]"), undefined);
+  });
+
+  test("the state each action leaves, none for those that change nothing", () => {
+    assert.deepEqual(
+      ["create", "start", "died", "pause", "unpause", "remove", "kill", "cleanup", "exec"].map(
+        stateAfter,
+      ),
+      [
+        "created",
+        "running",
+        "exited",
+        "paused",
+        "running",
+        "removed",
+        undefined,
+        undefined,
+        undefined,
+      ],
+    );
+  });
+
+  test("the request: container events with every label, streamed", () => {
+    const req = eventsRequest({ labels: ["mcp.node=local"] });
+    assert.equal(req.method, "GET");
+    const url = new URL(req.path, "http://d");
+    assert.equal(url.pathname, "/v4.0.0/libpod/events");
+    assert.equal(url.searchParams.get("stream"), "true");
+    assert.deepEqual(JSON.parse(url.searchParams.get("filters") ?? ""), {
+      type: ["container"],
+      label: ["mcp.node=local"],
+    });
   });
 });

@@ -310,6 +310,15 @@ export function listRequest(opts: { labels?: readonly string[] } = {}): ApiReque
 }
 
 /**
+ * Podman's event stream for the containers carrying every one of `labels`
+ * (`key=value`): one JSON object a line, for as long as the request is open.
+ */
+export function eventsRequest(opts: { labels: readonly string[] }): ApiRequest {
+  const filters = JSON.stringify({ type: ["container"], label: opts.labels });
+  return { method: "GET", path: `${API_PREFIX}/events${query({ stream: true, filters })}` };
+}
+
+/**
  * A stream of JSON objects, one a line; a failure arrives as `{"error": …}`
  * inside a 200 answer. `quiet` leaves out the progress, as `pull --quiet`.
  */
