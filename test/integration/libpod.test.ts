@@ -7,11 +7,10 @@
  * No skipping: a machine without podman fails here, loudly.
  */
 import assert from "node:assert/strict";
+import type net from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import {
   isAddressInUse,
@@ -29,71 +28,17 @@ import {
 } from "../../src/runtime/index.js";
 import { stateAfter, watchEvents, type ContainerEvent } from "../../src/runtime/libpod/events.js";
 import { errorMessage } from "../../src/util/errors.js";
+import { freePort } from "../helpers/agent.js";
+import { TEST_IMAGE } from "../helpers/live-agent.js";
+import { listen, readAll, runtimeTestNames, waitForHttp } from "../helpers/runtime-tests.js";
 import { runCommand } from "../../src/util/exec.js";
 
-const IMAGE = "localhost/mcp-httpenv:v1";
-const PREFIX = `mcp-libpod-test-${process.pid}-`;
+const { prefix: PREFIX, created, uniqueName, httpSpec } = runtimeTestNames("mcp-libpod-test");
 
 const cli = new PodmanRuntime({ stopTimeoutSeconds: 2 });
 let dir = "";
 let service: PodmanService;
 let api: PodmanApiRuntime;
-const created = new Set<string>();
-
-function uniqueName(what: string): string {
-  const name = `${PREFIX}${what}`;
-  created.add(name);
-  return name;
-}
-
-async function freePort(): Promise<number> {
-  const server = await listen(0);
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-function listen(port: number): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => resolve(server));
-  });
-}
-
-function httpSpec(name: string, port: number, image = IMAGE): ContainerSpec {
-  return {
-    name,
-    image,
-    labels: mcpLabels("mcp-libpod-test", name.slice(PREFIX.length), "local"),
-    ports: [`127.0.0.1:${port}:${port}`],
-    volumes: [],
-    env: [`PORT=${port}`, "GREETING=hello world"],
-    cmd: [],
-  };
-}
-
-async function waitForHttp(url: string, timeoutMs = 5000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(url);
-      if (res.status === 200) return await res.text();
-      last = `HTTP ${res.status}`;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${url} not ready after ${timeoutMs} ms: ${errorMessage(last)}`);
-}
-
-async function readAll(stream: Readable): Promise<string> {
-  let text = "";
-  for await (const chunk of stream) text += String(chunk);
-  return text;
-}
 
 function rejection(p: Promise<unknown>): Promise<unknown> {
   return p.then(
@@ -111,8 +56,8 @@ async function rawInspect(name: string): Promise<Record<string, Record<string, u
 }
 
 async function setUp(): Promise<void> {
-  if (!(await cli.imageExists(IMAGE))) {
-    throw new Error(`test image ${IMAGE} is missing: run scripts/setup.sh`);
+  if (!(await cli.imageExists(TEST_IMAGE))) {
+    throw new Error(`test image ${TEST_IMAGE} is missing: run scripts/setup.sh`);
   }
   dir = await mkdtemp(path.join(tmpdir(), "mcp-libpod-"));
   service = new PodmanService({ socketPath: path.join(dir, "podman.sock") });
@@ -162,7 +107,7 @@ describe("a container's life through the API", () => {
     const status = await api.inspect(name);
     assert.ok(status, "inspect found the container");
     assert.equal(status.state, "running");
-    assert.equal(status.image, IMAGE);
+    assert.equal(status.image, TEST_IMAGE);
     assert.deepEqual(status.ports, [`127.0.0.1:${port}:${port}`]);
     assert.equal(status.labels["mcp.component"], "life");
     assert.deepEqual(status, await cli.inspect(name));
@@ -391,7 +336,7 @@ describe("failures leave nothing behind and keep their meaning", () => {
   test("an image that is not here: no such image, no container", async () => {
     const image = "localhost/mcp-libpod-test-nonexistent:v1";
     assert.equal(await api.imageExists(image), false);
-    assert.equal(await api.imageExists(IMAGE), true);
+    assert.equal(await api.imageExists(TEST_IMAGE), true);
     const name = uniqueName("no-image");
     const err = await rejection(api.run(httpSpec(name, await freePort(), image)));
     // Unlike `podman run`, create never pulls: the image is simply not known.

@@ -4,83 +4,24 @@
  * fails here, loudly.
  */
 import assert from "node:assert/strict";
-import net from "node:net";
+import type net from "node:net";
 import { after, before, describe, test } from "node:test";
-import type { Readable } from "node:stream";
 import {
   isAddressInUse,
   isNameInUse,
   isNoSuchContainer,
   isNoSuchImage,
   isPullFailure,
-  mcpLabels,
   PodmanRuntime,
-  type ContainerSpec,
 } from "../../src/runtime/index.js";
 import { errorMessage } from "../../src/util/errors.js";
+import { freePort } from "../helpers/agent.js";
+import { TEST_IMAGE } from "../helpers/live-agent.js";
+import { listen, readAll, runtimeTestNames, waitForHttp } from "../helpers/runtime-tests.js";
 
-const IMAGE = "localhost/mcp-httpenv:v1";
-const PREFIX = `mcp-rt-test-${process.pid}-`;
+const { created, uniqueName, httpSpec } = runtimeTestNames("mcp-rt-test");
 
 const runtime = new PodmanRuntime({ stopTimeoutSeconds: 2 });
-const created = new Set<string>();
-
-function uniqueName(what: string): string {
-  const name = `${PREFIX}${what}`;
-  created.add(name);
-  return name;
-}
-
-/** A port nobody holds right now: bind port 0, read what the kernel chose, release it. */
-async function freePort(): Promise<number> {
-  const server = await listen(0);
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-function listen(port: number): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => resolve(server));
-  });
-}
-
-function httpSpec(name: string, port: number, image = IMAGE): ContainerSpec {
-  return {
-    name,
-    image,
-    labels: mcpLabels("mcp-rt-test", name.slice(PREFIX.length), "local"),
-    ports: [`127.0.0.1:${port}:${port}`],
-    volumes: [],
-    env: [`PORT=${port}`, "GREETING=hello world"],
-    cmd: [],
-  };
-}
-
-/** Polls until the container answers 200, as a deploy's health wait would. */
-async function waitForHttp(url: string, timeoutMs = 5000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(url);
-      if (res.status === 200) return await res.text();
-      last = `HTTP ${res.status}`;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${url} not ready after ${timeoutMs} ms: ${errorMessage(last)}`);
-}
-
-async function readAll(stream: Readable): Promise<string> {
-  let text = "";
-  for await (const chunk of stream) text += String(chunk);
-  return text;
-}
 
 /** Rejects with the fix when this machine is not set up; every suite waits on it. */
 async function checkPodman(): Promise<void> {
@@ -91,8 +32,8 @@ async function checkPodman(): Promise<void> {
       cause: err,
     });
   }
-  if (!(await runtime.imageExists(IMAGE))) {
-    throw new Error(`test image ${IMAGE} is missing: run scripts/setup.sh`);
+  if (!(await runtime.imageExists(TEST_IMAGE))) {
+    throw new Error(`test image ${TEST_IMAGE} is missing: run scripts/setup.sh`);
   }
 }
 const ready = checkPodman();
@@ -129,7 +70,7 @@ describe("a container's life", () => {
     const status = await runtime.inspect(name);
     assert.ok(status, "inspect found the container");
     assert.equal(status.name, name);
-    assert.equal(status.image, IMAGE);
+    assert.equal(status.image, TEST_IMAGE);
     assert.equal(status.state, "running");
     assert.equal(status.labels["mcp.service"], "mcp-rt-test");
     assert.equal(status.labels["mcp.component"], "life");
