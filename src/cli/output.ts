@@ -29,6 +29,16 @@ export function formatUptime(ms: number): string {
 }
 
 /** JSON for `--json`: two-space indented, Dates as ISO strings, trailing newline. */
+/** `2026-12-01 11:58:03Z` (UTC, whole seconds): read across machines and time zones; `-` for none. */
+export function formatUtcTime(d: Date | undefined): string {
+  return d
+    ? d
+        .toISOString()
+        .replace("T", " ")
+        .replace(/\.\d+Z$/, "Z")
+    : "-";
+}
+
 export function formatJson(value: unknown): string {
   return JSON.stringify(value, null, 2) + "\n";
 }

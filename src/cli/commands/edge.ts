@@ -19,7 +19,7 @@ import {
 import { McpError } from "../../util/errors.js";
 import type { CliContext, NodeAnswer } from "../context.js";
 import type { StateChange } from "../outcome.js";
-import { formatJson, formatTable } from "../output.js";
+import { formatJson, formatTable, formatUtcTime } from "../output.js";
 import { deadlineFor } from "./deploy.js";
 
 /** One route of `mcp route list`, with the node it is on. */
@@ -30,16 +30,6 @@ export interface NodeRoute extends ProxyRouteInfo {
 /** `2026-12-01` (UTC): a certificate's expiry in a table. */
 function day(d: Date | undefined): string {
   return d ? d.toISOString().slice(0, 10) : "-";
-}
-
-/** `2026-12-01 11:58:03Z`: read across machines and time zones. */
-function when(d: Date | undefined): string {
-  return d
-    ? d
-        .toISOString()
-        .replace("T", " ")
-        .replace(/\.\d+Z$/, "Z")
-    : "-";
 }
 
 /** `svc/web`, `svc/web/admin`, `-` for a manual route. */
@@ -71,7 +61,7 @@ export function formatCertList(certs: CertInfo[]): string {
   if (certs.length === 0) return "no certificates\n";
   return formatTable(
     ["HOSTNAME", "ISSUER", "EXPIRES", "SERIAL"],
-    certs.map((c) => [c.hostname, c.issuer, when(c.notAfter), c.serial]),
+    certs.map((c) => [c.hostname, c.issuer, formatUtcTime(c.notAfter), c.serial]),
   );
 }
 

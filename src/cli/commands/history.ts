@@ -9,19 +9,9 @@
  */
 import type { RevisionInfo } from "../../gen/mcp/v1/mcp.js";
 import type { CliContext } from "../context.js";
-import { formatJson, formatTable } from "../output.js";
+import { formatJson, formatTable, formatUtcTime } from "../output.js";
 import { oneLine } from "../progress.js";
 import { nodeOfService } from "./deploy.js";
-
-/** `2026-12-01 11:58:03` in UTC: history is read across machines and time zones. */
-function when(d: Date | undefined): string {
-  return d
-    ? d
-        .toISOString()
-        .replace("T", " ")
-        .replace(/\.\d+Z$/, "Z")
-    : "-";
-}
 
 /** `ok`, `failed`, `rolled back`, and for a rollback's rows `ok (rollback to 3)`. */
 export function formatOutcome(r: Pick<RevisionInfo, "outcome" | "kind" | "rollbackTo">): string {
@@ -35,7 +25,7 @@ export function formatHistory(revisions: RevisionInfo[]): string {
     String(r.revision),
     r.component,
     r.image,
-    when(r.deployedAt),
+    formatUtcTime(r.deployedAt),
     formatOutcome(r),
   ]);
   const table = formatTable(["REV", "COMPONENT", "IMAGE", "DEPLOYED", "OUTCOME"], rows).split("\n");
