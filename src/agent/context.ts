@@ -8,7 +8,7 @@ import type { Registry } from "../registry/index.js";
 import { runtimeProber, type HealthProber } from "../health/probe.js";
 import type { Runtime } from "../runtime/types.js";
 import type { Limits } from "../servicedef/limits.js";
-import type { ObservedSnapshot } from "./observed/snapshot.js";
+import type { ContainerView, ObservedSnapshot } from "./observed/snapshot.js";
 import { KeyedMutex } from "../util/keyed-mutex.js";
 import { ImageCache } from "./operations/images.js";
 import { defaultPolicy, type AgentPolicy } from "./policy/rules.js";
@@ -54,6 +54,11 @@ export interface AgentContext {
    * GetServiceStatus runs a pass through it first, so `mcp status` shows fresh drift.
    */
   monitor?: { runOnce(): Promise<ObservedSnapshot> };
+  /**
+   * What podman runs, kept current by its events (observed/view.ts, set by
+   * serve.ts); absent (unit tests) or not current, readers list instead.
+   */
+  observed?: ContainerView | undefined;
   /** The node's proxy, certificates and DNS, when the config has `[proxy]` (serve.ts). */
   edge?: Edge | undefined;
 }

@@ -22,7 +22,7 @@ import {
 import { containerName } from "../runtime/args.js";
 import type { ContainerStatus } from "../runtime/types.js";
 import { imageVersion } from "../servicedef/image.js";
-import { componentKey, isDrift } from "./observed/refresh.js";
+import { componentKey, isDrift, observedStateOf } from "./observed/refresh.js";
 
 /** Whether the proxy serves a route now; undefined: not a proxy route (edge/listing.ts). */
 export type RouteServing = (route: RouteRow) => boolean | undefined;
@@ -88,7 +88,7 @@ export function serviceInfos(
       const container = live?.get(key);
       const image = container?.image ?? c.image;
       const startedAt = container?.startedAt ?? (c.startedAt ? new Date(c.startedAt) : undefined);
-      const observedState = live ? (container?.state ?? "removed") : c.observedState;
+      const observedState = live ? observedStateOf(container) : c.observedState;
       // Health is about a running container: none is shown for one that is not.
       const health = observedState === "running" ? c.health : NO_HEALTH;
       return {

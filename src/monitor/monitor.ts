@@ -19,6 +19,17 @@
  * own interval; a transition there asks for a pass at once, so an
  * `unhealthy` alert goes out without waiting for the next interval.
  *
+ * What podman runs comes from the agent's view (agent/observed/view.ts),
+ * kept current by podman's events: a container that changes asks for a
+ * *light* pass at once (steps 1–4, no podman call unless the view disagrees
+ * with the registry), so drift and flapping are seen within a second,
+ * whatever the interval; the interval's full pass is the safety net. A change
+ * to a service with an operation in progress waits for the operation to end
+ * (its lock going idle), then gets its pass. When the event stream comes
+ * back after dropping, a full pass reconciles and its state events say they
+ * were seen on the re-list, with a `podman` event saying how long the agent
+ * was deaf.
+ *
  * Passes never overlap: runOnce() while a pass runs waits for it and then runs
  * one more (callers arriving meanwhile share that one), so an on-demand pass
  * always looks at podman after it was asked. A failing pass (podman down) is
@@ -27,6 +38,8 @@
  */
 import type { AgentContext } from "../agent/context.js";
 import { componentKey, refreshObserved } from "../agent/observed/refresh.js";
+import type { ContainerChange } from "../agent/observed/view.js";
+import { LABEL_SERVICE, splitContainerName } from "../runtime/args.js";
 import type { ObservedSnapshot } from "../agent/observed/snapshot.js";
 import { syncProxy } from "../agent/edge/routes.js";
 import { errorMessage } from "../util/errors.js";
@@ -55,6 +68,14 @@ export interface PassResult extends ObservedSnapshot {
   pruned: number;
 }
 
+/** What a pass does besides steps 1–4, and how its state events are worded. */
+export interface PassOptions {
+  /** Skip the proxy repair and the pruning (passes asked for by container events). */
+  light?: boolean;
+  /** The message of the state events this pass records. */
+  note?: string;
+}
+
 export interface MonitorDeps {
   /** The clock (ms since the epoch); tests pass a fake one. */
   now?: () => number;
@@ -75,6 +96,10 @@ export class Monitor {
   #current: Promise<PassResult> | undefined;
   /** The pass queued behind it, shared by every runOnce() that arrives meanwhile. */
   #next: Promise<PassResult> | undefined;
+  /** The queued pass's options: light only if every caller asked for light. */
+  #nextOptions: PassOptions = {};
+  /** Services whose containers changed while an operation held them. */
+  readonly #waiting = new Set<string>();
   readonly #alerts = new Set<Promise<void>>();
   /** The health checks' loop (health.ts). */
   readonly health: HealthLoop;
@@ -94,6 +119,53 @@ export class Monitor {
         );
       },
     });
+    ctx.serviceLocks.onIdle((service) => {
+      if (this.#waiting.delete(service) && this.#started) this.#background({ light: true });
+    });
+  }
+
+  /**
+   * The view saw a container change: a light pass now, or once the operation
+   * holding its service ends. Containers of no service of ours change nothing.
+   */
+  containersChanged(change: ContainerChange): void {
+    // Before start() (recovery at agent start), the first pass covers it.
+    if (!this.#started) return;
+    const { registry, serviceLocks } = this.#ctx;
+    const service =
+      change.labels[LABEL_SERVICE] ??
+      splitContainerName(
+        change.name,
+        registry.services.list().map((s) => s.name),
+      )?.service;
+    if (service === undefined || !registry.services.get(service)) return;
+    if (serviceLocks.isLocked(service)) this.#waiting.add(service);
+    else this.#background({ light: true });
+  }
+
+  /** The event stream is back after `deafMs`: a full pass, its findings marked as such. */
+  resynced(deafMs: number): void {
+    if (!this.#started) return;
+    const seconds = (deafMs / 1000).toFixed(1);
+    const note = `seen on re-listing after podman's event stream was down ${seconds} s`;
+    this.#background({ note }, (result) => {
+      const changed = result.changed.length;
+      const message =
+        `podman's event stream was down ${seconds} s; re-listed: ` +
+        (changed === 0
+          ? "nothing changed meanwhile"
+          : `${changed} component${changed === 1 ? "" : "s"} changed (${result.changed.join(", ")})`);
+      this.#ctx.registry.events.add({ service: "", kind: "podman", message });
+      this.#ctx.logger.warn({ deafMs, changed: result.changed }, message);
+    });
+  }
+
+  #background(options: PassOptions, then?: (result: PassResult) => void): void {
+    this.runOnce(options)
+      .then(then)
+      .catch((err: unknown) =>
+        this.#ctx.logger.warn({ err: errorMessage(err) }, "monitor pass failed"),
+      );
   }
 
   /**
@@ -125,18 +197,25 @@ export class Monitor {
   }
 
   /** One pass, never overlapping another (see the file comment). Rejects if podman fails. */
-  runOnce(): Promise<PassResult> {
-    if (this.#next) return this.#next;
-    if (this.#current) {
-      this.#next = this.#current.catch(() => undefined).then(() => this.#startPass());
+  runOnce(options: PassOptions = {}): Promise<PassResult> {
+    if (this.#next) {
+      this.#nextOptions = mergeOptions(this.#nextOptions, options);
       return this.#next;
     }
-    return this.#startPass();
+    if (this.#current) {
+      this.#nextOptions = options;
+      this.#next = this.#current
+        .catch(() => undefined)
+        .then(() => this.#startPass(this.#nextOptions));
+      return this.#next;
+    }
+    return this.#startPass(options);
   }
 
-  #startPass(): Promise<PassResult> {
+  #startPass(options: PassOptions): Promise<PassResult> {
     this.#next = undefined;
-    const pass: Promise<PassResult> = this.#pass().finally(() => {
+    this.#nextOptions = {};
+    const pass: Promise<PassResult> = this.#pass(options).finally(() => {
       if (this.#current === pass) this.#current = undefined;
     });
     this.#current = pass;
@@ -163,9 +242,12 @@ export class Monitor {
     }
   }
 
-  async #pass(): Promise<PassResult> {
+  async #pass(options: PassOptions): Promise<PassResult> {
     const { registry, logger, settings } = this.#ctx;
-    const snapshot = await refreshObserved(this.#ctx, { skipBusy: true });
+    const snapshot = await refreshObserved(this.#ctx, {
+      skipBusy: true,
+      ...(options.note === undefined ? {} : { note: options.note }),
+    });
     const now = this.#now();
     const since = new Date(now - this.#settings.flapWindowMs).toISOString();
     const observations: ComponentObservation[] = snapshot.components
@@ -208,6 +290,7 @@ export class Monitor {
       );
     }
     for (const c of alerts) this.#dispatch(alertEnv(settings.node, c));
+    if (options.light) return { ...snapshot, entered, alerted: alerts, pruned: 0 };
     await this.#repairProxy();
     const pruned = registry.events.prune(new Date(now - this.#settings.retentionMs).toISOString());
     if (pruned > 0) logger.info({ pruned }, "pruned old events");
@@ -245,4 +328,13 @@ export class Monitor {
       .finally(() => this.#alerts.delete(run));
     this.#alerts.add(run);
   }
+}
+
+/** Two callers' options for one shared pass: it does all either asked for. */
+function mergeOptions(a: PassOptions, b: PassOptions): PassOptions {
+  const note = a.note ?? b.note;
+  return {
+    light: (a.light ?? false) && (b.light ?? false),
+    ...(note === undefined ? {} : { note }),
+  };
 }

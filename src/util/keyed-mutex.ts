@@ -7,6 +7,12 @@ import { Mutex } from "./mutex.js";
  */
 export class KeyedMutex {
   private readonly locks = new Map<string, { mutex: Mutex; users: number }>();
+  private readonly idleListeners: ((key: string) => void)[] = [];
+
+  /** Calls `listener` each time a key's last operation ends (the monitor catches up then). */
+  onIdle(listener: (key: string) => void): void {
+    this.idleListeners.push(listener);
+  }
 
   /** Whether an operation holds or awaits the key's lock right now. */
   isLocked(key: string): boolean {
@@ -24,7 +30,10 @@ export class KeyedMutex {
       return await entry.mutex.runExclusive(fn);
     } finally {
       entry.users--;
-      if (entry.users === 0) this.locks.delete(key);
+      if (entry.users === 0) {
+        this.locks.delete(key);
+        for (const listener of this.idleListeners) listener(key);
+      }
     }
   }
 }

@@ -1,16 +1,29 @@
 /**
  * Observed state: what podman says, matched to registry components, and
  * written back to the registry with an event for every transition. Used by
- * LiveCheck, GetServiceStatus and the agent's start-up reconciliation.
+ * LiveCheck, GetServiceStatus, the monitor and the agent's start-up
+ * reconciliation. What podman says comes from the agent's in-memory view
+ * (view.ts, fed by podman's events) when it is current, else from a list.
  */
 import type { ComponentRow } from "../../registry/index.js";
-import { isSideContainer, splitContainerName } from "../../runtime/args.js";
+import { containerName, isSideContainer, splitContainerName } from "../../runtime/args.js";
 import type { ContainerStatus } from "../../runtime/types.js";
 import type { AgentContext } from "../context.js";
-import type { ObservedSnapshot } from "./snapshot.js";
+import type { ContainerView, ObservedSnapshot } from "./snapshot.js";
 
 /** Observed state of a component whose container is gone. */
 export const REMOVED = "removed";
+
+/**
+ * A component's observed state from its container: podman's state, except
+ * that its brief `stopped` (exited, not cleaned up yet: between the `died`
+ * and `cleanup` events) is `exited`, as `mcp stop` records it: one death is
+ * one transition, whenever it is looked at.
+ */
+export function observedStateOf(container: ContainerStatus | undefined): string {
+  if (!container) return REMOVED;
+  return container.state === "stopped" ? "exited" : container.state;
+}
 
 export function componentKey(service: string, component: string): string {
   return `${service}/${component}`;
@@ -57,8 +70,45 @@ export function isDrift(desired: string, observed: string): boolean {
   return observed === "running" || observed === "paused";
 }
 
+/** Whether what podman shows for a component differs from what its row records. */
+function disagrees(row: ComponentRow, container: ContainerStatus | undefined): boolean {
+  const startedAt = container?.startedAt ? container.startedAt.toISOString() : null;
+  return (
+    observedStateOf(container) !== row.observedState ||
+    (container?.id ?? "") !== row.containerId ||
+    isUnseenRestart(row, container, startedAt)
+  );
+}
+
 /**
- * Asks podman for every container, updates each component's observed state
+ * The view lags podman by its events' delay, so a component it shows
+ * otherwise than the registry is asked about directly before anything is
+ * written (a deploy that committed a moment ago is not drift): one inspect
+ * per disagreeing component, none when all agree.
+ */
+async function confirmWithPodman(
+  ctx: AgentContext,
+  rows: ComponentRow[],
+  byKey: Map<string, ContainerStatus>,
+  view: ContainerView,
+): Promise<void> {
+  const doubtful = rows.filter((row) =>
+    disagrees(row, byKey.get(componentKey(row.service, row.name))),
+  );
+  await Promise.all(
+    doubtful.map(async (row) => {
+      const name = containerName(row.service, row.name);
+      const status = await ctx.runtime.inspect(name);
+      view.learn(name, status);
+      const key = componentKey(row.service, row.name);
+      if (status) byKey.set(key, status);
+      else byKey.delete(key);
+    }),
+  );
+}
+
+/**
+ * Reads every container (from the view, or a podman list), updates each component's observed state
  * in the registry and records a `state` event for every change.
  *
  * A restart podman did between two refreshes (a restart policy at work: same
@@ -70,16 +120,28 @@ export function isDrift(desired: string, observed: string): boolean {
  * A row that changed while podman was listing (a deploy finished meanwhile)
  * is newer than the snapshot and is left alone. With `skipBusy` (the
  * monitor), components of a service that has an operation in progress are
- * left alone too: mid-deploy, "no container" is a step, not a fact.
+ * left alone too: mid-deploy, "no container" is a step, not a fact. A
+ * `note` is the message of the state events this refresh records (the
+ * monitor says so after the event stream was down).
  */
 export async function refreshObserved(
   ctx: AgentContext,
-  opts: { skipBusy?: boolean } = {},
+  opts: { skipBusy?: boolean; note?: string } = {},
 ): Promise<ObservedSnapshot> {
   const listedAt = new Date().toISOString();
-  const containers = await ctx.runtime.list();
+  const viewed = ctx.observed?.containers();
+  const containers = viewed ?? (await ctx.runtime.list());
   const rows = ctx.registry.components.list();
   const { byKey, unmanaged } = matchContainers(containers, rows);
+  if (viewed && ctx.observed) {
+    const busy = (row: ComponentRow) => opts.skipBusy && ctx.serviceLocks.isLocked(row.service);
+    await confirmWithPodman(
+      ctx,
+      rows.filter((row) => !busy(row)),
+      byKey,
+      ctx.observed,
+    );
+  }
   const changed: ComponentRow[] = [];
   const skipped = new Set<string>();
   ctx.registry.transaction(() => {
@@ -90,7 +152,7 @@ export async function refreshObserved(
         continue;
       }
       const container = byKey.get(key);
-      const observed = container ? container.state : REMOVED;
+      const observed = observedStateOf(container);
       const startedAt = container?.startedAt ? container.startedAt.toISOString() : null;
       const restarted = isUnseenRestart(row, container, startedAt);
       if (
@@ -112,22 +174,28 @@ export async function refreshObserved(
           kind: "state",
           prevState: row.observedState,
           newState: observed,
-          message: restarted ? `restarted (started ${startedAt})` : "",
+          message: restarted ? `restarted (started ${startedAt})` : (opts.note ?? ""),
         });
       }
       changed.push(row);
     }
   });
   const components = changed.length > 0 ? ctx.registry.components.list() : rows;
-  return { components, byKey, unmanaged, skipped };
+  return {
+    components,
+    byKey,
+    unmanaged,
+    skipped,
+    changed: changed.map((row) => componentKey(row.service, row.name)),
+  };
 }
 
 /**
  * The same container, in the same state, started later than the registry
  * recorded: podman restarted it in between. The recorded time is the agent's
  * clock just after `run`/`start` returned or podman's own start time, both at
- * or after podman's (whole-second) start time of that same start, so only a
- * later start is strictly greater.
+ * or after podman's start time of that same start, so only a later start
+ * is strictly greater.
  */
 function isUnseenRestart(
   row: ComponentRow,
@@ -137,9 +205,18 @@ function isUnseenRestart(
   return (
     container !== undefined &&
     container.id === row.containerId &&
-    container.state === row.observedState &&
+    observedStateOf(container) === row.observedState &&
     startedAt !== null &&
     row.startedAt !== null &&
-    Date.parse(startedAt) > Date.parse(row.startedAt)
+    wholeSeconds(startedAt) > wholeSeconds(row.startedAt)
   );
+}
+
+/**
+ * Podman's list says start times in whole seconds, its inspect (the view's
+ * source after an event) to the nanosecond: compared in whole seconds, the
+ * same start read both ways is never a restart.
+ */
+function wholeSeconds(iso: string): number {
+  return Math.floor(Date.parse(iso) / 1000);
 }

@@ -13,4 +13,14 @@ export interface ObservedSnapshot {
   unmanaged: ContainerStatus[];
   /** `service/component` keys whose registry row this refresh did not touch. */
   skipped: Set<string>;
+  /** `service/component` keys whose observed state, container or start this refresh changed. */
+  changed: string[];
+}
+
+/** The in-memory view of podman's containers (view.ts), as readers use it. */
+export interface ContainerView {
+  /** Every container, or undefined while the view is not current (readers list then). */
+  containers(): ContainerStatus[] | undefined;
+  /** What a reader found out from podman itself about the container `name` (undefined: none). */
+  learn(name: string, status: ContainerStatus | undefined): void;
 }

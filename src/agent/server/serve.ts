@@ -11,6 +11,8 @@ import { openRegistry } from "../../registry/index.js";
 import { PodmanRuntime } from "../../runtime/podman.js";
 import { PodmanApiRuntime } from "../../runtime/libpod/runtime.js";
 import { PodmanService, checkStorage } from "../../runtime/libpod/service.js";
+import { watchEvents } from "../../runtime/libpod/events.js";
+import { ObservedView } from "../observed/view.js";
 import type { Runtime } from "../../runtime/types.js";
 import { ValidationError, errorMessage } from "../../util/errors.js";
 import { createLogger, type Logger } from "../../util/log.js";
@@ -125,6 +127,7 @@ export async function serveAgent(
   }
   const registry = openRegistry(config.database.path);
   let edge: StartedEdge | undefined;
+  let view: ObservedView | undefined;
   try {
     const pool = buildCandidatePool(
       [config.ports.range.min, config.ports.range.max],
@@ -153,6 +156,22 @@ export async function serveAgent(
       logger,
       crashPoint: crashPointFromEnv(),
     });
+    // What podman runs, from its events (observed/view.ts): opened before
+    // recovery, so nothing recovery starts goes unseen; the monitor hears of
+    // each change once it is started below.
+    const monitor = new Monitor(ctx, config.monitor);
+    view = api
+      ? new ObservedView({
+          list: () => runtime.list(),
+          inspect: (id) => runtime.inspect(id),
+          watch: (onEvent) => watchEvents(api.runtime.client, [], onEvent),
+          logger,
+          onChange: (change) => monitor.containersChanged(change),
+          onResync: (deafMs) => monitor.resynced(deafMs),
+        })
+      : undefined;
+    await view?.start();
+    ctx.observed = view;
     // The proxy first, so recovery can put routes back on it.
     edge = await startEdge(config, registry, logger);
     ctx.edge = edge?.edge;
@@ -176,7 +195,6 @@ export async function serveAgent(
     // Due renewals now (an agent that was down for weeks), then every hour.
     await renewDueCertificates(ctx);
     const stopRenewals = startRenewalLoop(ctx);
-    const monitor = new Monitor(ctx, config.monitor);
     ctx.monitor = monitor;
     monitor.start();
     logger.info(
@@ -189,6 +207,7 @@ export async function serveAgent(
       close: async (opts = {}) => {
         await server.close();
         await monitor.stop();
+        await view?.stop();
         stopRenewals();
         if (opts.stopProxy) await edge?.stop();
         else await edge?.release();
@@ -197,6 +216,7 @@ export async function serveAgent(
       },
     };
   } catch (err) {
+    await view?.stop();
     await edge?.stop();
     registry.close();
     await api?.close();

@@ -81,6 +81,12 @@ export function stateAfter(action: string): string | undefined {
 
 export interface EventWatch {
   /**
+   * Resolves once podman answered the request (it sends its headers at
+   * once): from then on no event is missed. Rejects as `ended` does when
+   * the stream could not be opened.
+   */
+  opened: Promise<void>;
+  /**
    * Resolves when the stream ends (stop(), the service closing it); rejects
    * with a LibpodError when it could not be opened or broke off.
    */
@@ -124,6 +130,12 @@ export function watchEvents(
     },
   );
   return {
+    opened: response.then(
+      () => undefined,
+      (err: unknown) => {
+        if (!stopped) throw err;
+      },
+    ),
     ended,
     stop: () => {
       stopped = true;

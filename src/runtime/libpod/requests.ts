@@ -311,10 +311,14 @@ export function listRequest(opts: { labels?: readonly string[] } = {}): ApiReque
 
 /**
  * Podman's event stream for the containers carrying every one of `labels`
- * (`key=value`): one JSON object a line, for as long as the request is open.
+ * (`key=value`; none: every container): one JSON object a line, for as long
+ * as the request is open.
  */
 export function eventsRequest(opts: { labels: readonly string[] }): ApiRequest {
-  const filters = JSON.stringify({ type: ["container"], label: opts.labels });
+  const filters = JSON.stringify({
+    type: ["container"],
+    ...(opts.labels.length > 0 ? { label: opts.labels } : {}),
+  });
   return { method: "GET", path: `${API_PREFIX}/events${query({ stream: true, filters })}` };
 }
 
