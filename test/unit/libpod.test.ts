@@ -519,6 +519,12 @@ const API = {
     404,
     '{"cause":"no such container","message":"no container with name or ID \\"nope-xyz\\" found: no such container","response":404}',
   ),
+  // An inspect racing the container's removal (seen after a podman event).
+  goneMeanwhile: libpodErrorFromBody(
+    "inspect",
+    500,
+    '{"cause":"no such container","message":"container cc98d71e984432c5c141fb1741092f3fd1580dfec3d1657bd88c24af0ec46d3a does not exist in database: no such container","response":500}',
+  ),
   nameInUse: libpodErrorFromBody(
     "create",
     500,
@@ -557,7 +563,7 @@ describe("error classifiers on the API's errors", () => {
   test("isAddressInUse", () => only(isAddressInUse, ["addressInUse"]));
   test("isNoSuchImage", () => only(isNoSuchImage, ["imageNotKnown"]));
   test("isPullFailure", () => only(isPullFailure, ["pullRefused"]));
-  test("isNoSuchContainer", () => only(isNoSuchContainer, ["noContainer"]));
+  test("isNoSuchContainer", () => only(isNoSuchContainer, ["noContainer", "goneMeanwhile"]));
   test("isNameInUse: a create's clash and a rename's", () =>
     only(isNameInUse, ["nameInUse", "renameTaken"]));
 

@@ -111,6 +111,7 @@ function scriptedView(initial: ContainerStatus[] = []) {
   let lists = 0;
   let holdInspect: Promise<void> | undefined;
   const view = new ObservedView({
+    node: "local",
     list: () => {
       lists++;
       return Promise.resolve([...podman.values()]);
@@ -256,6 +257,7 @@ describe("ObservedView", () => {
     let finishList!: (cs: ContainerStatus[]) => void;
     const inspected: string[] = [];
     const view = new ObservedView({
+      node: "local",
       list: () => new Promise((r) => (finishList = r)),
       inspect: (id) => {
         inspected.push(id);
@@ -296,6 +298,26 @@ describe("ObservedView", () => {
     assert.equal(s.lists(), 2);
     assert.deepEqual(s.sleeps, [50, 100], "backoff between tries");
     assert.deepEqual(s.resyncs, [650], "how long the view was deaf");
+    await s.view.stop();
+  });
+
+  test("containers another node's agent labelled are left out, their events ignored", async () => {
+    const other = { ...container("o", "x-web"), labels: { "mcp.node": "elsewhere" } };
+    const byHand = { ...container("u", "by-hand"), labels: {} };
+    const s = scriptedView([container("m", "hello-web"), other, byHand]);
+    const started = s.view.start(60_000);
+    s.streams.last.open();
+    await started;
+    assert.deepEqual(
+      s.view.containers()?.map((c) => c.id),
+      ["m", "u"],
+    );
+    s.streams.last.onEvent({
+      ...event("start", "o2", "y-web"),
+      labels: { "mcp.node": "elsewhere" },
+    });
+    await tick();
+    assert.deepEqual(s.inspects, [], "not inspected");
     await s.view.stop();
   });
 

@@ -6,7 +6,12 @@
  * (view.ts, fed by podman's events) when it is current, else from a list.
  */
 import type { ComponentRow } from "../../registry/index.js";
-import { containerName, isSideContainer, splitContainerName } from "../../runtime/args.js";
+import {
+  LABEL_NODE,
+  containerName,
+  isSideContainer,
+  splitContainerName,
+} from "../../runtime/args.js";
 import type { ContainerStatus } from "../../runtime/types.js";
 import type { AgentContext } from "../context.js";
 import type { ContainerView, ObservedSnapshot } from "./snapshot.js";
@@ -23,6 +28,15 @@ export const REMOVED = "removed";
 export function observedStateOf(container: ContainerStatus | undefined): string {
   if (!container) return REMOVED;
   return container.state === "stopped" ? "exited" : container.state;
+}
+
+/**
+ * A container another node's agent labelled (agents sharing one podman: the
+ * test suite, a misconfiguration): neither ours nor unmanaged, never shown.
+ */
+export function isOtherNodes(labels: Record<string, string>, node: string): boolean {
+  const of = labels[LABEL_NODE];
+  return of !== undefined && of !== node;
 }
 
 export function componentKey(service: string, component: string): string {
@@ -130,7 +144,8 @@ export async function refreshObserved(
 ): Promise<ObservedSnapshot> {
   const listedAt = new Date().toISOString();
   const viewed = ctx.observed?.containers();
-  const containers = viewed ?? (await ctx.runtime.list());
+  const containers =
+    viewed ?? (await ctx.runtime.list()).filter((c) => !isOtherNodes(c.labels, ctx.settings.node));
   const rows = ctx.registry.components.list();
   const { byKey, unmanaged } = matchContainers(containers, rows);
   if (viewed && ctx.observed) {

@@ -3,8 +3,10 @@
  * fed by events"; docs/ARCHITECTURE.md "Observed state"): one list when the
  * event stream opens, then every container event applied as it arrives, so
  * `mcp ps`, `mcp status` and the monitor read memory instead of asking
- * podman. The view holds every container of the podman it talks to (our
- * own by their labels, the rest shown as unmanaged), keyed by id.
+ * podman. The view holds the containers of the podman it talks to, keyed
+ * by id: our own, and those no agent labelled (shown as unmanaged); those
+ * another node's agent labelled are left out, their events ignored (the
+ * stream is not filtered by podman: it cannot say "this label or none").
  *
  * An event only says that a container changed; the view then inspects it
  * (a few ms on the API) for the whole status: ports, start time, exit code.
@@ -25,6 +27,7 @@ import type { ContainerStatus } from "../../runtime/types.js";
 import type { ContainerEvent, EventWatch } from "../../runtime/libpod/events.js";
 import type { Logger } from "../../util/log.js";
 import { errorMessage } from "../../util/errors.js";
+import { isOtherNodes } from "./refresh.js";
 import type { ContainerView } from "./snapshot.js";
 
 /** Actions after which a container's status may differ (exec, attach, mount… change nothing). */
@@ -59,6 +62,8 @@ export interface ContainerChange {
 }
 
 export interface ObservedViewDeps {
+  /** This agent's node name (the `mcp.node` label of its containers). */
+  node: string;
   list(): Promise<ContainerStatus[]>;
   /** By id; undefined when the container is gone. */
   inspect(id: string): Promise<ContainerStatus | undefined>;
@@ -154,7 +159,9 @@ export class ObservedView implements ContainerView {
         this.#buffered = [];
         const listed = await this.#deps.list();
         this.#byId.clear();
-        for (const c of listed) this.#byId.set(c.id, c);
+        for (const c of listed) {
+          if (!isOtherNodes(c.labels, this.#deps.node)) this.#byId.set(c.id, c);
+        }
         const buffered = this.#buffered;
         this.#buffered = undefined;
         for (const event of buffered) this.#onEvent(event);
@@ -194,6 +201,7 @@ export class ObservedView implements ContainerView {
 
   #onEvent(event: ContainerEvent): void {
     if (!changesStatus(event.action) || event.id === "") return;
+    if (isOtherNodes(event.labels, this.#deps.node)) return;
     if (this.#buffered) {
       this.#buffered.push(event);
       return;

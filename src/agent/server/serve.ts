@@ -162,6 +162,7 @@ export async function serveAgent(
     const monitor = new Monitor(ctx, config.monitor);
     view = api
       ? new ObservedView({
+          node: ctx.settings.node,
           list: () => runtime.list(),
           inspect: (id) => runtime.inspect(id),
           watch: (onEvent) => watchEvents(api.runtime.client, [], onEvent),

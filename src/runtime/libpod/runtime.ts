@@ -7,7 +7,7 @@
  * that ../args.ts classifies as it does the CLI's stderr.
  */
 import { PassThrough, type Readable } from "node:stream";
-import { parseInspectObject, parsePsJson } from "../args.js";
+import { isNoSuchContainer, parseInspectObject, parsePsJson } from "../args.js";
 import type {
   ContainerSpec,
   ContainerStatus,
@@ -238,7 +238,10 @@ export class PodmanApiRuntime implements Runtime {
     try {
       return parseInspectObject(await this.client.json(inspectRequest(name), { what: "inspect" }));
     } catch (err) {
-      if (err instanceof LibpodError && err.status === 404) return undefined;
+      // A container being removed meanwhile is a 500 "does not exist in database: no such container".
+      if (err instanceof LibpodError && (err.status === 404 || isNoSuchContainer(err))) {
+        return undefined;
+      }
       throw err;
     }
   }
