@@ -1,12 +1,12 @@
 /**
- * Pure functions around the podman CLI: the argv we send, the names and labels
- * we give containers, the JSON we read back, and what podman's error messages
- * mean. Everything here is tested on its outputs; podman.ts only spawns.
+ * Pure functions around podman: the `podman run` a person would type for a
+ * spec, the names and labels we give containers, the JSON the API answers,
+ * and what podman's errors mean. Everything here is tested on its outputs.
  */
 import { McpError } from "../util/errors.js";
 import { CommandError } from "../util/exec.js";
 import { LibpodError } from "./libpod/errors.js";
-import type { ContainerSpec, ContainerStatus, LogOptions } from "./types.js";
+import type { ContainerSpec, ContainerStatus } from "./types.js";
 
 /**
  * argv (after `podman`) for starting a component. Exactly what a person would
@@ -31,89 +31,6 @@ export function buildRunArgs(spec: ContainerSpec): string[] {
   for (const e of spec.env) args.push("-e", e);
   args.push(spec.image, ...spec.cmd);
   return args;
-}
-
-/** argv (after `podman`) for running `cmd` inside a container (health checks). */
-export function buildExecArgs(name: string, cmd: readonly string[]): string[] {
-  return ["exec", name, ...cmd];
-}
-
-/** argv (after `podman`) for `logs`. */
-export function buildLogsArgs(name: string, opts: LogOptions): string[] {
-  const args = ["logs"];
-  if (opts.tail !== undefined) args.push("--tail", String(opts.tail));
-  if (opts.follow) args.push("--follow");
-  if (opts.timestamps) args.push("--timestamps");
-  if (opts.since) args.push("--since", opts.since);
-  args.push(name);
-  return args;
-}
-
-/** argv (after `podman`) for `pull`; `--quiet` keeps the progress bars out of the captured output. */
-export function buildPullArgs(image: string): string[] {
-  return ["pull", "--quiet", image];
-}
-
-/** argv (after `podman`) for asking whether an image is in local storage (exit 1: no). */
-export function buildImageExistsArgs(image: string): string[] {
-  return ["image", "exists", image];
-}
-
-/** argv (after `podman`) for `stop`, waiting `timeoutSeconds` after SIGTERM before SIGKILL. */
-export function buildStopArgs(name: string, timeoutSeconds: number): string[] {
-  return ["stop", "-t", String(timeoutSeconds), name];
-}
-
-/** argv (after `podman`) for `start`. */
-export function buildStartArgs(name: string): string[] {
-  return ["start", name];
-}
-
-/**
- * argv (after `podman`) for `rm`. `--ignore` makes a missing container a
- * success; podman 4.3.1 refuses `-t` without `-f`, so the timeout only goes
- * with `force`.
- */
-export function buildRemoveArgs(
-  name: string,
-  opts: { force?: boolean; timeoutSeconds: number },
-): string[] {
-  return opts.force
-    ? ["rm", "-f", "-t", String(opts.timeoutSeconds), "--ignore", name]
-    : ["rm", "--ignore", name];
-}
-
-/** argv (after `podman`) for `restart`, with the same grace period as `stop`. */
-export function buildRestartArgs(name: string, timeoutSeconds: number): string[] {
-  return ["restart", "-t", String(timeoutSeconds), name];
-}
-
-/** argv (after `podman`) for renaming a container. */
-export function buildRenameArgs(from: string, to: string): string[] {
-  return ["rename", from, to];
-}
-
-/**
- * argv (after `podman`) for inspecting a container as JSON (parseInspectJson).
- * `container inspect`, not `inspect`: the latter also matches images of that name.
- */
-export function buildInspectArgs(name: string): string[] {
-  return ["container", "inspect", "--format", "json", name];
-}
-
-/** argv (after `podman`) for listing all containers, stopped ones too, as JSON (parsePsJson). */
-export function buildListArgs(): string[] {
-  return ["ps", "-a", "--format", "json"];
-}
-
-/** argv (after `podman`) printing just the client version. */
-export function buildVersionArgs(): string[] {
-  return ["version", "--format", "{{.Client.Version}}"];
-}
-
-/** argv (after `podman`) printing the storage graphRoot and runRoot, one a line. */
-export function buildStoragePathsArgs(): string[] {
-  return ["info", "--format", "{{.Store.GraphRoot}}\n{{.Store.RunRoot}}"];
 }
 
 /** `<service>-<component>`, or just `<service>` for a component named like its service. */
@@ -282,11 +199,6 @@ function parsePsEntry(c: Json): ContainerStatus {
   const exitCode = num(c.ExitCode);
   if (hasExited(state) && exitCode !== undefined) status.exitCode = exitCode;
   return status;
-}
-
-/** `podman container inspect --format json` (an array, one entry per name asked for). */
-export function parseInspectJson(json: string): ContainerStatus[] {
-  return parseJsonArray(json, "podman inspect").filter(isObject).map(parseInspectEntry);
 }
 
 /**

@@ -7,20 +7,7 @@ export type {
   Runtime,
 } from "./types.js";
 export {
-  buildExecArgs,
-  buildImageExistsArgs,
-  buildInspectArgs,
-  buildListArgs,
-  buildLogsArgs,
-  buildPullArgs,
-  buildRemoveArgs,
-  buildRenameArgs,
-  buildRestartArgs,
   buildRunArgs,
-  buildStartArgs,
-  buildStopArgs,
-  buildStoragePathsArgs,
-  buildVersionArgs,
   containerName,
   isAddressInUse,
   isInvalidSince,
@@ -32,12 +19,10 @@ export {
   LABEL_NODE,
   LABEL_SERVICE,
   mcpLabels,
-  parseInspectJson,
   parseInspectObject,
   parsePsJson,
   splitContainerName,
 } from "./args.js";
-export { PodmanRuntime, type PodmanOptions } from "./podman.js";
 export { PodmanApiRuntime, type PodmanApiOptions, type StorageInfo } from "./libpod/runtime.js";
 export { PodmanService, checkStorage, type PodmanServiceOptions } from "./libpod/service.js";
 export { LibpodClient } from "./libpod/client.js";

@@ -3,7 +3,7 @@
  * containers and images in maps, records every call (and every ContainerSpec
  * it was asked to run), and can be told to fail the next call(s) of an
  * operation with the CommandError podman would have raised. It behaves like
- * PodmanRuntime where the agent relies on it: `remove` of a missing container
+ * the real runtime (PodmanApiRuntime) where the agent relies on it: `remove` of a missing container
  * succeeds, a failed `run` leaves nothing behind, `run` refuses a taken name,
  * and `run` reports "address already in use" when another running container
  * publishes one of its host ports.
@@ -258,7 +258,7 @@ export class FakeRuntime implements Runtime {
     for (const p of spec.ports) {
       const hostPort = parsePortMapping(p)?.hostPort;
       if (hostPort !== undefined && (taken.has(hostPort) || this.hostBusy.has(hostPort))) {
-        // Podman leaves a Created container behind; PodmanRuntime removes it.
+        // Podman leaves a Created container behind; PodmanApiRuntime removes it.
         throw addressInUse(hostPort);
       }
     }
