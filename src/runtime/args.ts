@@ -1,37 +1,12 @@
 /**
- * Pure functions around podman: the `podman run` a person would type for a
- * spec, the names and labels we give containers, the JSON the API answers,
- * and what podman's errors mean. Everything here is tested on its outputs.
+ * Pure functions around podman: the names and labels we give containers, the
+ * JSON the API answers, and what podman's errors mean. Everything here is
+ * tested on its outputs.
  */
 import { McpError } from "../util/errors.js";
 import { CommandError } from "../util/exec.js";
 import { LibpodError } from "./libpod/errors.js";
-import type { ContainerSpec, ContainerStatus } from "./types.js";
-
-/**
- * argv (after `podman`) for starting a component. Exactly what a person would
- * type, nothing more: no `--pull` (the agent pulls in its own step) and no
- * extra defaults, so the hot path is a plain `podman run`.
- */
-export function buildRunArgs(spec: ContainerSpec): string[] {
-  const args = ["run", "-d", "--name", spec.name];
-  if (spec.network) args.push("--network", spec.network);
-  if (spec.user) args.push("--user", spec.user);
-  if (spec.restart) args.push("--restart", spec.restart);
-  if (spec.memory) args.push("--memory", spec.memory);
-  if (spec.cpus) args.push("--cpus", String(spec.cpus));
-  if (spec.pids) args.push("--pids-limit", String(spec.pids));
-  if (spec.logMaxSize) args.push("--log-opt", `max-size=${spec.logMaxSize}`);
-  // Sorted so the same spec always gives the same argv (stable tests and logs).
-  for (const key of Object.keys(spec.labels).sort()) {
-    args.push("--label", `${key}=${spec.labels[key]}`);
-  }
-  for (const p of spec.ports) args.push("-p", p);
-  for (const v of spec.volumes) args.push("-v", v);
-  for (const e of spec.env) args.push("-e", e);
-  args.push(spec.image, ...spec.cmd);
-  return args;
-}
+import type { ContainerStatus } from "./types.js";
 
 /** `<service>-<component>`, or just `<service>` for a component named like its service. */
 export function containerName(service: string, component: string): string {

@@ -7,7 +7,6 @@ export type {
   Runtime,
 } from "./types.js";
 export {
-  buildRunArgs,
   containerName,
   isAddressInUse,
   isInvalidSince,

@@ -12,7 +12,6 @@
  */
 import { PassThrough } from "node:stream";
 import { setImmediate as yieldTurn } from "node:timers/promises";
-import { buildRunArgs } from "../../src/runtime/args.js";
 import type {
   ContainerSpec,
   ContainerStatus,
@@ -190,10 +189,9 @@ export class FakeRuntime implements Runtime {
     return this.callsOf("run").map((c) => c.spec as ContainerSpec);
   }
 
-  /** `podman run` argv (after `podman`) of the last run of `name`. */
-  lastRunArgs(name: string): string[] | undefined {
-    const spec = this.runs.filter((s) => s.name === name).pop();
-    return spec && buildRunArgs(spec);
+  /** The ContainerSpec of the last run of `name`. */
+  lastRun(name: string): ContainerSpec | undefined {
+    return this.runs.filter((s) => s.name === name).pop();
   }
 
   /** Adds a container as if created outside the agent (by hand, or by another tool). */

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
-  buildRunArgs,
   containerName,
   isAddressInUse,
   isNameInUse,
@@ -12,122 +11,8 @@ import {
   parseInspectObject,
   parsePsJson,
   splitContainerName,
-  type ContainerSpec,
 } from "../../src/runtime/index.js";
 import { CommandError } from "../../src/util/exec.js";
-
-function spec(
-  fields: Partial<ContainerSpec> & Pick<ContainerSpec, "name" | "image">,
-): ContainerSpec {
-  return { labels: {}, ports: [], volumes: [], env: [], cmd: [], ...fields };
-}
-
-describe("buildRunArgs", () => {
-  test("original example: env only", () => {
-    const args = buildRunArgs(
-      spec({ name: "test-app", image: "img:latest", env: ["PORT=12345", "PORT_GRPC=12346"] }),
-    );
-    assert.deepEqual(
-      args.join(" "),
-      "run -d --name test-app -e PORT=12345 -e PORT_GRPC=12346 img:latest",
-    );
-  });
-
-  test("original example: network, port, volume, env", () => {
-    const args = buildRunArgs(
-      spec({
-        name: "svc-api",
-        image: "img:latest",
-        network: "net",
-        ports: ["127.0.0.1:12345:8443"],
-        volumes: ["/srv:/srv"],
-        env: ["PORT=12345"],
-      }),
-    );
-    assert.deepEqual(args, [
-      "run", "-d", "--name", "svc-api",
-      "--network", "net",
-      "-p", "127.0.0.1:12345:8443",
-      "-v", "/srv:/srv",
-      "-e", "PORT=12345",
-      "img:latest",
-    ]); // prettier-ignore
-  });
-
-  test("every field, in order: flags, sorted labels, -p, -v, -e, image, cmd", () => {
-    const args = buildRunArgs({
-      name: "mcq",
-      image: "localhost/mcq:v0.3.2",
-      network: "mcpnet",
-      user: "0:0",
-      restart: "unless-stopped",
-      labels: { "mcp.service": "mcq", "mcp.component": "mcq", "mcp.node": "rift" },
-      ports: ["127.0.0.1:57546:57546", "127.0.0.1:57547:57547/udp"],
-      volumes: ["/srv/mcq:/srv/mcq", "/etc/ssl:/etc/ssl:ro"],
-      env: ["LOG=debug", "PORT=57546"],
-      cmd: ["server", "--config", "/srv/mcq/mcq.toml"],
-    });
-    assert.deepEqual(args, [
-      "run", "-d", "--name", "mcq",
-      "--network", "mcpnet",
-      "--user", "0:0",
-      "--restart", "unless-stopped",
-      "--label", "mcp.component=mcq",
-      "--label", "mcp.node=rift",
-      "--label", "mcp.service=mcq",
-      "-p", "127.0.0.1:57546:57546",
-      "-p", "127.0.0.1:57547:57547/udp",
-      "-v", "/srv/mcq:/srv/mcq",
-      "-v", "/etc/ssl:/etc/ssl:ro",
-      "-e", "LOG=debug",
-      "-e", "PORT=57546",
-      "localhost/mcq:v0.3.2",
-      "server", "--config", "/srv/mcq/mcq.toml",
-    ]); // prettier-ignore
-  });
-
-  test("resource limits and the log size cap come after the other flags", () => {
-    const args = buildRunArgs(
-      spec({
-        name: "api",
-        image: "localhost/api:v1",
-        restart: "always",
-        memory: "256m",
-        cpus: 0.5,
-        pids: 128,
-        logMaxSize: "10m",
-        env: ["A=1"],
-      }),
-    );
-    assert.deepEqual(args, [
-      "run", "-d", "--name", "api",
-      "--restart", "always",
-      "--memory", "256m",
-      "--cpus", "0.5",
-      "--pids-limit", "128",
-      "--log-opt", "max-size=10m",
-      "-e", "A=1",
-      "localhost/api:v1",
-    ]); // prettier-ignore
-  });
-
-  test("absent or zero resources add nothing", () => {
-    const args = buildRunArgs(
-      spec({ name: "a", image: "localhost/a:v1", memory: "", cpus: 0, pids: 0, logMaxSize: "" }),
-    );
-    assert.deepEqual(args, ["run", "-d", "--name", "a", "localhost/a:v1"]);
-  });
-
-  test("empty optional flags are omitted and nothing is added (no --pull)", () => {
-    const args = buildRunArgs(spec({ name: "a", image: "localhost/a:v1", network: "", user: "" }));
-    assert.deepEqual(args, ["run", "-d", "--name", "a", "localhost/a:v1"]);
-  });
-
-  test("values with spaces or shell characters stay single argv entries", () => {
-    const args = buildRunArgs(spec({ name: "a", image: "i:v1", env: ["MSG=a b; rm -rf /"] }));
-    assert.deepEqual(args.slice(4), ["-e", "MSG=a b; rm -rf /", "i:v1"]);
-  });
-});
 
 describe("container names", () => {
   test("containerName", () => {
