@@ -4,7 +4,6 @@
  * tested on its outputs.
  */
 import { McpError } from "../util/errors.js";
-import { CommandError } from "../util/exec.js";
 import { LibpodError } from "./libpod/errors.js";
 import type { ContainerStatus } from "./types.js";
 
@@ -216,45 +215,40 @@ function parseInspectEntry(c: Json): ContainerStatus {
 }
 
 // ---------------------------------------------------------------- error classifiers
-// Matched against the stderr podman 4.3.1 prints, or the message and cause its
-// API answers (src/runtime/libpod/): the same words, since both come from the
-// same Go errors. Examples of both are in the unit tests.
+// Matched against the message and cause podman's API answers (LibpodError,
+// src/runtime/libpod/): the words of podman's own Go errors, which its CLI
+// prints too. The captured bodies are in test/unit/libpod.test.ts.
 
-function stderrMatches(err: unknown, pattern: RegExp): boolean {
-  if (err instanceof CommandError) return pattern.test(err.stderr);
-  if (err instanceof LibpodError) return pattern.test(`${err.apiMessage}\n${err.apiCause}`);
-  return false;
+function podmanSays(err: unknown, pattern: RegExp): boolean {
+  return err instanceof LibpodError && pattern.test(`${err.apiMessage}\n${err.apiCause}`);
 }
 
-/** `-p` asked for a host port something else holds (podman exits 126, container left Created). */
+/** A port mapping asked for a host port something else holds (the start failed). */
 export function isAddressInUse(err: unknown): boolean {
-  return stderrMatches(err, /address already in use/i);
+  return podmanSays(err, /address already in use/i);
 }
 
-/** The image is not in local storage (`--pull=never`, rmi, image inspect) or the registry lacks it. */
+/** The image is not in local storage (create never pulls) or the registry lacks it. */
 export function isNoSuchImage(err: unknown): boolean {
-  return stderrMatches(err, /image not known|manifest unknown|name unknown|no such image/i);
+  return podmanSays(err, /image not known|manifest unknown|name unknown|no such image/i);
 }
 
-/** A pull (explicit, or implied by `run`) failed: registry unreachable, unknown, refused. */
+/** A pull failed: registry unreachable, unknown, refused. */
 export function isPullFailure(err: unknown): boolean {
-  return stderrMatches(
+  return podmanSays(
     err,
     /initializing source|pinging container registry|reading manifest|unable to pull|manifest unknown/i,
   );
 }
 
-/** stop/start/rm/logs/container inspect named a container that does not exist. */
+/** stop/start/restart/rename/exec/logs named a container that does not exist. */
 export function isNoSuchContainer(err: unknown): boolean {
-  return stderrMatches(err, /no such container/i);
+  return podmanSays(err, /no such container/i);
 }
 
-/**
- * `logs --since` got a value podman cannot read (the CLI: `parsing --since
- * "x"`; the API: `failed to parse query parameter 'since'`).
- */
+/** Logs were asked `since` a value podman cannot read (`failed to parse query parameter 'since'`). */
 export function isInvalidSince(err: unknown): boolean {
-  return stderrMatches(err, /parsing --since|parse query parameter 'since'/i);
+  return podmanSays(err, /parse query parameter 'since'/i);
 }
 
 /**
@@ -272,11 +266,11 @@ export async function ifContainerExists(op: Promise<void>): Promise<boolean> {
 }
 
 /**
- * `run --name` clashed with an existing container (which run must leave
- * alone), or `rename` to a taken name (`name X already in use, cannot rename`).
+ * A create whose name an existing container has (which run must leave
+ * alone), or a rename to a taken name (`name X already in use, cannot rename`).
  */
 export function isNameInUse(err: unknown): boolean {
-  return stderrMatches(
+  return podmanSays(
     err,
     /name "[^"]*" is already in use|that name is already in use|already in use, cannot rename/i,
   );

@@ -26,4 +26,3 @@ export { PodmanApiRuntime, type PodmanApiOptions, type StorageInfo } from "./lib
 export { PodmanService, checkStorage, type PodmanServiceOptions } from "./libpod/service.js";
 export { LibpodClient } from "./libpod/client.js";
 export { LibpodError } from "./libpod/errors.js";
-export { CommandError } from "../util/exec.js";

@@ -55,8 +55,9 @@ import { silentLogger } from "../../src/util/log.js";
 import {
   FakeRuntime,
   addressInUse,
+  apiError,
   imageNotKnown,
-  podmanError,
+  noAnswer,
   pullRefused,
   runFailed,
 } from "../helpers/fake-runtime.js";
@@ -760,12 +761,12 @@ describe("undeploy and lifecycle errors", () => {
   test("a runtime failure in stop is that component's failure, with an event", async () => {
     const { ctx, runtime, registry } = harness();
     await deployOk(ctx, example("multi"));
-    runtime.failNext("stop", runFailed("the OCI runtime is wedged"));
+    runtime.failNext("stop", apiError("stop", 500, "the OCI runtime is wedged"));
     const results = await stopService(ctx, "multi");
     assert.equal(results[0]?.success, false);
     assert.match(
       results[0]?.error ?? "",
-      /^stop: podman run exited 126: Error: the OCI runtime is wedged/,
+      /^stop: podman API stop HTTP 500: the OCI runtime is wedged/,
     );
     assert.equal(results[1]?.success, true);
     assert.ok(eventKinds(registry, "multi").includes("stop_failed"));
@@ -974,10 +975,7 @@ describe("deploy: failures roll back", () => {
       assert.ok(r.error.startsWith("pull: "), r.error);
       assert.deepEqual(r.routes, []);
     }
-    assert.match(
-      results[0]?.error ?? "",
-      /^pull: podman pull exited 125: Error: initializing source/,
-    );
+    assert.match(results[0]?.error ?? "", /^pull: podman API pull HTTP 200: initializing source/);
     assert.equal(registry.services.get("multi"), undefined);
     assert.deepEqual(registry.components.list(), []);
     assert.deepEqual(registry.routes.list(), []);
@@ -1045,11 +1043,16 @@ describe("deploy: failures roll back", () => {
     // podman is wedged: the stop of the old container fails, so it keeps running.
     runtime.failNext(
       "stop",
-      podmanError("stop", 125, "Error: cannot stop container: container state improper\n"),
+      apiError(
+        "stop",
+        500,
+        "cannot stop container: container state improper",
+        "container state improper",
+      ),
     );
     const results = await deploy(ctx, request(example("hello")));
     assert.equal(results[0]?.success, false);
-    assert.match(results[0]?.error ?? "", /^set aside old container: podman stop exited 125/);
+    assert.match(results[0]?.error ?? "", /^set aside old container: podman API stop HTTP 500/);
     assert.equal(results[0]?.outcome, "failed");
     assert.equal(runtime.containers.get("hello-web")?.state, "running");
     assert.deepEqual(
@@ -1106,7 +1109,10 @@ describe("deploy: failures roll back", () => {
     runtime.failNext("run", (_name, spec) => addressInUse(routePortOf(spec)), 3);
     const results = await deploy(ctx, request(example("hello")));
     assert.equal(results[0]?.success, false);
-    assert.match(results[0]?.error ?? "", /^run: podman run exited 126: .*address already in use$/);
+    assert.match(
+      results[0]?.error ?? "",
+      /^run: podman API start HTTP 500: .*address already in use$/,
+    );
     assert.equal(runtime.runs.length, 3);
     assert.equal(runtime.containers.size, 0);
     assert.deepEqual(registry.routes.heldHostPorts(), []);
@@ -1150,7 +1156,7 @@ describe("deploy: failures roll back", () => {
         ["web", true],
       ],
     );
-    assert.match(results[0]?.error ?? "", /^run: podman run exited 126: Error: crun: /);
+    assert.match(results[0]?.error ?? "", /^run: podman API start HTTP 500: crun: /);
     assert.equal(runtime.callsOf("run").filter((c) => c.arg === "multi-api").length, 1);
     // The failed brand-new component is dropped; the service stays for the web.
     assert.deepEqual(
@@ -1492,7 +1498,7 @@ describe("nodeStatus", () => {
     const b = harness();
     a.runtime.versionString = "4.3.1";
     b.runtime.versionString = "5.0.2";
-    b.runtime.failNext("version", runFailed("podman is not answering"));
+    b.runtime.failNext("version", noAnswer("version"));
     assert.equal((await nodeStatus(a.ctx)).runtimeVersion, "4.3.1");
     assert.equal((await nodeStatus(b.ctx)).runtimeVersion, "", "failed: empty, not an error");
     assert.equal((await nodeStatus(b.ctx)).runtimeVersion, "5.0.2", "asked again");
