@@ -8,20 +8,22 @@ export type {
 } from "./types.js";
 export {
   containerName,
+  LABEL_COMPONENT,
+  LABEL_NODE,
+  LABEL_SERVICE,
+  mcpLabels,
+  splitContainerName,
+} from "./args.js";
+export {
+  ifContainerExists,
   isAddressInUse,
   isInvalidSince,
   isNameInUse,
   isNoSuchContainer,
   isNoSuchImage,
   isPullFailure,
-  LABEL_COMPONENT,
-  LABEL_NODE,
-  LABEL_SERVICE,
-  mcpLabels,
-  parseInspectObject,
-  parsePsJson,
-  splitContainerName,
-} from "./args.js";
+} from "./errors.js";
+export { parseInspectObject, parsePsJson } from "./libpod/status.js";
 export { PodmanApiRuntime, type PodmanApiOptions, type StorageInfo } from "./libpod/runtime.js";
 export { PodmanService, checkStorage, type PodmanServiceOptions } from "./libpod/service.js";
 export { LibpodClient } from "./libpod/client.js";

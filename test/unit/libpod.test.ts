@@ -361,7 +361,7 @@ describe("answers", () => {
     assert.equal(removeReportError("garbage"), undefined);
   });
 
-  test("an inspect object is parsed as the CLI's array entry", () => {
+  test("an inspect object, as the API answers it", () => {
     const s = parseInspectObject({
       Id: "5e28",
       Name: "mcp-probe-a",

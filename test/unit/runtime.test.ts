@@ -1,3 +1,8 @@
+/**
+ * src/runtime's pure parts beside the API's requests: the names and labels
+ * MCP gives containers (args.ts), and the container JSON read into
+ * ContainerStatus (libpod/status.ts), on captured answers.
+ */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
@@ -75,7 +80,8 @@ describe("container names", () => {
   });
 });
 
-// Captured from `podman ps -a --format json` (podman 4.3.1, this machine), trimmed:
+// Captured from `podman ps -a --format json` (podman 4.3.1, this machine; the
+// API's list answers the same JSON), trimmed:
 // a running container with mcp labels, one that exited 3, one only created (Go's
 // zero time in StartedAt, a published range and a udp port), and one from an
 // image without labels (Labels: null).
@@ -208,8 +214,8 @@ describe("parsePsJson", () => {
   });
 });
 
-// Captured from `podman container inspect --format json` (podman 4.3.1), trimmed to
-// the fields we read plus a few neighbours.
+// Captured from `podman container inspect --format json` (podman 4.3.1; the API's
+// inspect answers each entry alone), trimmed to the fields we read plus a few neighbours.
 const INSPECT_SAMPLE = `[
   {
     "Id": "5e28a9369e1285121e28575315f909c813718146d9f0f6d32f544fcb6352ee3a",

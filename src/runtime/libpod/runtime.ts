@@ -1,11 +1,10 @@
 /**
  * The Runtime on Podman's libpod REST API (issue 9), the agent's only one:
  * each operation is one or a few calls on the service's socket (service.ts).
- * Requests come from requests.ts (pure, unit-tested), answers are parsed in
- * ../args.ts, and failures are LibpodErrors that ../args.ts classifies.
+ * Requests come from requests.ts and answers are read by status.ts (both
+ * pure, unit-tested); failures are LibpodErrors, which ../errors.ts classifies.
  */
 import { PassThrough, type Readable } from "node:stream";
-import { parseInspectObject, parsePsJson } from "../args.js";
 import type {
   ContainerSpec,
   ContainerStatus,
@@ -16,6 +15,7 @@ import type {
 } from "../types.js";
 import { asLibpodError, demuxFrames, LibpodClient } from "./client.js";
 import { LibpodError } from "./errors.js";
+import { parseInspectObject, parsePsJson } from "./status.js";
 import {
   createRequest,
   execCreateRequest,
