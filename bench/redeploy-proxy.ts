@@ -11,8 +11,8 @@
  *    later, so a short gap mostly delays requests; a longer one answers 503);
  *  - by hand: what the proxy sees when an operator replaces the agent's
  *    container in place, `podman rm -f` + `podman run` of the same container
- *    (its own create command, read back from `podman container inspect`) on
- *    the same host port, while HAProxy keeps pointing at that port.
+ *    (name, labels, host port, env) on the same host port, while HAProxy
+ *    keeps pointing at that port.
  *
  *   node --import tsx bench/redeploy-proxy.ts [--runs N] [--loops N]
  *
@@ -42,7 +42,17 @@ import {
   l7Definition,
   type NodeServicesJson,
 } from "../test/helpers/live-agent.js";
-import { intArg, ms, roundStats, sleep, stats, timed, waitHttp200, withCleanup } from "./lib.js";
+import {
+  intArg,
+  ms,
+  rawRunArgv,
+  roundStats,
+  sleep,
+  stats,
+  timed,
+  waitHttp200,
+  withCleanup,
+} from "./lib.js";
 
 const NODE = "bench-rp";
 const SERVICE = "benchrp";
@@ -210,34 +220,20 @@ async function hostPort(agent: LiveAgent): Promise<number> {
 }
 
 /**
- * The in-place replacement typed by hand: the agent's container's own
- * `podman run` argv (podman keeps it as CreateCommand), with the new RELEASE;
- * prepared before the window, so only `rm -f`, `run` and the wait count.
+ * The in-place replacement typed by hand: `podman run` of the agent's
+ * container as an operator would type it (its name, labels, host port,
+ * PORT, the new RELEASE); prepared before the window, so only `rm -f`,
+ * `run` and the wait count.
  */
 async function handDeploy(agent: LiveAgent, release: string) {
   const port = await hostPort(agent);
-  const { stdout } = await runCommand([
-    "podman",
-    "container",
-    "inspect",
-    "--format",
-    "json",
-    CONTAINER,
+  const run = rawRunArgv(CONTAINER, NODE, port, [
+    ...["--label", `mcp.service=${SERVICE}`, "--label", "mcp.component=web"],
+    ...["-e", `RELEASE=${release}`],
   ]);
-  const [info] = JSON.parse(stdout) as { Config?: { CreateCommand?: string[] } }[];
-  const argv = info?.Config?.CreateCommand;
-  if (!argv || argv[1] !== "run" || !argv.includes(`127.0.0.1:${port}:${port}`)) {
-    throw new Error(`${CONTAINER}: no usable create command (${JSON.stringify(argv)})`);
-  }
-  // A container promoted by a swap was created as `<name>.next`: the hand-typed one is `<name>`.
-  const run = argv.map((a, i) =>
-    argv[i - 1] === "--name" ? CONTAINER : a.startsWith("RELEASE=") ? `RELEASE=${release}` : a,
-  );
-  if (!run.includes(`RELEASE=${release}`))
-    throw new Error(`${CONTAINER}: no RELEASE in ${argv.join(" ")}`);
   return async () => {
     await runCommand(["podman", "rm", "-f", "-t", "10", CONTAINER]);
-    await runCommand(["podman", ...run.slice(1)]);
+    await runCommand(run);
     await waitHttp200(port);
   };
 }

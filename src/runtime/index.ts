@@ -7,39 +7,24 @@ export type {
   Runtime,
 } from "./types.js";
 export {
-  buildExecArgs,
-  buildImageExistsArgs,
-  buildInspectArgs,
-  buildListArgs,
-  buildLogsArgs,
-  buildPullArgs,
-  buildRemoveArgs,
-  buildRenameArgs,
-  buildRestartArgs,
-  buildRunArgs,
-  buildStartArgs,
-  buildStopArgs,
-  buildStoragePathsArgs,
-  buildVersionArgs,
   containerName,
+  LABEL_COMPONENT,
+  LABEL_NODE,
+  LABEL_SERVICE,
+  mcpLabels,
+  splitContainerName,
+} from "./args.js";
+export {
+  ifContainerExists,
   isAddressInUse,
   isInvalidSince,
   isNameInUse,
   isNoSuchContainer,
   isNoSuchImage,
   isPullFailure,
-  LABEL_COMPONENT,
-  LABEL_NODE,
-  LABEL_SERVICE,
-  mcpLabels,
-  parseInspectJson,
-  parseInspectObject,
-  parsePsJson,
-  splitContainerName,
-} from "./args.js";
-export { PodmanRuntime, type PodmanOptions } from "./podman.js";
+} from "./errors.js";
+export { parseInspectObject, parsePsJson } from "./libpod/status.js";
 export { PodmanApiRuntime, type PodmanApiOptions, type StorageInfo } from "./libpod/runtime.js";
 export { PodmanService, checkStorage, type PodmanServiceOptions } from "./libpod/service.js";
 export { LibpodClient } from "./libpod/client.js";
 export { LibpodError } from "./libpod/errors.js";
-export { CommandError } from "../util/exec.js";

@@ -5,12 +5,19 @@
  */
 import type { Readable } from "node:stream";
 
-/** Everything `podman run` needs for one component. */
+/**
+ * One component's container, in `podman run`'s terms: each field means what
+ * the flag it names means (libpod/requests.ts makes the API's create body of it).
+ */
 export interface ContainerSpec {
+  /** `--name`. */
   name: string;
   image: string;
+  /** `--network`. */
   network?: string;
+  /** `--user`. */
   user?: string;
+  /** `--restart`. */
   restart?: string;
   /** `--memory`, podman's syntax (`256m`). */
   memory?: string;
@@ -20,12 +27,13 @@ export interface ContainerSpec {
   pids?: number;
   /** `--log-opt max-size=…` (`10m`): the k8s-file log driver truncates the log there. */
   logMaxSize?: string;
+  /** `--label` each. */
   labels: Record<string, string>;
   /** `-p` mappings, verbatim (`127.0.0.1:12345:12345`). */
   ports: string[];
   /** `-v` mappings, verbatim (`/srv/svc:/srv/svc`). */
   volumes: string[];
-  /** `KEY=VALUE` entries. */
+  /** `-e KEY=VALUE` entries. */
   env: string[];
   /** Arguments after the image. */
   cmd: string[];
@@ -72,8 +80,8 @@ export interface LogStream {
   stderr: Readable;
   /**
    * Settles when the command ends: resolves on success or after kill(),
-   * rejects with the runtime's error otherwise (a CommandError from the CLI,
-   * a LibpodError from the API; e.g. no such container).
+   * rejects with the runtime's error otherwise (a LibpodError; e.g. no such
+   * container).
    */
   done: Promise<void>;
   kill(): void;

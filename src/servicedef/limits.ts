@@ -10,11 +10,11 @@
  *
  * Why these numbers: Linux refuses any single argv or environment string
  * over MAX_ARG_STRLEN (128 KiB) and the whole of them over ARG_MAX (2 MiB
- * with the default 8 MiB stack). One env entry or cmd argument is capped
- * well below the first; env and cmd together, the largest part of the
- * `podman run` argv, well below the second; and a whole definition, which
- * bounds every argv the agent builds from it (TOML escapes only ever
- * shrink), at half of it.
+ * with the default 8 MiB stack), and the container's process is started
+ * with its env and cmd. One env entry or cmd argument is capped well below
+ * the first; env and cmd together well below the second; and a whole
+ * definition, which bounds every container the agent makes of it (TOML
+ * escapes only ever shrink), at half of it.
  */
 
 /** The limits validation applies; the agent's `[limits]` table names each in snake_case. */

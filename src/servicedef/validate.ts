@@ -3,10 +3,11 @@
  *
  * Every rule reports a Problem with the field path and what was expected,
  * and checking goes on, so one run lists every problem in the file. The
- * strings checked here end up in container names and podman argv, so the
- * rules are allow-lists, not deny-lists: none lets through a value podman
- * could read as an option (one starting with "-"), a NUL, or anything larger
- * than the limits in limits.ts.
+ * strings checked here end up in container names, in what podman is asked
+ * to run and in the podman commands an operator types from them, so the
+ * rules are allow-lists, not deny-lists: none lets through a value a podman
+ * command line could read as an option (one starting with "-"), a NUL, or
+ * anything larger than the limits in limits.ts.
  */
 import { at, defined, quote, ECHO_MAX, TableChecker, type Parse } from "../util/checker.js";
 import type { Problem } from "../util/errors.js";
@@ -40,7 +41,7 @@ export const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const ROUTE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 // Neither may start with "-" or "." (`--privileged` is not a user).
 const NETWORK_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-// Neither user nor group may start with "-" or ".": the value follows `--user` in podman's argv.
+// Neither user nor group may start with "-" or ".": on a command line the value follows `--user`.
 const USER_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/;
 const RESTART_RE = /^(no|always|on-failure(:[0-9]{1,6})?|unless-stopped)$/;
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -264,7 +265,7 @@ class Checker extends TableChecker {
     });
   };
 
-  /** Env and cmd are the bulk of the `podman run` argv; the kernel caps its total. */
+  /** Env and cmd start the container's process; the kernel caps their total. */
   argvSize(strings: (string | undefined)[], path: string): void {
     let total = 0;
     for (const s of strings) if (s !== undefined) total += Buffer.byteLength(s);

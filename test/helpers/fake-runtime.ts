@@ -2,17 +2,17 @@
  * An in-memory Runtime for unit tests of the agent's logic: it keeps
  * containers and images in maps, records every call (and every ContainerSpec
  * it was asked to run), and can be told to fail the next call(s) of an
- * operation with the CommandError podman would have raised. It behaves like
- * PodmanRuntime where the agent relies on it: `remove` of a missing container
- * succeeds, a failed `run` leaves nothing behind, `run` refuses a taken name,
- * and `run` reports "address already in use" when another running container
- * publishes one of its host ports.
+ * operation with the LibpodError podman's API would have answered. It
+ * behaves like the real runtime (PodmanApiRuntime) where the agent relies on
+ * it: `remove` of a missing container succeeds, a failed `run` leaves
+ * nothing behind, `run` refuses a taken name, and `run` reports "address
+ * already in use" when another running container publishes one of its host
+ * ports.
  *
  * Never the only test of a feature (DESIGN.md "Testing on these machines").
  */
 import { PassThrough } from "node:stream";
 import { setImmediate as yieldTurn } from "node:timers/promises";
-import { buildRunArgs } from "../../src/runtime/args.js";
 import type {
   ContainerSpec,
   ContainerStatus,
@@ -22,7 +22,7 @@ import type {
   Runtime,
 } from "../../src/runtime/types.js";
 import { parsePortMapping } from "../../src/servicedef/ports.js";
-import { CommandError } from "../../src/util/exec.js";
+import { LibpodError } from "../../src/runtime/libpod/errors.js";
 
 export type FakeOp =
   | "pull"
@@ -56,74 +56,93 @@ export interface FakeContainer extends ContainerStatus {
 }
 
 // ------------------------------------------------------------ podman's errors
-// The stderr podman 4.3.1 prints on these machines (see test/unit/runtime.test.ts).
+// As PodmanApiRuntime raises them: the message and cause podman 4.3.1's API
+// answers on these machines (bodies captured in test/unit/libpod.test.ts).
 
-/** A CommandError as `podman <sub>` raises it. */
-export function podmanError(sub: string, exitCode: number, stderr: string): CommandError {
-  return new CommandError({ argv: ["podman", sub], exitCode, stderr });
+/** A LibpodError as the API answers call `what` (`create`, `start`, `stop`…). */
+export function apiError(what: string, status: number, message: string, cause = ""): LibpodError {
+  return new LibpodError({ what, status, apiMessage: message, apiCause: cause });
 }
 
-/** `podman run -p ...:port:...` when something holds the port. */
-export function addressInUse(port: number, host = "127.0.0.1"): CommandError {
-  return podmanError(
-    "run",
-    126,
-    `Error: cannot listen on the TCP port: listen tcp4 ${host}:${port}: bind: address already in use\n`,
+/** A run whose start cannot publish `port`: something holds it. */
+export function addressInUse(port: number, host = "127.0.0.1"): LibpodError {
+  return apiError(
+    "start",
+    500,
+    `cannot listen on the TCP port: listen tcp4 ${host}:${port}: bind: address already in use`,
+    "address already in use",
   );
 }
 
 /**
- * `podman start` / `restart` of a stopped container whose published port
- * something else took meanwhile (podman 4.3.1, exit 125; the container stays exited).
+ * `start` / `restart` of a stopped container whose published port something
+ * else took meanwhile (the container stays exited).
  */
-export function startAddressInUse(sub: string, id: string, port: number): CommandError {
-  const prefix = sub === "start" ? `unable to start container "${id}": ` : "";
-  return podmanError(
-    sub,
-    125,
-    `Error: ${prefix}cannot listen on the TCP port: listen tcp4 127.0.0.1:${port}: bind: address already in use\n`,
+export function startAddressInUse(what: string, id: string, port: number): LibpodError {
+  const prefix = what === "start" ? `unable to start container "${id}": ` : "";
+  return apiError(
+    what,
+    500,
+    `${prefix}cannot listen on the TCP port: listen tcp4 127.0.0.1:${port}: bind: address already in use`,
+    "address already in use",
   );
 }
 
-/** `podman pull` of an image the registry cannot serve. */
-export function pullRefused(image: string): CommandError {
+/** A pull of an image the registry cannot serve: an error inside the pull's 200 answer. */
+export function pullRefused(image: string): LibpodError {
   const host = image.split("/")[0] ?? "localhost";
   const msg = `initializing source docker://${image}: pinging container registry ${host}: Get "https://${host}/v2/": dial tcp 127.0.0.1:443: connect: connection refused`;
-  return podmanError("pull", 125, `Trying to pull ${image}...\nError: ${msg}\n`);
+  return apiError("pull", 200, msg);
 }
 
-/** `podman run` of an image that is not in local storage. */
-export function imageNotKnown(image: string): CommandError {
-  return podmanError("run", 125, `Error: ${image}: image not known\n`);
+/** A create from an image that is not in local storage (create never pulls). */
+export function imageNotKnown(image: string): LibpodError {
+  return apiError("create", 500, `${image}: image not known`, "image not known");
 }
 
-/** stop/start/restart of a container that does not exist. */
-export function noSuchContainer(op: string, name: string): CommandError {
-  return podmanError(
-    op,
-    125,
-    `Error: no container with name or ID "${name}" found: no such container\n`,
+/** A call (`stop`, `start`, `logs`…) on a container that does not exist. */
+export function noSuchContainer(what: string, name: string): LibpodError {
+  return apiError(
+    what,
+    404,
+    `no container with name or ID "${name}" found: no such container`,
+    "no such container",
   );
 }
 
-/** `podman run --name` with a name some container already has. */
-export function nameInUse(name: string): CommandError {
-  return podmanError(
-    "run",
-    125,
-    `Error: creating container storage: the container name "${name}" is already in use by 0123456789abcdef. You have to remove that container to be able to reuse that name: that name is already in use\n`,
+/** A create with a name some container already has. */
+export function nameInUse(name: string): LibpodError {
+  return apiError(
+    "create",
+    500,
+    `creating container storage: the container name "${name}" is already in use by 0123456789abcdef. You have to remove that container to be able to reuse that name: that name is already in use`,
+    "that name is already in use",
   );
 }
 
-/** A run failure that is neither a port clash nor an image problem. */
-export function runFailed(
-  message = "crun: executable file `/bin/httpenv` not found",
-): CommandError {
-  return podmanError(
-    "run",
-    126,
-    `Error: ${message}: OCI runtime attempted to invoke a command that was not found\n`,
+/** A rename of container `id` to a name some container already has. */
+export function renameTaken(id: string, to: string): LibpodError {
+  const short = id.slice(0, 12);
+  return apiError(
+    "rename",
+    409,
+    `renaming container ${short}: name ${to} already in use, cannot rename container ${short}: container already exists`,
+    "container already exists",
   );
+}
+
+/** A run whose start fails otherwise: neither a port clash nor an image problem. */
+export function runFailed(message = "crun: executable file `/bin/httpenv` not found"): LibpodError {
+  return apiError(
+    "start",
+    500,
+    `${message}: OCI runtime attempted to invoke a command that was not found`,
+  );
+}
+
+/** A call the service did not answer (it died, its socket is gone). */
+export function noAnswer(what: string): LibpodError {
+  return new LibpodError({ what, status: 0, reason: "connect ECONNREFUSED podman.sock" });
 }
 
 export interface FakeRuntimeOptions {
@@ -190,10 +209,9 @@ export class FakeRuntime implements Runtime {
     return this.callsOf("run").map((c) => c.spec as ContainerSpec);
   }
 
-  /** `podman run` argv (after `podman`) of the last run of `name`. */
-  lastRunArgs(name: string): string[] | undefined {
-    const spec = this.runs.filter((s) => s.name === name).pop();
-    return spec && buildRunArgs(spec);
+  /** The ContainerSpec of the last run of `name`. */
+  lastRun(name: string): ContainerSpec | undefined {
+    return this.runs.filter((s) => s.name === name).pop();
   }
 
   /** Adds a container as if created outside the agent (by hand, or by another tool). */
@@ -258,7 +276,7 @@ export class FakeRuntime implements Runtime {
     for (const p of spec.ports) {
       const hostPort = parsePortMapping(p)?.hostPort;
       if (hostPort !== undefined && (taken.has(hostPort) || this.hostBusy.has(hostPort))) {
-        // Podman leaves a Created container behind; PodmanRuntime removes it.
+        // Podman leaves a Created container behind; PodmanApiRuntime removes it.
         throw addressInUse(hostPort);
       }
     }
@@ -325,7 +343,7 @@ export class FakeRuntime implements Runtime {
     await this.enter("rename", `${from}>${to}`);
     const c = this.containers.get(from);
     if (!c) throw noSuchContainer("rename", from);
-    if (this.containers.has(to)) throw nameInUse(to);
+    if (this.containers.has(to)) throw renameTaken(c.id, to);
     this.containers.delete(from);
     c.name = to;
     this.containers.set(to, c);
@@ -371,13 +389,13 @@ export class FakeRuntime implements Runtime {
 
   /**
    * Records the call, yields a turn (so concurrent operations interleave as
-   * they would around a real podman process), then throws an injected failure.
+   * they would around a real call to podman), then throws an injected failure.
    */
   private readonly holds: { op: FakeOp; arg: string; until: Promise<void> }[] = [];
 
   /**
    * Makes the next `op` on `arg` wait until the returned function is called
-   * (a podman command that takes long), so tests can see what else goes on
+   * (a podman call that takes long), so tests can see what else goes on
    * meanwhile.
    */
   hold(op: FakeOp, arg: string): () => void {

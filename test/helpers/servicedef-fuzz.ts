@@ -15,13 +15,19 @@ import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { stringify } from "smol-toml";
 import { containerSpecFor } from "../../src/agent/operations/container-spec.js";
 import { ComponentSpec, ServiceSpec, type RouteSpec } from "../../src/gen/mcp/v1/mcp.js";
-import { buildRunArgs } from "../../src/runtime/args.js";
+import { buildCreateBody } from "../../src/runtime/libpod/requests.js";
 import { parseServiceDef } from "../../src/servicedef/parse.js";
 import { renderServiceDef } from "../../src/servicedef/render.js";
 import { fromServiceSpec, toServiceSpec, validateServiceSpec } from "../../src/servicedef/spec.js";
 import type { ServiceDef } from "../../src/servicedef/types.js";
 import { validateServiceDef } from "../../src/servicedef/validate.js";
-import { McpError, ValidationError, formatProblem, type Problem } from "../../src/util/errors.js";
+import {
+  McpError,
+  ValidationError,
+  errorMessage,
+  formatProblem,
+  type Problem,
+} from "../../src/util/errors.js";
 
 // ------------------------------------------------------------------ PRNG
 
@@ -563,7 +569,7 @@ function checkProblems(problems: Problem[], what: string): void {
 const MAX_ARG_STRLEN = 128 * 1024;
 const ARG_MAX = 2 * 1024 * 1024;
 
-/** What an accepted definition must do: round-trip, and give argv the kernel takes. */
+/** What an accepted definition must do: round-trip, and give containers podman can create. */
 function checkAccepted(def: ServiceDef, what: string): void {
   const spec = toServiceSpec(def);
   const problems = validateServiceSpec(spec);
@@ -578,22 +584,49 @@ function checkAccepted(def: ServiceDef, what: string): void {
   if (!isDeepStrictEqual(parseServiceDef(renderServiceDef(def), "rendered.toml"), def)) {
     throw new Error(`${what}: render → parse is not exact`);
   }
-  checkArgv(spec, what);
+  checkContainers(spec, what);
 }
 
-function checkArgv(spec: ServiceSpec, what: string): void {
+/** Every string in a JSON value, keys included. */
+function stringsOf(v: unknown): string[] {
+  if (typeof v === "string") return [v];
+  if (Array.isArray(v)) return v.flatMap(stringsOf);
+  if (typeof v === "object" && v !== null)
+    return Object.entries(v).flatMap(([k, x]) => [k, ...stringsOf(x)]);
+  return [];
+}
+
+/**
+ * Each component's create body, as the runtime would send it: it can be
+ * built (buildCreateBody refuses what the API cannot express), no string in
+ * it holds NUL, and its environment and command fit the execve that starts
+ * the container's process.
+ */
+function checkContainers(spec: ServiceSpec, what: string): void {
   for (const c of spec.components) {
     const ports = new Map(c.routes.map((r, i) => [r.name, 10000 + i]));
     const target = { node: "n", service: spec.name, bindAddress: "127.0.0.1", logMaxSize: "10m" };
-    const argv = buildRunArgs(containerSpecFor(target, c, ports));
+    let body: ReturnType<typeof buildCreateBody>;
+    try {
+      body = buildCreateBody(containerSpecFor(target, c, ports));
+    } catch (err) {
+      throw new Error(`${what}: accepted, but no create body: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+    if (stringsOf(body).some((x) => x.includes("\u0000")))
+      throw new Error(`${what}: a create body string with NUL`);
+    const exec = [
+      ...Object.entries(body.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      ...(body.command ?? []),
+    ];
     let total = 0;
-    for (const a of argv) {
+    for (const a of exec) {
       const n = Buffer.byteLength(a);
       total += n + 1;
-      if (n > MAX_ARG_STRLEN) throw new Error(`${what}: an argv string of ${n} bytes`);
-      if (a.includes("\u0000")) throw new Error(`${what}: an argv string with NUL`);
+      if (n > MAX_ARG_STRLEN) throw new Error(`${what}: an env or command string of ${n} bytes`);
     }
-    if (total > ARG_MAX / 2) throw new Error(`${what}: ${total} bytes of argv`);
+    if (total > ARG_MAX / 2) throw new Error(`${what}: ${total} bytes of env and command`);
   }
 }
 
@@ -606,7 +639,7 @@ export function runCase(input: FuzzInput): "accepted" | "refused" {
       checkProblems(problems, what);
       return "refused";
     }
-    checkArgv(input.spec, what);
+    checkContainers(input.spec, what);
     return "accepted";
   }
   if (input.kind === "object") {

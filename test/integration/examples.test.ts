@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 import { copyFile, readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { PodmanRuntime } from "../../src/runtime/podman.js";
 import { runCommand } from "../../src/util/exec.js";
 import {
   EXAMPLES_DIR,
@@ -22,9 +21,12 @@ import {
   type ComponentJson,
   type NodeServicesJson,
 } from "../helpers/live-agent.js";
+import { startApiRuntime, type ApiRuntimeFixture } from "../helpers/runtime-tests.js";
 
 describe("the examples on real podman through the CLI", { timeout: 240_000 }, () => {
   let agent: LiveAgent;
+  /** Podman's view, apart from the agent's (a service of the test's own). */
+  let podman: ApiRuntimeFixture;
 
   /** host ports by `service/component/route` from `mcp list --json` */
   async function hostPorts(): Promise<Map<string, number>> {
@@ -48,7 +50,7 @@ describe("the examples on real podman through the CLI", { timeout: 240_000 }, ()
 
   /** `name state` of every container labelled for this node, sorted. */
   async function containerNames(): Promise<string[]> {
-    const all = await new PodmanRuntime().list();
+    const all = await podman.api.list();
     return all
       .filter((c) => c.labels["mcp.node"] === agent.node)
       .map((c) => `${c.name} ${c.state}`)
@@ -65,6 +67,7 @@ describe("the examples on real podman through the CLI", { timeout: 240_000 }, ()
       [],
       "example containers already exist here (a demo running?): remove them first",
     );
+    podman = await startApiRuntime();
     // data_root /srv: multi mounts /srv/multi, which the agent creates for it.
     agent = await LiveAgent.start({ node: "local", dataRoot: "/srv" });
     for (const name of ["hello", "multi", "legacy"]) {
@@ -77,6 +80,7 @@ describe("the examples on real podman through the CLI", { timeout: 240_000 }, ()
 
   after(async () => {
     await agent?.cleanup();
+    await podman?.stop();
   });
 
   test("all three deploy and answer HTTP with their own variables", async () => {

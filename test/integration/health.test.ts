@@ -1,7 +1,8 @@
 /**
- * Health probes against a real container on real podman: http, tcp and exec
- * checks pass and fail as configured, and a deploy's wait gives up at its
- * deadline with the last check's output.
+ * Health probes against a real container on real podman, through the API
+ * runtime on a podman service of the test's own (startApiRuntime): http, tcp
+ * and exec checks pass and fail as configured, and a deploy's wait gives up
+ * at its deadline with the last check's output.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -9,11 +10,13 @@ import { ComponentSpec } from "../../src/gen/mcp/v1/mcp.js";
 import { healthPlan, type HealthPlan } from "../../src/health/plan.js";
 import { checkOnce, waitHealthy } from "../../src/health/probe.js";
 import { mcpLabels } from "../../src/runtime/args.js";
-import { PodmanRuntime } from "../../src/runtime/podman.js";
+import type { PodmanApiRuntime } from "../../src/runtime/libpod/runtime.js";
 import { freePort } from "../helpers/agent.js";
 import { TEST_IMAGE, httpGet } from "../helpers/live-agent.js";
+import { startApiRuntime, type ApiRuntimeFixture } from "../helpers/runtime-tests.js";
 
-const runtime = new PodmanRuntime({ stopTimeoutSeconds: 0 });
+let rt: ApiRuntimeFixture | undefined;
+let runtime: PodmanApiRuntime;
 const WEB = `hc-web-${process.pid}`;
 const DONE = `hc-done-${process.pid}`;
 const HOST = "127.0.0.1";
@@ -31,6 +34,8 @@ describe("health probes on real podman", () => {
   let port: number;
   let closed: number;
   before(async () => {
+    rt = await startApiRuntime({ stopTimeoutSeconds: 0 });
+    runtime = rt.api;
     port = await freePort();
     closed = await freePort();
     await runtime.run({
@@ -54,7 +59,7 @@ describe("health probes on real podman", () => {
     });
   });
   after(async () => {
-    for (const name of [WEB, DONE]) await runtime.remove(name, { force: true, timeoutSeconds: 0 });
+    await rt?.stop([WEB, DONE]);
   });
 
   test("http: 200 passes; 404 and a closed port fail, with what they saw", async () => {

@@ -47,7 +47,7 @@ import {
   type ComponentRow,
   type Registry,
 } from "../../src/registry/index.js";
-import { buildRunArgs } from "../../src/runtime/args.js";
+import { containerName, mcpLabels } from "../../src/runtime/args.js";
 import type { ContainerSpec, ContainerStatus } from "../../src/runtime/types.js";
 import { BUILTIN_LIMITS, parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
 import { McpError, type McpErrorCode } from "../../src/util/errors.js";
@@ -55,8 +55,9 @@ import { silentLogger } from "../../src/util/log.js";
 import {
   FakeRuntime,
   addressInUse,
+  apiError,
   imageNotKnown,
-  podmanError,
+  noAnswer,
   pullRefused,
   runFailed,
 } from "../helpers/fake-runtime.js";
@@ -212,12 +213,22 @@ async function rejectsWith(p: Promise<unknown>, code: McpErrorCode, message?: Re
   });
 }
 
-function labels(service: string, component: string): string[] {
-  return [
-    ...["--label", `mcp.component=${component}`],
-    ...["--label", `mcp.node=${NODE}`],
-    ...["--label", `mcp.service=${service}`],
-  ];
+/** The ContainerSpec of `service`'s `component` on IMAGE and NODE: `fields`, nothing else set. */
+function runSpec(
+  service: string,
+  component: string,
+  fields: Partial<ContainerSpec>,
+): ContainerSpec {
+  return {
+    name: containerName(service, component),
+    image: IMAGE,
+    labels: mcpLabels(service, component, NODE),
+    ports: [],
+    volumes: [],
+    env: [],
+    cmd: [],
+    ...fields,
+  };
 }
 
 // ------------------------------------------------------------------ deploy
@@ -228,13 +239,10 @@ describe("deploy: the examples", () => {
     const results = await deployOk(ctx, example("hello"));
     const h = hostPorts(registry, "hello")["web/"];
     assert.ok(h !== undefined && inPool(h), `host port ${h} not in the pool`);
-    assert.deepEqual(runtime.lastRunArgs("hello-web"), [
-      ...["run", "-d", "--name", "hello-web"],
-      ...labels("hello", "web"),
-      ...["-p", `127.0.0.1:${h}:${h}`],
-      ...["-e", `PORT=${h}`],
-      IMAGE,
-    ]);
+    assert.deepEqual(
+      runtime.lastRun("hello-web"),
+      runSpec("hello", "web", { ports: [`127.0.0.1:${h}:${h}`], env: [`PORT=${h}`] }),
+    );
     assert.deepEqual(results, [
       ComponentResult.fromPartial({
         name: "web",
@@ -273,22 +281,18 @@ describe("deploy: the examples", () => {
     assert.ok(rest && grpc && web);
     assert.equal(new Set([rest, grpc, web]).size, 3, "distinct host ports");
     for (const p of [rest, grpc, web]) assert.ok(inPool(p), `${p} outside the pool`);
-    assert.deepEqual(runtime.lastRunArgs("multi-api"), [
-      ...["run", "-d", "--name", "multi-api"],
-      ...labels("multi", "api"),
-      ...["-p", `127.0.0.1:${rest}:${rest}`, "-p", `127.0.0.1:${grpc}:${grpc}`],
-      ...["-v", "/srv/multi:/srv/multi"],
-      ...["-e", "GREETING=hi", "-e", "LOG_LEVEL=debug"],
-      ...["-e", `PORT_REST=${rest}`, "-e", `PORT_GRPC=${grpc}`],
-      IMAGE,
-    ]);
-    assert.deepEqual(runtime.lastRunArgs("multi-web"), [
-      ...["run", "-d", "--name", "multi-web"],
-      ...labels("multi", "web"),
-      ...["-p", `127.0.0.1:${web}:${web}`],
-      ...["-e", `PORT=${web}`],
-      IMAGE,
-    ]);
+    assert.deepEqual(
+      runtime.lastRun("multi-api"),
+      runSpec("multi", "api", {
+        ports: [`127.0.0.1:${rest}:${rest}`, `127.0.0.1:${grpc}:${grpc}`],
+        volumes: ["/srv/multi:/srv/multi"],
+        env: ["GREETING=hi", "LOG_LEVEL=debug", `PORT_REST=${rest}`, `PORT_GRPC=${grpc}`],
+      }),
+    );
+    assert.deepEqual(
+      runtime.lastRun("multi-web"),
+      runSpec("multi", "web", { ports: [`127.0.0.1:${web}:${web}`], env: [`PORT=${web}`] }),
+    );
     // The results carry the routes with their host ports, in definition order.
     assert.deepEqual(
       results.map((r) => r.routes.map((x) => [x.name, x.port, x.mode, x.hostname, x.hostPort])),
@@ -308,14 +312,15 @@ describe("deploy: the examples", () => {
     const pool = [{ from: 18078, to: 18082 }];
     const { ctx, runtime, registry } = harness({ pool, probe: () => Promise.resolve(true) });
     await deployOk(ctx, example("legacy"));
-    assert.deepEqual(runtime.lastRunArgs("legacy"), [
-      ...["run", "-d", "--name", "legacy"],
-      ...["--network", "podman", "--restart", "unless-stopped"],
-      ...labels("legacy", "legacy"),
-      ...["-p", "127.0.0.1:18080:8080"],
-      ...["-e", "PORT=8080"],
-      IMAGE,
-    ]);
+    assert.deepEqual(
+      runtime.lastRun("legacy"),
+      runSpec("legacy", "legacy", {
+        network: "podman",
+        restart: "unless-stopped",
+        ports: ["127.0.0.1:18080:8080"],
+        env: ["PORT=8080"],
+      }),
+    );
     assert.deepEqual(registry.routes.list({ service: "legacy" }), []);
 
     await deployOk(ctx, example("hello"));
@@ -332,7 +337,7 @@ describe("deploy: the examples", () => {
       ["legacy", "hello-web", "multi-api", "multi-web"],
     );
     for (const spec of runtime.runs.slice(1)) {
-      assert.ok(!buildRunArgs(spec).join(" ").includes("18080"), buildRunArgs(spec).join(" "));
+      assert.ok(!JSON.stringify(spec).includes("18080"), JSON.stringify(spec));
     }
     // And a fifth route finds the pool full instead of taking 18080.
     const results = await deploy(ctx, request(simple("extra")));
@@ -382,21 +387,18 @@ describe("deploy: the examples", () => {
       component,
       new Map([["dns", 20053]]),
     );
-    assert.deepEqual(buildRunArgs(spec), [
-      ...["run", "-d", "--name", "resolver-dns"],
-      ...["--network", "mcpnet", "--user", "1000:1000", "--restart", "always"],
-      ...[
-        "--label",
-        "mcp.component=dns",
-        "--label",
-        "mcp.node=n1",
-        "--label",
-        "mcp.service=resolver",
-      ],
-      ...["-p", "[::1]:20053:20053/udp"],
-      ...["-e", "A=1", "-e", "PORT_DNS=20053"],
-      ...[IMAGE, "serve", "--udp"],
-    ]);
+    assert.deepEqual(spec, {
+      name: "resolver-dns",
+      image: IMAGE,
+      network: "mcpnet",
+      user: "1000:1000",
+      restart: "always",
+      labels: { "mcp.component": "dns", "mcp.node": "n1", "mcp.service": "resolver" },
+      ports: ["[::1]:20053:20053/udp"],
+      volumes: [],
+      env: ["A=1", "PORT_DNS=20053"],
+      cmd: ["serve", "--udp"],
+    });
     assert.throws(
       () =>
         containerSpecFor(
@@ -433,17 +435,16 @@ describe("deploy: resources, log size, the agent's limits", () => {
     );
   });
 
-  test("every podman run gets the agent's log size cap and the component's resources", async () => {
+  test("every run gets the agent's log size cap and the component's resources", async () => {
     const { ctx, runtime } = harness({ settings: { logMaxSize: "5m" } });
     const spec = simple("res");
     Object.assign(spec.components[0] ?? {}, { memory: "128m", cpus: 0.25, pids: 64 });
     await deployOk(ctx, spec);
-    const args = runtime.lastRunArgs("res-web") ?? [];
-    const flags = args.slice(4, args.indexOf("--label"));
-    assert.deepEqual(flags, [
-      ...["--memory", "128m", "--cpus", "0.25", "--pids-limit", "64"],
-      ...["--log-opt", "max-size=5m"],
-    ]);
+    const run = runtime.lastRun("res-web");
+    assert.deepEqual(
+      [run?.memory, run?.cpus, run?.pids, run?.logMaxSize],
+      ["128m", 0.25, 64, "5m"],
+    );
   });
 
   test("a spec over the agent's stricter limits is refused with the field path", async () => {
@@ -760,12 +761,12 @@ describe("undeploy and lifecycle errors", () => {
   test("a runtime failure in stop is that component's failure, with an event", async () => {
     const { ctx, runtime, registry } = harness();
     await deployOk(ctx, example("multi"));
-    runtime.failNext("stop", runFailed("the OCI runtime is wedged"));
+    runtime.failNext("stop", apiError("stop", 500, "the OCI runtime is wedged"));
     const results = await stopService(ctx, "multi");
     assert.equal(results[0]?.success, false);
     assert.match(
       results[0]?.error ?? "",
-      /^stop: podman run exited 126: Error: the OCI runtime is wedged/,
+      /^stop: podman API stop HTTP 500: the OCI runtime is wedged/,
     );
     assert.equal(results[1]?.success, true);
     assert.ok(eventKinds(registry, "multi").includes("stop_failed"));
@@ -974,10 +975,7 @@ describe("deploy: failures roll back", () => {
       assert.ok(r.error.startsWith("pull: "), r.error);
       assert.deepEqual(r.routes, []);
     }
-    assert.match(
-      results[0]?.error ?? "",
-      /^pull: podman pull exited 125: Error: initializing source/,
-    );
+    assert.match(results[0]?.error ?? "", /^pull: podman API pull HTTP 200: initializing source/);
     assert.equal(registry.services.get("multi"), undefined);
     assert.deepEqual(registry.components.list(), []);
     assert.deepEqual(registry.routes.list(), []);
@@ -1045,11 +1043,16 @@ describe("deploy: failures roll back", () => {
     // podman is wedged: the stop of the old container fails, so it keeps running.
     runtime.failNext(
       "stop",
-      podmanError("stop", 125, "Error: cannot stop container: container state improper\n"),
+      apiError(
+        "stop",
+        500,
+        "cannot stop container: container state improper",
+        "container state improper",
+      ),
     );
     const results = await deploy(ctx, request(example("hello")));
     assert.equal(results[0]?.success, false);
-    assert.match(results[0]?.error ?? "", /^set aside old container: podman stop exited 125/);
+    assert.match(results[0]?.error ?? "", /^set aside old container: podman API stop HTTP 500/);
     assert.equal(results[0]?.outcome, "failed");
     assert.equal(runtime.containers.get("hello-web")?.state, "running");
     assert.deepEqual(
@@ -1079,11 +1082,7 @@ describe("deploy: failures roll back", () => {
     const recorded = hostPorts(registry, "hello")["web/"];
     assert.equal(recorded, tried[2]);
     assert.equal(results[0]?.routes[0]?.hostPort, recorded);
-    assert.deepEqual(runtime.lastRunArgs("hello-web")?.slice(-3), [
-      "-e",
-      `PORT=${recorded}`,
-      IMAGE,
-    ]);
+    assert.deepEqual(runtime.lastRun("hello-web")?.env, [`PORT=${recorded}`]);
     assert.deepEqual(
       registry.routes.heldHostPorts().map((h) => h.port),
       [recorded],
@@ -1110,7 +1109,10 @@ describe("deploy: failures roll back", () => {
     runtime.failNext("run", (_name, spec) => addressInUse(routePortOf(spec)), 3);
     const results = await deploy(ctx, request(example("hello")));
     assert.equal(results[0]?.success, false);
-    assert.match(results[0]?.error ?? "", /^run: podman run exited 126: .*address already in use$/);
+    assert.match(
+      results[0]?.error ?? "",
+      /^run: podman API start HTTP 500: .*address already in use$/,
+    );
     assert.equal(runtime.runs.length, 3);
     assert.equal(runtime.containers.size, 0);
     assert.deepEqual(registry.routes.heldHostPorts(), []);
@@ -1154,7 +1156,7 @@ describe("deploy: failures roll back", () => {
         ["web", true],
       ],
     );
-    assert.match(results[0]?.error ?? "", /^run: podman run exited 126: Error: crun: /);
+    assert.match(results[0]?.error ?? "", /^run: podman API start HTTP 500: crun: /);
     assert.equal(runtime.callsOf("run").filter((c) => c.arg === "multi-api").length, 1);
     // The failed brand-new component is dropped; the service stays for the web.
     assert.deepEqual(
@@ -1496,7 +1498,7 @@ describe("nodeStatus", () => {
     const b = harness();
     a.runtime.versionString = "4.3.1";
     b.runtime.versionString = "5.0.2";
-    b.runtime.failNext("version", runFailed("podman is not answering"));
+    b.runtime.failNext("version", noAnswer("version"));
     assert.equal((await nodeStatus(a.ctx)).runtimeVersion, "4.3.1");
     assert.equal((await nodeStatus(b.ctx)).runtimeVersion, "", "failed: empty, not an error");
     assert.equal((await nodeStatus(b.ctx)).runtimeVersion, "5.0.2", "asked again");

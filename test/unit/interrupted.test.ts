@@ -17,7 +17,7 @@ import type { Registry } from "../../src/registry/index.js";
 import { containerName, isSideContainer } from "../../src/runtime/args.js";
 import { hangAt } from "../helpers/crash.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
-import { type FakeRuntime, podmanError, runFailed } from "../helpers/fake-runtime.js";
+import { type FakeRuntime, apiError, runFailed } from "../helpers/fake-runtime.js";
 
 /** Registry and runtime agree: what the next agent must always leave behind. */
 function assertConsistent(registry: Registry, runtime: FakeRuntime, what: string): void {
@@ -265,7 +265,7 @@ describe("after commit, the set-aside container is only a leftover", () => {
     const started = startService(ctx, "hello");
     while (!runtime.callsOf("rename").length) await new Promise((r) => setTimeout(r, 1));
     // The remove after the commit is the next one.
-    runtime.failNext("remove", podmanError("rm", 125, "Error: device or resource busy\n"));
+    runtime.failNext("remove", apiError("remove", 500, "device or resource busy"));
     release();
     const [result] = await started;
     assert.equal(result?.success, true, result?.error);

@@ -53,9 +53,8 @@ import { ComponentSpec, type LogsRequest, type LogsResponse } from "../../src/ge
 import { openRegistry, type Registry } from "../../src/registry/index.js";
 import type { LogStream } from "../../src/runtime/types.js";
 import { McpError, type McpErrorCode } from "../../src/util/errors.js";
-import { CommandError } from "../../src/util/exec.js";
 import { silentLogger } from "../../src/util/log.js";
-import { FakeRuntime } from "../helpers/fake-runtime.js";
+import { FakeRuntime, apiError, noSuchContainer } from "../helpers/fake-runtime.js";
 import { ScriptedProber } from "../helpers/fake-health.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mcp-lf-unit-"));
@@ -714,22 +713,17 @@ describe("agent logs", () => {
   test("podman failures become typed errors", async () => {
     const gone = scriptedLogs();
     const p1 = pipeLogs(gone, asCall(new FakeCall()), "logs svc/web");
-    gone.finish(
-      new CommandError({
-        argv: ["podman", "logs", "svc-web"],
-        exitCode: 125,
-        stderr: 'Error: no container with name or ID "svc-web" found: no such container\n',
-      }),
-    );
+    gone.finish(noSuchContainer("logs", "svc-web"));
     await rejectsMcp(p1, "not_found", /^logs svc\/web: the container is gone$/);
     const since = scriptedLogs();
     const p2 = pipeLogs(since, asCall(new FakeCall()), "logs svc/web");
     since.finish(
-      new CommandError({
-        argv: ["podman", "logs"],
-        exitCode: 125,
-        stderr: 'Error: parsing --since "x": unable to interpret time value\n',
-      }),
+      apiError(
+        "logs",
+        400,
+        `failed to parse query parameter 'since': "x": unable to interpret time value`,
+        "unable to interpret time value",
+      ),
     );
     await rejectsMcp(p2, "invalid_argument", /unable to interpret time value/);
   });

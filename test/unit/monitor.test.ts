@@ -47,7 +47,7 @@ import type { ContainerStatus } from "../../src/runtime/types.js";
 import { parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
 import type { Logger } from "../../src/util/log.js";
 import { memoryLogger } from "../helpers/agent.js";
-import { FakeRuntime, podmanError } from "../helpers/fake-runtime.js";
+import { FakeRuntime, apiError } from "../helpers/fake-runtime.js";
 import { ScriptedProber } from "../helpers/fake-health.js";
 
 const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), "../../examples");
@@ -605,7 +605,7 @@ describe("Monitor", () => {
     const { ctx, runtime, logs } = harness();
     await deployOk(ctx, example("hello"));
     const { monitor } = monitorFor(ctx, { intervalMs: 20 });
-    runtime.failNext("list", podmanError("ps", 125, "Error: database is locked\n"), 2);
+    runtime.failNext("list", apiError("list", 500, "database is locked"), 2);
     runtime.clearCalls();
     monitor.start();
     const deadline = Date.now() + 5000;
@@ -615,7 +615,7 @@ describe("Monitor", () => {
     await monitor.stop();
     const failed = logs.lines().filter((l) => l.msg === "monitor pass failed");
     assert.equal(failed.length, 2);
-    assert.match(String(failed[0]?.err), /podman ps exited 125: Error: database is locked/);
+    assert.match(String(failed[0]?.err), /podman API list HTTP 500: database is locked/);
     assert.ok(runtime.callsOf("list").length >= 4, "the loop went on");
     const calls = runtime.callsOf("list").length;
     await new Promise((r) => setTimeout(r, 60));

@@ -1,189 +1,17 @@
+/**
+ * src/runtime's pure parts beside the API's requests: the names and labels
+ * MCP gives containers (args.ts), and the container JSON read into
+ * ContainerStatus (libpod/status.ts), on captured answers.
+ */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
-  buildExecArgs,
-  buildImageExistsArgs,
-  buildInspectArgs,
-  buildListArgs,
-  buildLogsArgs,
-  buildPullArgs,
-  buildRemoveArgs,
-  buildRenameArgs,
-  buildRestartArgs,
-  buildRunArgs,
-  buildStartArgs,
-  buildStopArgs,
-  buildStoragePathsArgs,
-  buildVersionArgs,
   containerName,
-  isAddressInUse,
-  isNameInUse,
-  isNoSuchContainer,
-  isNoSuchImage,
-  isPullFailure,
   mcpLabels,
-  parseInspectJson,
+  parseInspectObject,
   parsePsJson,
   splitContainerName,
-  type ContainerSpec,
 } from "../../src/runtime/index.js";
-import { CommandError } from "../../src/util/exec.js";
-
-function spec(
-  fields: Partial<ContainerSpec> & Pick<ContainerSpec, "name" | "image">,
-): ContainerSpec {
-  return { labels: {}, ports: [], volumes: [], env: [], cmd: [], ...fields };
-}
-
-describe("buildRunArgs", () => {
-  test("original example: env only", () => {
-    const args = buildRunArgs(
-      spec({ name: "test-app", image: "img:latest", env: ["PORT=12345", "PORT_GRPC=12346"] }),
-    );
-    assert.deepEqual(
-      args.join(" "),
-      "run -d --name test-app -e PORT=12345 -e PORT_GRPC=12346 img:latest",
-    );
-  });
-
-  test("original example: network, port, volume, env", () => {
-    const args = buildRunArgs(
-      spec({
-        name: "svc-api",
-        image: "img:latest",
-        network: "net",
-        ports: ["127.0.0.1:12345:8443"],
-        volumes: ["/srv:/srv"],
-        env: ["PORT=12345"],
-      }),
-    );
-    assert.deepEqual(args, [
-      "run", "-d", "--name", "svc-api",
-      "--network", "net",
-      "-p", "127.0.0.1:12345:8443",
-      "-v", "/srv:/srv",
-      "-e", "PORT=12345",
-      "img:latest",
-    ]); // prettier-ignore
-  });
-
-  test("every field, in order: flags, sorted labels, -p, -v, -e, image, cmd", () => {
-    const args = buildRunArgs({
-      name: "mcq",
-      image: "localhost/mcq:v0.3.2",
-      network: "mcpnet",
-      user: "0:0",
-      restart: "unless-stopped",
-      labels: { "mcp.service": "mcq", "mcp.component": "mcq", "mcp.node": "rift" },
-      ports: ["127.0.0.1:57546:57546", "127.0.0.1:57547:57547/udp"],
-      volumes: ["/srv/mcq:/srv/mcq", "/etc/ssl:/etc/ssl:ro"],
-      env: ["LOG=debug", "PORT=57546"],
-      cmd: ["server", "--config", "/srv/mcq/mcq.toml"],
-    });
-    assert.deepEqual(args, [
-      "run", "-d", "--name", "mcq",
-      "--network", "mcpnet",
-      "--user", "0:0",
-      "--restart", "unless-stopped",
-      "--label", "mcp.component=mcq",
-      "--label", "mcp.node=rift",
-      "--label", "mcp.service=mcq",
-      "-p", "127.0.0.1:57546:57546",
-      "-p", "127.0.0.1:57547:57547/udp",
-      "-v", "/srv/mcq:/srv/mcq",
-      "-v", "/etc/ssl:/etc/ssl:ro",
-      "-e", "LOG=debug",
-      "-e", "PORT=57546",
-      "localhost/mcq:v0.3.2",
-      "server", "--config", "/srv/mcq/mcq.toml",
-    ]); // prettier-ignore
-  });
-
-  test("resource limits and the log size cap come after the other flags", () => {
-    const args = buildRunArgs(
-      spec({
-        name: "api",
-        image: "localhost/api:v1",
-        restart: "always",
-        memory: "256m",
-        cpus: 0.5,
-        pids: 128,
-        logMaxSize: "10m",
-        env: ["A=1"],
-      }),
-    );
-    assert.deepEqual(args, [
-      "run", "-d", "--name", "api",
-      "--restart", "always",
-      "--memory", "256m",
-      "--cpus", "0.5",
-      "--pids-limit", "128",
-      "--log-opt", "max-size=10m",
-      "-e", "A=1",
-      "localhost/api:v1",
-    ]); // prettier-ignore
-  });
-
-  test("absent or zero resources add nothing", () => {
-    const args = buildRunArgs(
-      spec({ name: "a", image: "localhost/a:v1", memory: "", cpus: 0, pids: 0, logMaxSize: "" }),
-    );
-    assert.deepEqual(args, ["run", "-d", "--name", "a", "localhost/a:v1"]);
-  });
-
-  test("empty optional flags are omitted and nothing is added (no --pull)", () => {
-    const args = buildRunArgs(spec({ name: "a", image: "localhost/a:v1", network: "", user: "" }));
-    assert.deepEqual(args, ["run", "-d", "--name", "a", "localhost/a:v1"]);
-  });
-
-  test("values with spaces or shell characters stay single argv entries", () => {
-    const args = buildRunArgs(spec({ name: "a", image: "i:v1", env: ["MSG=a b; rm -rf /"] }));
-    assert.deepEqual(args.slice(4), ["-e", "MSG=a b; rm -rf /", "i:v1"]);
-  });
-});
-
-describe("buildExecArgs", () => {
-  test("the command follows the container, verbatim", () =>
-    assert.deepEqual(buildExecArgs("hello-web", ["/bin/check", "--fast", "a b"]), [
-      "exec",
-      "hello-web",
-      "/bin/check",
-      "--fast",
-      "a b",
-    ]));
-});
-
-describe("buildLogsArgs", () => {
-  test("no options", () => assert.deepEqual(buildLogsArgs("mcq", {}), ["logs", "mcq"]));
-  test("all options", () =>
-    assert.deepEqual(
-      buildLogsArgs("mcq", { tail: 0, follow: true, timestamps: true, since: "10m" }),
-      ["logs", "--tail", "0", "--follow", "--timestamps", "--since", "10m", "mcq"],
-    ));
-});
-
-// One row per case: the exact argv podman.ts sends for that call.
-describe("the other command builders", () => {
-  const cases: [string, string[], string[]][] = [
-    ["buildPullArgs: quiet", buildPullArgs("localhost/mcq:v1"), ["pull", "--quiet", "localhost/mcq:v1"]],
-    ["buildImageExistsArgs", buildImageExistsArgs("localhost/mcq:v1"), ["image", "exists", "localhost/mcq:v1"]],
-    ["buildStopArgs: the grace period in -t", buildStopArgs("mcq", 10), ["stop", "-t", "10", "mcq"]],
-    ["buildStopArgs: zero is kept (stop at once)", buildStopArgs("mcq", 0), ["stop", "-t", "0", "mcq"]],
-    ["buildStartArgs", buildStartArgs("mcq"), ["start", "mcq"]],
-    // podman 4.3.1 refuses -t without -f, so an unforced rm carries no timeout.
-    ["buildRemoveArgs: not forced, no -t", buildRemoveArgs("mcq", { timeoutSeconds: 10 }), ["rm", "--ignore", "mcq"]],
-    ["buildRemoveArgs: force false is not forced", buildRemoveArgs("mcq", { force: false, timeoutSeconds: 10 }), ["rm", "--ignore", "mcq"]],
-    ["buildRemoveArgs: forced, with the grace period", buildRemoveArgs("mcq", { force: true, timeoutSeconds: 0 }), ["rm", "-f", "-t", "0", "--ignore", "mcq"]],
-    ["buildRestartArgs: the grace period in -t", buildRestartArgs("mcq", 5), ["restart", "-t", "5", "mcq"]],
-    ["buildRenameArgs: from, then to", buildRenameArgs("mcq", "mcq.prev"), ["rename", "mcq", "mcq.prev"]],
-    ["buildInspectArgs: container inspect (never an image)", buildInspectArgs("mcq"), ["container", "inspect", "--format", "json", "mcq"]],
-    ["buildListArgs: all containers", buildListArgs(), ["ps", "-a", "--format", "json"]],
-    ["buildVersionArgs: the client version", buildVersionArgs(), ["version", "--format", "{{.Client.Version}}"]],
-    ["buildStoragePathsArgs: one path a line", buildStoragePathsArgs(), ["info", "--format", "{{.Store.GraphRoot}}\n{{.Store.RunRoot}}"]],
-  ]; // prettier-ignore
-  for (const [name, actual, expected] of cases)
-    test(name, () => assert.deepEqual(actual, expected));
-});
 
 describe("container names", () => {
   test("containerName", () => {
@@ -252,7 +80,8 @@ describe("container names", () => {
   });
 });
 
-// Captured from `podman ps -a --format json` (podman 4.3.1, this machine), trimmed:
+// Captured from `podman ps -a --format json` (podman 4.3.1, this machine; the
+// API's list answers the same JSON), trimmed:
 // a running container with mcp labels, one that exited 3, one only created (Go's
 // zero time in StartedAt, a published range and a udp port), and one from an
 // image without labels (Labels: null).
@@ -385,8 +214,8 @@ describe("parsePsJson", () => {
   });
 });
 
-// Captured from `podman container inspect --format json` (podman 4.3.1), trimmed to
-// the fields we read plus a few neighbours.
+// Captured from `podman container inspect --format json` (podman 4.3.1; the API's
+// inspect answers each entry alone), trimmed to the fields we read plus a few neighbours.
 const INSPECT_SAMPLE = `[
   {
     "Id": "5e28a9369e1285121e28575315f909c813718146d9f0f6d32f544fcb6352ee3a",
@@ -435,8 +264,8 @@ const INSPECT_SAMPLE = `[
   }
 ]`;
 
-describe("parseInspectJson", () => {
-  const [exited, created] = parseInspectJson(INSPECT_SAMPLE);
+describe("parseInspectObject", () => {
+  const [exited, created] = (JSON.parse(INSPECT_SAMPLE) as unknown[]).map(parseInspectObject);
 
   test("exited container", () => {
     assert.deepEqual(exited, {
@@ -455,96 +284,5 @@ describe("parseInspectJson", () => {
     assert.equal(created?.startedAt, null);
     assert.deepEqual(created?.labels, {});
     assert.equal(created?.exitCode, undefined);
-  });
-
-  test("podman's empty answer for a missing container", () =>
-    assert.deepEqual(parseInspectJson("[]"), []));
-});
-
-/** A CommandError as `podman <sub>` would raise it, with stderr captured on this machine. */
-function podmanError(sub: string, exitCode: number, stderr: string): CommandError {
-  return new CommandError({ argv: ["podman", sub], exitCode, stderr });
-}
-
-// Real stderr from podman 4.3.1 here (see test/integration/podman.test.ts for the live checks).
-const PORT_TAKEN = podmanError(
-  "run",
-  126,
-  "Error: cannot listen on the TCP port: listen tcp4 127.0.0.1:18090: bind: address already in use\n",
-);
-const IMAGE_NOT_KNOWN = podmanError(
-  "run",
-  125,
-  "Error: localhost/mcp-nonexistent:v1: image not known\n",
-);
-const PULL_REFUSED = podmanError(
-  "run",
-  125,
-  [
-    "Trying to pull localhost/mcp-nonexistent:v1...",
-    'time="2026-11-27T10:06:48Z" level=warning msg="Failed, retrying in 1s ... (1/3). Error: initializing source docker://localhost/mcp-nonexistent:v1: pinging container registry localhost: Get \\"https://localhost/v2/\\": dial tcp 127.0.0.1:443: connect: connection refused"',
-    'Error: initializing source docker://localhost/mcp-nonexistent:v1: pinging container registry localhost: Get "https://localhost/v2/": dial tcp 127.0.0.1:443: connect: connection refused',
-    "",
-  ].join("\n"),
-);
-const NO_CONTAINER = podmanError(
-  "stop",
-  125,
-  'Error: no container with name or ID "nope" found: no such container\n',
-);
-const INSPECT_NO_CONTAINER = podmanError(
-  "container",
-  125,
-  "Error: inspecting object: no such container nope\n",
-);
-const INSPECT_NO_OBJECT = podmanError(
-  "inspect",
-  125,
-  'Error: inspecting object: no such object: "nope"\n',
-);
-const NAME_IN_USE = podmanError(
-  "run",
-  125,
-  'Error: creating container storage: the container name "mcp-probe-a" is already in use by 5e28a9369e1285121e28575315f909c813718146d9f0f6d32f544fcb6352ee3a. You have to remove that container to be able to reuse that name: that name is already in use\n',
-);
-const ALL = [
-  PORT_TAKEN,
-  IMAGE_NOT_KNOWN,
-  PULL_REFUSED,
-  NO_CONTAINER,
-  INSPECT_NO_CONTAINER,
-  INSPECT_NO_OBJECT,
-  NAME_IN_USE,
-];
-
-describe("error classifiers", () => {
-  const only = (pred: (e: unknown) => boolean, expected: CommandError[]) =>
-    assert.deepEqual(
-      ALL.filter(pred).map((e) => e.stderr),
-      expected.map((e) => e.stderr),
-    );
-
-  test("isAddressInUse", () => only(isAddressInUse, [PORT_TAKEN]));
-  test("isNoSuchImage", () => only(isNoSuchImage, [IMAGE_NOT_KNOWN]));
-  test("isPullFailure", () => only(isPullFailure, [PULL_REFUSED]));
-  test("isNoSuchContainer (not the image-or-container `inspect`)", () =>
-    only(isNoSuchContainer, [NO_CONTAINER, INSPECT_NO_CONTAINER]));
-  test("isNameInUse", () => only(isNameInUse, [NAME_IN_USE]));
-
-  test("anything that is not a CommandError is unclassified", () => {
-    const plain = new Error("address already in use");
-    for (const pred of [isAddressInUse, isNoSuchImage, isNoSuchContainer, isNameInUse]) {
-      assert.equal(pred(plain), false);
-      assert.equal(pred(undefined), false);
-    }
-  });
-
-  test("the message names the command, exit status and podman's last line", () => {
-    assert.equal(
-      PORT_TAKEN.message,
-      "podman run exited 126: Error: cannot listen on the TCP port: listen tcp4 127.0.0.1:18090: bind: address already in use",
-    );
-    assert.equal(PORT_TAKEN.code, "runtime");
-    assert.match(PULL_REFUSED.message, /^podman run exited 125: Error: initializing source/);
   });
 });

@@ -9,7 +9,8 @@
  * code invalid_definition, or a list of problems), every problem has a
  * line:col, a field path, or concerns the whole file (its size), no problem
  * line is long (echoed values are cut short), accepted definitions
- * round-trip and give argv the kernel accepts; and no case is slow: the cases
+ * round-trip and give containers podman can create (a create body without
+ * NUL, an env and command execve takes); and no case is slow: the cases
  * run in a worker, so one that never returns is named, not waited for.
  *
  * Reproduce: FUZZ_SEED=<seed> [FUZZ_CASES=<n>] [FUZZ_ONLY=<index>] node --import tsx --test test/unit/servicedef-fuzz.test.ts

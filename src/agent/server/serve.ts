@@ -8,7 +8,6 @@ import { FileTokenStore } from "../../auth/tokens.js";
 import { parseHostPort } from "../../config/address.js";
 import { loadAgentConfig, type AgentConfig } from "../../config/agent.js";
 import { openRegistry } from "../../registry/index.js";
-import { PodmanRuntime } from "../../runtime/podman.js";
 import { PodmanApiRuntime } from "../../runtime/libpod/runtime.js";
 import { PodmanService, checkStorage } from "../../runtime/libpod/service.js";
 import { watchEvents } from "../../runtime/libpod/events.js";
@@ -59,12 +58,12 @@ export function excludedPorts(config: AgentConfig, ephemeral: PortRange | undefi
 }
 
 /**
- * Podman's graphRoot and runRoot as `podman info` reports them (one quick
- * command at start), so the volume policy protects a relocated storage too;
+ * Podman's graphRoot and runRoot as its API's info reports them (one quick
+ * call at start), so the volume policy protects a relocated storage too;
  * the defaults are protected anyway. Another runtime (tests) has none.
  */
 async function podmanStorage(runtime: Runtime, logger: Logger): Promise<string[]> {
-  if (!(runtime instanceof PodmanRuntime) && !(runtime instanceof PodmanApiRuntime)) return [];
+  if (!(runtime instanceof PodmanApiRuntime)) return [];
   try {
     return await runtime.storagePaths();
   } catch (err) {

@@ -1,7 +1,7 @@
 /**
  * The typed error of Podman's REST API. Kept in its own module (no imports
- * from the rest of src/runtime) so the classifiers in ../args.ts can accept it
- * beside CommandError without an import cycle.
+ * from the rest of src/runtime) so the classifiers in ../errors.ts can
+ * import it without an import cycle.
  */
 import { McpError } from "../../util/errors.js";
 

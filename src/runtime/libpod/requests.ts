@@ -1,12 +1,12 @@
 /**
  * Pure functions around Podman's libpod REST API (v4, Podman 4.3.1 here): the
  * create body (a SpecGenerator) for a ContainerSpec and the method, path and
- * query of every other call. The counterpart of buildRunArgs and friends in
- * ../args.ts: the same spec must give the same container either way, so each
- * `podman run` flag buildRunArgs emits has its field here, each with a unit
- * test (test/unit/libpod.test.ts). Measured against `podman create` +
- * `podman container inspect` on this machine: the two containers differ only
- * in ids, names and the CLI's own bookkeeping (CreateCommand).
+ * query of every other call. A spec must give the container a person gets
+ * from `podman run` with the same flags (the field docs of ../types.ts name
+ * them), so each spec field has its part of the body, each with a unit test
+ * (test/unit/libpod.test.ts); test/integration/libpod.test.ts compares the
+ * two containers in `podman container inspect`: they differ only in ids,
+ * names and the CLI's own bookkeeping (CreateCommand).
  */
 import { parsePortMapping } from "../../servicedef/ports.js";
 import { McpError } from "../../util/errors.js";
@@ -79,10 +79,11 @@ function invalid(what: string, value: string, why: string): McpError {
 }
 
 /**
- * The create body for `spec`: what `podman run` makes of buildRunArgs(spec).
- * Like buildRunArgs it adds nothing of its own: podman's server fills in the
- * same defaults from containers.conf as the CLI (network, log driver, ulimits,
- * memory swap = twice the limit), so leaving a field out means "as the CLI".
+ * The create body for `spec`: what `podman run` makes of its flags for the
+ * same spec. It adds nothing of its own (no pull: the agent pulls in its own
+ * step): podman's server fills in the same defaults from containers.conf as
+ * the CLI (network, log driver, ulimits, memory swap = twice the limit), so
+ * leaving a field out means "as the CLI".
  */
 export function buildCreateBody(spec: ContainerSpec): SpecGenerator {
   const body: SpecGenerator = { name: spec.name, image: spec.image };

@@ -1,13 +1,10 @@
 /**
- * The Runtime on Podman's libpod REST API (issue 9): the same operations as
- * PodmanRuntime (../podman.ts), each one or a few calls on the service's
- * socket instead of a podman process. Requests come from requests.ts (pure,
- * unit-tested), answers are parsed by the CLI runtime's own parsers
- * (../args.ts: the API's JSON is the CLI's), and failures are LibpodErrors
- * that ../args.ts classifies as it does the CLI's stderr.
+ * The Runtime on Podman's libpod REST API (issue 9), the agent's only one:
+ * each operation is one or a few calls on the service's socket (service.ts).
+ * Requests come from requests.ts and answers are read by status.ts (both
+ * pure, unit-tested); failures are LibpodErrors, which ../errors.ts classifies.
  */
 import { PassThrough, type Readable } from "node:stream";
-import { isNoSuchContainer, parseInspectObject, parsePsJson } from "../args.js";
 import type {
   ContainerSpec,
   ContainerStatus,
@@ -17,7 +14,9 @@ import type {
   Runtime,
 } from "../types.js";
 import { asLibpodError, demuxFrames, LibpodClient } from "./client.js";
+import { isNoSuchContainer } from "../errors.js";
 import { LibpodError } from "./errors.js";
+import { parseInspectObject, parsePsJson } from "./status.js";
 import {
   createRequest,
   execCreateRequest,
@@ -45,7 +44,7 @@ export interface PodmanApiOptions {
   client?: LibpodClient;
   /** Seconds `stop`/`restart`/forced `remove` wait after SIGTERM before SIGKILL (podman's default is 10). */
   stopTimeoutSeconds?: number;
-  /** Upper bound of a quick call (ps, inspect, create, start); as PodmanRuntime's commandTimeoutMs. */
+  /** Upper bound of a quick call (ps, inspect, create, start): a wedged podman must not hang the agent. */
   commandTimeoutMs?: number;
   /** Upper bound of `pull`. */
   pullTimeoutMs?: number;
@@ -301,10 +300,7 @@ export class PodmanApiRuntime implements Runtime {
     return { graphRoot: text(field(store, "graphRoot")), runRoot: text(field(store, "runRoot")) };
   }
 
-  /**
-   * As PodmanRuntime.storagePaths: the paths the volume policy never lets a
-   * service mount.
-   */
+  /** graphRoot and runRoot as paths: what the volume policy never lets a service mount. */
   async storagePaths(): Promise<string[]> {
     const { graphRoot, runRoot } = await this.storage();
     return [graphRoot, runRoot].filter((p) => p.startsWith("/"));

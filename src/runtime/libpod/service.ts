@@ -103,7 +103,7 @@ export interface PodmanServiceOptions {
   socketPath: string;
   /** The podman binary (default `podman`). */
   podmanPath?: string;
-  /** Extra environment for podman, over this process's (as PodmanOptions.env). */
+  /** Extra environment for podman, over this process's (e.g. XDG_RUNTIME_DIR for rootless). */
   env?: Record<string, string>;
   /** How long a (re)start may take before the socket answers (default 15 s). */
   readyTimeoutMs?: number;

@@ -9,14 +9,13 @@ import type { ComponentSpec } from "../../../gen/mcp/v1/mcp.js";
 import { healthPlan } from "../../../health/plan.js";
 import type { WaitResult } from "../../../health/probe.js";
 import type { PendingOperation, ProxyRouteRow } from "../../../registry/index.js";
+import { setAsideName, trialName } from "../../../runtime/args.js";
 import {
   isAddressInUse,
   isNameInUse,
   isNoSuchImage,
   isPullFailure,
-  setAsideName,
-  trialName,
-} from "../../../runtime/args.js";
+} from "../../../runtime/errors.js";
 import type { DesiredState } from "../../../servicedef/types.js";
 import { McpError, errorMessage } from "../../../util/errors.js";
 import type { AgentContext } from "../../context.js";
