@@ -975,7 +975,7 @@ describe("deploy: failures roll back", () => {
       assert.ok(r.error.startsWith("pull: "), r.error);
       assert.deepEqual(r.routes, []);
     }
-    assert.match(results[0]?.error ?? "", /^pull: podman API pull HTTP 200: initializing source/);
+    assert.match(results[0]?.error ?? "", /^pull: podman API pull failed: initializing source/);
     assert.equal(registry.services.get("multi"), undefined);
     assert.deepEqual(registry.components.list(), []);
     assert.deepEqual(registry.routes.list(), []);

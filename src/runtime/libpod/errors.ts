@@ -30,7 +30,8 @@ export class LibpodError extends McpError {
 
   constructor(f: LibpodErrorFields) {
     const detail = f.apiMessage || f.reason || "";
-    const outcome = f.timedOut ? "timed out" : f.status ? `HTTP ${f.status}` : "failed";
+    // An error inside a 200 stream (pull) is no HTTP failure: "failed", not "HTTP 200".
+    const outcome = f.timedOut ? "timed out" : f.status >= 400 ? `HTTP ${f.status}` : "failed";
     super("runtime", `podman API ${f.what} ${outcome}${detail ? `: ${detail}` : ""}`, {
       cause: f.cause,
     });
