@@ -113,7 +113,7 @@ describe("observed state from podman's events", { timeout: 180_000 }, () => {
     const state = events.find((e) => e.kind === "state" && e.service === "obsev-kill");
     assert.equal(state?.prevState, "running");
     assert.equal(state?.newState, "exited");
-    assert.equal(state?.message, "", "seen from the event, not on a re-list");
+    assert.equal(state?.message, "exit code 137", "seen from the event, not on a re-list");
     const drift = events.find((e) => e.kind === "drift");
     assert.equal(drift?.message, "desired running, observed exited");
 
@@ -206,6 +206,6 @@ describe("observed state from podman's events", { timeout: 180_000 }, () => {
     );
     const exited = again.filter((e) => e.kind === "state" && e.newState === "exited");
     assert.equal(exited.length, 1, JSON.stringify(again));
-    assert.equal(exited[0]?.message, "");
+    assert.equal(exited[0]?.message, "exit code 137");
   });
 });

@@ -437,6 +437,17 @@ describe("refreshObserved over the view", () => {
     assert.equal(state?.message, "seen on re-listing");
   });
 
+  test("a container that exited: its exit code in the state event", async () => {
+    const { ctx, runtime, registry, view } = harness();
+    await deployHello(ctx);
+    runtime.setState("hello-web", "exited", 137);
+    view.held = await runtime.list();
+    await refreshObserved(ctx);
+    const [state] = stateEvents(registry);
+    assert.equal(state?.newState, "exited");
+    assert.equal(state?.message, "exit code 137");
+  });
+
   test("a view that is not ready: a podman list, as before", async () => {
     const { ctx, runtime, view } = harness();
     await deployHello(ctx);

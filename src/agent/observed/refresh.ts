@@ -189,7 +189,9 @@ export async function refreshObserved(
           kind: "state",
           prevState: row.observedState,
           newState: observed,
-          message: restarted ? `restarted (started ${startedAt})` : (opts.note ?? ""),
+          message: restarted
+            ? `restarted (started ${startedAt})`
+            : transitionMessage(observed, container, opts.note),
         });
       }
       changed.push(row);
@@ -203,6 +205,19 @@ export async function refreshObserved(
     skipped,
     changed: changed.map((row) => componentKey(row.service, row.name)),
   };
+}
+
+/** A transition's message: how the container ended, and the caller's note. */
+function transitionMessage(
+  observed: string,
+  container: ContainerStatus | undefined,
+  note: string | undefined,
+): string {
+  const ended =
+    observed === "exited" && container?.exitCode !== undefined
+      ? `exit code ${container.exitCode}`
+      : "";
+  return [ended, note ?? ""].filter(Boolean).join("; ");
 }
 
 /**
