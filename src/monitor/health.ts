@@ -25,8 +25,8 @@
  *   recorded status is the starting point.
  * - The whole registry is read once per RESCAN_MS: a check that falls due
  *   in between reads only its own row again (a changed one means a full
- *   read at once), so N components on one interval cost N lookups and one
- *   full read a second, not a full read per check (N² a round). Only
+ *   read at once), so N components on one interval cost N lookups and a
+ *   few full reads, not a full read per check (N² a round). Only
  *   components with a check to run wake the loop: one not checked
  *   (stopped, gone, mid-deploy) has no due time.
  */
@@ -47,8 +47,14 @@ import type { ComponentRow } from "../registry/index.js";
 import { containerName } from "../runtime/args.js";
 import { errorMessage } from "../util/errors.js";
 
-/** Longest the loop sleeps between looks at the registry (new components, state changes). */
-export const RESCAN_MS = 1000;
+/**
+ * Longest the loop goes between reads of the whole registry: how late a
+ * component that starts running (a deploy, `mcp start`) gets its first check
+ * in steady state, after the one the deploy's health gate made. A component
+ * already checked needs no full read to be seen changing: each check reads
+ * its own row first (#startDue).
+ */
+export const RESCAN_MS = 5000;
 /** Most checks in flight at once; due checks beyond it wait for a free slot. */
 export const MAX_CONCURRENT_CHECKS = 16;
 /** How much longer than its timeout a check may take before it counts as failed. */
