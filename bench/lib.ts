@@ -1,12 +1,15 @@
 /**
  * Small helpers shared by the benchmarks: statistics, a fine-grained HTTP
- * readiness probe, /proc memory readings and cleanup on Ctrl-C. The agent
- * itself comes from test/helpers/live-agent.ts, like in the integration tests.
+ * readiness probe, /proc memory and CPU readings, argument parsing and
+ * cleanup on Ctrl-C. The agent itself comes from test/helpers/live-agent.ts,
+ * like in the integration tests.
  */
 import http from "node:http";
 import { readFile } from "node:fs/promises";
+import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
+import { runCommand } from "../src/util/exec.js";
 import { TEST_IMAGE } from "../test/helpers/live-agent.js";
 
 export interface Stats {
@@ -104,6 +107,28 @@ export async function procMemoryMB(pid: number, field: "VmRSS" | "VmHWM"): Promi
   return Number(match[1]) / 1024;
 }
 
+let clockTicks: number | undefined;
+
+/** CPU time (utime + stime) the process `pid` used so far, in seconds (/proc/<pid>/stat). */
+export async function procCpuSeconds(pid: number): Promise<number> {
+  clockTicks ??= Number((await runCommand(["getconf", "CLK_TCK"])).stdout.trim()) || 100;
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // The command name (field 2) may hold spaces and parentheses: count from its closing one.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 of the whole line (utime, stime), 3 being the first after the name.
+  const utime = Number(fields[14 - 3]);
+  const stime = Number(fields[15 - 3]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) {
+    throw new Error(`no utime/stime in /proc/${pid}/stat`);
+  }
+  return (utime + stime) / clockTicks;
+}
+
+/** The 1-minute load average, rounded to 2 decimals, for the report and the JSON line. */
+export function loadavg1(): number {
+  return Math.round((os.loadavg()[0] ?? NaN) * 100) / 100;
+}
+
 /**
  * The argv of a raw `podman run -d` of the test image as `name`, on host port
  * `port` (`-p 127.0.0.1:port:port`, `PORT=port`), labelled `mcp.node=<node>`
@@ -141,6 +166,22 @@ export function deployedPort(stdout: string): number {
 
 /** `--name value` or `--name=value` as a positive integer, else `fallback`. */
 export function intArg(name: string, fallback: number): number {
+  const raw = rawArg(name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`--${name} needs a positive integer, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+/** `--name value` or `--name=value` as a string, else `fallback`. */
+export function stringArg(name: string, fallback: string): string {
+  return rawArg(name) ?? fallback;
+}
+
+/** The value of the last `--name value` or `--name=value`, if any. */
+function rawArg(name: string): string | undefined {
   const argv = process.argv.slice(2);
   let raw: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -148,12 +189,20 @@ export function intArg(name: string, fallback: number): number {
     if (arg === `--${name}`) raw = argv[i + 1];
     else if (arg.startsWith(`--${name}=`)) raw = arg.slice(name.length + 3);
   }
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) {
-    throw new Error(`--${name} needs a positive integer, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+/**
+ * `--prefix P`: put in front of every node and service name a bench makes,
+ * so that two people's runs on one machine never share a name (and neither
+ * one's cleanup, which goes by the node label, touches the other's).
+ */
+export function namePrefix(): string {
+  const prefix = stringArg("prefix", "");
+  if (prefix !== "" && !/^[a-z][a-z0-9-]*$/.test(prefix)) {
+    throw new Error(`--prefix needs lowercase letters, digits and dashes, got ${prefix}`);
   }
-  return value;
+  return prefix;
 }
 
 export function flagArg(name: string): boolean {

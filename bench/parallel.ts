@@ -4,7 +4,7 @@
  * containers (fixed free host ports) — the load an operator's script or a CI
  * job might put on a node.
  *
- *   node --import tsx bench/parallel.ts [--services N]
+ *   node --import tsx bench/parallel.ts [--services N] [--prefix P]
  *
  * Reports the wall time of each side, the ratio, how many CLIs answered with
  * success, and whether every service got a distinct host port.
@@ -14,11 +14,12 @@ import { performance } from "node:perf_hooks";
 import { runCommand } from "../src/util/exec.js";
 import { freePort } from "../test/helpers/agent.js";
 import { LiveAgent, oneRouteDefinition } from "../test/helpers/live-agent.js";
-import { deployedPort, intArg, ms, rawRunArgv, withCleanup } from "./lib.js";
+import { deployedPort, intArg, ms, namePrefix, rawRunArgv, withCleanup } from "./lib.js";
 
-const NODE = "benchpar";
+const prefix = namePrefix();
+const NODE = `${prefix}benchpar`;
 const count = intArg("services", 100);
-const names = Array.from({ length: count }, (_, i) => `par-${String(i).padStart(3, "0")}`);
+const names = Array.from({ length: count }, (_, i) => `${prefix}par-${String(i).padStart(3, "0")}`);
 
 async function rawRun(name: string, port: number): Promise<void> {
   await runCommand(rawRunArgv(`${name}-raw`, NODE, port));

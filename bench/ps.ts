@@ -2,7 +2,7 @@
  * `mcp ps` across nodes: two nodes asked in parallel versus one, and `mcp ps`
  * versus the raw `podman ps -a --format json` on one node.
  *
- *   node --import tsx bench/ps.ts [--runs N] [--containers N]
+ *   node --import tsx bench/ps.ts [--runs N] [--containers N] [--prefix P]
  *
  * Two real nodes on this machine (scripts/nodes.sh: network namespaces with
  * their own Podman storage), one real agent in each, `--containers` one-route
@@ -13,10 +13,11 @@
  *   (b) `mcp ps` with a CLI config that lists both nodes
  *   (c) `podman ps -a --format json` inside node 1 (its storage, its namespace)
  *
- * Ratios: b/a (target ≤ 1.3: the nodes are asked in parallel) and a/c.
- * `mcp ps` asks the agent for a live check, so (a) contains one podman ps
- * run by the agent plus the CLI's start-up, TLS and the RPC; `mcp --version`
- * is timed too, to show the CLI's start-up alone.
+ * Ratios: b/a (target ≤ 1.3: the nodes are asked in parallel) and a/c
+ * (target ≤ 1.5, issue 9: `mcp ps` against typing `podman ps` by hand).
+ * `mcp ps` asks the agent for a live check, so (a) contains one container
+ * list from the agent's podman service plus the CLI's start-up, TLS and the
+ * RPC; `mcp --version` is timed too, to show the CLI's start-up alone.
  */
 import { copyFile } from "node:fs/promises";
 import os from "node:os";
@@ -32,10 +33,13 @@ import {
   startNodeAgent,
   type NetnsNode,
 } from "../test/helpers/netns-nodes.js";
-import { intArg, ms, roundStats, stats, withCleanup, type Stats } from "./lib.js";
+import { intArg, ms, namePrefix, roundStats, stats, withCleanup, type Stats } from "./lib.js";
 
-const NODE_NAMES = ["mnb1", "mnb2"] as const;
+const prefix = namePrefix();
+const NODE_NAMES = [`${prefix}mnb1`, `${prefix}mnb2`] as const;
 const TARGET_RATIO = 1.3;
+/** `mcp ps` on one node against `podman ps -a --format json` there (issue 9). */
+const TARGET_RAW_RATIO = 1.5;
 /** Deploys in flight at once while setting up (2 cores: more only queues). */
 const DEPLOY_PARALLEL = 4;
 
@@ -126,7 +130,7 @@ async function main(signal: AbortSignal): Promise<void> {
   const jobs: (() => Promise<void>)[] = [];
   for (const [i, node] of NODE_NAMES.entries()) {
     for (let c = 1; c <= containers; c++) {
-      const name = `mnb${i + 1}-${String(c).padStart(2, "0")}`;
+      const name = `${prefix}mnb${i + 1}-${String(c).padStart(3, "0")}`;
       await a1.addDefinition(name, oneRouteDefinition(name, node));
       jobs.push(async () => {
         const res = await runMcp(["--config", twoNodes, "deploy", name]);
@@ -183,7 +187,10 @@ async function main(signal: AbortSignal): Promise<void> {
     "ratio 2 nodes / 1 node (median):",
     `${ratioNodes.toFixed(2)}  (target ≤ ${TARGET_RATIO}: ${ratioNodes <= TARGET_RATIO ? "met" : "NOT met"})`,
   );
-  row("ratio mcp ps / podman ps (median):", ratioRaw.toFixed(2));
+  row(
+    "ratio mcp ps / podman ps, a/c (median):",
+    `${ratioRaw.toFixed(2)}  (target ≤ ${TARGET_RAW_RATIO}: ${ratioRaw <= TARGET_RAW_RATIO ? "met" : "NOT met"})`,
+  );
   row("ratio minus CLI start-up:", `${ratioRawNoStartup.toFixed(2)}  ((a − mcp --version) / c)`);
 
   const round = (x: number) => Math.round(x * 1000) / 1000;
@@ -202,6 +209,8 @@ async function main(signal: AbortSignal): Promise<void> {
       ratioMcpToPodmanMinusCliStartup: round(ratioRawNoStartup),
       target: TARGET_RATIO,
       targetMet: ratioNodes <= TARGET_RATIO,
+      targetMcpToPodman: TARGET_RAW_RATIO,
+      targetMcpToPodmanMet: ratioRaw <= TARGET_RAW_RATIO,
       loadavg1: Math.round(load * 100) / 100,
     }),
   );

@@ -23,6 +23,12 @@
  *   away is drift (the pass it asks for records it), not ill health.
  * - Consecutive failures live in memory; after an agent restart the
  *   recorded status is the starting point.
+ * - The whole registry is read once per RESCAN_MS: a check that falls due
+ *   in between reads only its own row again (a changed one means a full
+ *   read at once), so N components on one interval cost N lookups and a
+ *   few full reads, not a full read per check (N² a round). Only
+ *   components with a check to run wake the loop: one not checked
+ *   (stopped, gone, mid-deploy) has no due time.
  */
 import type { AgentContext } from "../agent/context.js";
 import { componentKey } from "../agent/observed/refresh.js";
@@ -41,8 +47,14 @@ import type { ComponentRow } from "../registry/index.js";
 import { containerName } from "../runtime/args.js";
 import { errorMessage } from "../util/errors.js";
 
-/** Longest the loop sleeps between looks at the registry (new components, state changes). */
-export const RESCAN_MS = 1000;
+/**
+ * Longest the loop goes between reads of the whole registry: how late a
+ * component that starts running (a deploy, `mcp start`) gets its first check
+ * in steady state, after the one the deploy's health gate made. A component
+ * already checked needs no full read to be seen changing: each check reads
+ * its own row first (#startDue).
+ */
+export const RESCAN_MS = 5000;
 /** Most checks in flight at once; due checks beyond it wait for a free slot. */
 export const MAX_CONCURRENT_CHECKS = 16;
 /** How much longer than its timeout a check may take before it counts as failed. */
@@ -69,6 +81,19 @@ interface Watched {
    * container, not checked any more): a check that began before is stale.
    */
   epoch: number;
+  /**
+   * What the last scan would check when due: the row and plan it read.
+   * Undefined while the component is not checked (no check due then).
+   */
+  target?: { row: ComponentRow; plan: HealthPlan } | undefined;
+}
+
+/** A check to start now. */
+interface Due {
+  key: string;
+  row: ComponentRow;
+  plan: HealthPlan;
+  w: Watched;
 }
 
 /** One transition recorded (returned by tick() for tests and logs). */
@@ -86,6 +111,8 @@ export class HealthLoop {
   #stopped = false;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
+  /** When #scan last read the registry (the loop's clock). */
+  #scannedAt = -Infinity;
 
   constructor(ctx: AgentContext, deps: HealthLoopDeps) {
     this.#ctx = ctx;
@@ -127,19 +154,23 @@ export class HealthLoop {
     this.#timerAt = Infinity;
     try {
       // The checks record their own results; none rejects.
-      void Promise.all(this.#scan());
+      const rescan = this.#deps.now() - this.#scannedAt >= RESCAN_MS;
+      void Promise.all(rescan ? this.#scan() : this.#startDue());
     } catch (err) {
       this.#ctx.logger.warn({ err: errorMessage(err) }, "health loop failed");
     }
     this.#arm(this.#deps.now());
   }
 
-  /** Wakes the loop at the earliest due check, or after RESCAN_MS. */
+  /** Wakes the loop at the earliest due check, or RESCAN_MS after the last scan. */
   #arm(now: number): void {
     if (!this.#started || this.#stopped) return;
-    let at = now + RESCAN_MS;
-    for (const w of this.#watched.values()) {
-      if (!w.inFlight && w.nextAt < at) at = w.nextAt;
+    let at = Math.max(now, this.#scannedAt + RESCAN_MS);
+    // With every slot taken, a check that ends re-arms the loop: no due time counts till then.
+    if (this.#checks.size < MAX_CONCURRENT_CHECKS) {
+      for (const w of this.#watched.values()) {
+        if (w.target && !w.inFlight && w.nextAt < at) at = w.nextAt;
+      }
     }
     if (this.#timer && this.#timerAt <= at) return;
     if (this.#timer) clearTimeout(this.#timer);
@@ -153,6 +184,7 @@ export class HealthLoop {
   #scan(): Promise<RecordedTransition | undefined>[] {
     const { registry, settings, serviceLocks } = this.#ctx;
     const now = this.#deps.now();
+    this.#scannedAt = now;
     const rows = registry.components.list();
     const ports = new Map<string, Map<string, number>>();
     for (const r of registry.routes.list()) {
@@ -164,16 +196,20 @@ export class HealthLoop {
     }
     const seen = new Set<string>();
     const resets: { row: ComponentRow; status: HealthStatus }[] = [];
-    const due: { key: string; row: ComponentRow; plan: HealthPlan; w: Watched }[] = [];
+    const due: Due[] = [];
     for (const row of rows) {
       const key = componentKey(row.service, row.name);
       seen.add(key);
-      // Mid-operation the container is being replaced: leave everything as it is.
-      if (row.pending !== null || serviceLocks.isLocked(row.service)) continue;
       let w = this.#watched.get(key);
+      // Mid-operation the container is being replaced: leave everything as it is.
+      if (row.pending !== null || serviceLocks.isLocked(row.service)) {
+        if (w) w.target = undefined;
+        continue;
+      }
       const checked =
         row.desiredState === "running" && row.observedState === "running" && row.containerId !== "";
       if (!checked) {
+        if (w) w.target = undefined;
         if (w && w.memo.status !== "") {
           w.memo = notChecked(w.memo, "");
           w.epoch++;
@@ -205,9 +241,8 @@ export class HealthLoop {
         w.epoch++;
       }
       if (w.memo.status !== row.health.status) resets.push({ row, status: w.memo.status });
-      if (plan.check.type !== "none" && !w.inFlight && w.nextAt <= now) {
-        due.push({ key, row, plan, w });
-      }
+      w.target = plan.check.type === "none" ? undefined : { row, plan };
+      if (w.target && !w.inFlight && w.nextAt <= now) due.push({ key, row, plan, w });
     }
     for (const key of this.#watched.keys()) if (!seen.has(key)) this.#watched.delete(key);
     if (resets.length > 0) {
@@ -221,6 +256,31 @@ export class HealthLoop {
         }
       });
     }
+    return this.#startChecks(due);
+  }
+
+  /**
+   * Between scans: the checks due now, each on its own row read again (one
+   * lookup, not the whole table); a row that changed since the scan (a
+   * stop, a redeploy, a new observed state) means a full scan now instead.
+   */
+  #startDue(): Promise<RecordedTransition | undefined>[] {
+    const { registry, serviceLocks } = this.#ctx;
+    const now = this.#deps.now();
+    const due: Due[] = [];
+    for (const [key, w] of this.#watched) {
+      const t = w.target;
+      if (!t || w.inFlight || w.nextAt > now) continue;
+      if (serviceLocks.isLocked(t.row.service)) continue;
+      const row = registry.components.get(t.row.service, t.row.name);
+      if (row?.updatedAt !== t.row.updatedAt) return this.#scan();
+      due.push({ key, row, plan: t.plan, w });
+    }
+    return this.#startChecks(due);
+  }
+
+  /** Starts `due` checks, at most MAX_CONCURRENT_CHECKS in flight in all. */
+  #startChecks(due: Due[]): Promise<RecordedTransition | undefined>[] {
     const started: Promise<RecordedTransition | undefined>[] = [];
     for (const d of due) {
       if (this.#checks.size >= MAX_CONCURRENT_CHECKS) break;

@@ -205,6 +205,21 @@ export const MIGRATIONS: readonly Migration[] = [
         CHECK (standby_port BETWEEN 0 AND 65535);
     `,
   },
+  {
+    version: 9,
+    name: "events: indexes by service and time, by kind",
+    sql: `
+      -- mcp status <service> asks for a service's newest events: without an
+      -- index by (service, timestamp) SQLite sorted every event the service
+      -- kept (retention, 30 days) on each call.
+      CREATE INDEX events_service_time ON events(service, timestamp);
+      -- Flap detection counts one kind (state) per component and window on
+      -- every monitor pass: the kind in the index spares reading the others
+      -- (health, deploy, drift events) of the window.
+      CREATE INDEX events_service_component_kind_time
+        ON events(service, component, kind, timestamp);
+    `,
+  },
 ];
 
 /**

@@ -44,19 +44,22 @@ export function isSideContainer(name: string): boolean {
  * Reads a container name back into service and component. Known services win
  * (longest first), so `mc-proxy` stays one service instead of `mc` + `proxy`;
  * an unknown name is split at its first `-`, and a name without `-` is a
- * component named like its service.
+ * component named like its service. Only the name's own prefixes are looked
+ * up, so a caller matching many containers passes the services as a Set
+ * once (no scan, no sort of every service per container).
  */
 export function splitContainerName(
   name: string,
-  knownServices: readonly string[],
+  knownServices: readonly string[] | ReadonlySet<string>,
 ): { service: string; component: string } | undefined {
-  const known = [...knownServices].sort((a, b) => b.length - a.length);
-  for (const service of known) {
-    if (!service) continue;
-    if (name === service) return { service, component: service };
-    if (name.startsWith(`${service}-`) && name.length > service.length + 1) {
-      return { service, component: name.slice(service.length + 1) };
-    }
+  const known: ReadonlySet<string> =
+    knownServices instanceof Set ? knownServices : new Set(knownServices);
+  // The longest candidate is the name itself, then the prefixes before each `-`, right to left.
+  if (name && known.has(name)) return { service: name, component: name };
+  for (let dash = name.lastIndexOf("-"); dash > 0; dash = name.lastIndexOf("-", dash - 1)) {
+    if (dash === name.length - 1) continue;
+    const service = name.slice(0, dash);
+    if (known.has(service)) return { service, component: name.slice(dash + 1) };
   }
   const dash = name.indexOf("-");
   if (dash < 0) return name ? { service: name, component: name } : undefined;

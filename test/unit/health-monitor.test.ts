@@ -651,6 +651,35 @@ describe("the health loop (fake runtime, scripted checks)", () => {
     await new Promise((r) => setTimeout(r, 150));
     assert.equal(h.health.calls.length, stopped, "no checks after stop()");
   });
+
+  test("start(): the whole registry is read every RESCAN_MS or when a row changed, not once per check; a stopped component never wakes the loop", async () => {
+    const h = setup({}, true);
+    const names = Array.from({ length: 8 }, (_, i) => `c${i}`);
+    const tcp = ['type = "tcp"', 'interval = "40ms"'];
+    await deployOk(h.ctx, spec(names.map((name) => ({ name, route: true, health: tcp }))));
+    await deployOk(h.ctx, spec([{ name: "web", route: true, health: tcp }], "down"));
+    h.monitor.start();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(h.health.callsOf("down-web") > 0, "checked while it ran");
+    await stopService(h.ctx, "down");
+    // Only the loop's scan reads every route at once.
+    let reads = 0;
+    const list = h.registry.routes.list.bind(h.registry.routes);
+    h.registry.routes.list = (filter = {}) => {
+      if (filter.service === undefined) reads++;
+      return list(filter);
+    };
+    const before = new Map(names.map((name) => [name, h.health.callsOf(`hl-${name}`)]));
+    const stopped = h.health.callsOf("down-web");
+    await new Promise((r) => setTimeout(r, 700));
+    await h.monitor.stop();
+    for (const name of names) {
+      const checks = h.health.callsOf(`hl-${name}`) - (before.get(name) ?? 0);
+      assert.ok(checks >= 5, `${checks} checks of ${name} (40ms interval) in 700ms`);
+    }
+    assert.ok(h.health.callsOf("down-web") - stopped <= 1, "the stopped component is not checked");
+    assert.ok(reads <= 2, `${reads} registry scans in 700ms (the stop changed a row: one)`);
+  });
 });
 
 describe("messages: health in ComponentInfo", () => {

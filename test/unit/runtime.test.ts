@@ -57,6 +57,17 @@ describe("container names", () => {
     assert.equal(splitContainerName("", []), undefined);
   });
 
+  test("the known services as a Set (matching many containers): the same rules", () => {
+    const known = new Set(["mc", "mc-proxy", "svc"]);
+    const split = (name: string) => splitContainerName(name, known);
+    assert.deepEqual(split("mc-proxy"), { service: "mc-proxy", component: "mc-proxy" });
+    assert.deepEqual(split("mc-proxy-web"), { service: "mc-proxy", component: "web" });
+    assert.deepEqual(split("mc-web"), { service: "mc", component: "web" });
+    assert.deepEqual(split("mc--web"), { service: "mc", component: "-web" });
+    assert.deepEqual(split("mcq-web"), { service: "mcq", component: "web" });
+    assert.equal(split("svc-"), undefined);
+  });
+
   test("round trip", () => {
     for (const [s, c] of [
       ["mc-proxy", "mc-proxy"],

@@ -53,7 +53,8 @@ export function matchContainers(
   components: Pick<ComponentRow, "service" | "name">[],
 ): { byKey: Map<string, ContainerStatus>; unmanaged: ContainerStatus[] } {
   const known = new Set(components.map((c) => componentKey(c.service, c.name)));
-  const services = [...new Set(components.map((c) => c.service))];
+  // A Set: unlabelled containers (anyone's on the host) are looked up, never scanned against every service.
+  const services = new Set(components.map((c) => c.service));
   const byKey = new Map<string, ContainerStatus>();
   const unmanaged: ContainerStatus[] = [];
   for (const container of containers) {

@@ -37,6 +37,9 @@ export interface ApiStream {
   abort(): void;
 }
 
+/** Idle connections kept open for the next calls (more run at once when needed). */
+const MAX_IDLE_CONNECTIONS = 8;
+
 /** Bodies above this are refused: the largest answer is a list of every container. */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
@@ -44,7 +47,12 @@ export class LibpodClient {
   readonly socketPath: string;
   private readonly timeoutMs: number;
   // Kept alive: a call then costs no connect (measured in the final report of issue 9).
-  private readonly agent = new http.Agent({ keepAlive: true });
+  // A few idle ones only: after 100 deploys at once the default (256) kept
+  // 100 connections open for good, each costing memory here and in podman.
+  private readonly agent = new http.Agent({
+    keepAlive: true,
+    maxFreeSockets: MAX_IDLE_CONNECTIONS,
+  });
 
   constructor(opts: LibpodClientOptions) {
     this.socketPath = opts.socketPath;

@@ -190,8 +190,10 @@ export function restorePrevious(
     }
     for (const row of previous.proxyRoutes) registry.proxyRoutes.put(row);
   }
+  // Read once: each route's own row is all the loop compares, and its writes touch only that row.
+  const current = new Map(registry.routes.list({ service, component }).map((r) => [r.name, r]));
   for (const route of previous.routes) {
-    const now = registry.routes.list({ service, component }).find((r) => r.name === route.name);
+    const now = current.get(route.name);
     if (!now || now.hostPort === route.hostPort) continue;
     try {
       registry.routes.setHostPort(service, component, route.name, route.hostPort);
