@@ -19,19 +19,15 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { ServerUnaryCall, handleUnaryCall } from "@grpc/grpc-js";
-import { pino } from "pino";
-import { createAgentContext } from "../src/agent/context.js";
 import { refreshObserved } from "../src/agent/observed/refresh.js";
 import { deploy } from "../src/agent/operations/deploy.js";
-import { defaultPolicy } from "../src/agent/policy/rules.js";
-import { PortAllocator } from "../src/agent/ports/allocator.js";
-import { RegistryPortBook } from "../src/agent/ports/book.js";
 import { createHandlers } from "../src/agent/server/handlers.js";
 import type { ServiceSpec } from "../src/gen/mcp/v1/mcp.js";
 import { HealthLoop } from "../src/monitor/health.js";
 import { Monitor } from "../src/monitor/monitor.js";
 import { openRegistry } from "../src/registry/index.js";
 import { parseServiceDef, toServiceSpec } from "../src/servicedef/index.js";
+import { fakeAgentContext } from "../test/helpers/fake-context.js";
 import { ScriptedProber } from "../test/helpers/fake-health.js";
 import { FakeRuntime } from "../test/helpers/fake-runtime.js";
 import { TEST_IMAGE, oneRouteDefinition } from "../test/helpers/live-agent.js";
@@ -89,26 +85,15 @@ async function measure(size: number, signal: AbortSignal): Promise<Row> {
   const registry = openRegistry(path.join(dir, "mcp.db"));
   try {
     const runtime = new FakeRuntime({ images: [TEST_IMAGE] });
-    const ctx = createAgentContext({
-      health: new ScriptedProber(),
-      settings: {
-        node: NODE,
-        bindAddress: "127.0.0.1",
-        allowLatest: false,
-        dataRoot: path.join(dir, "data"),
-        agentVersion: "0.0.0-bench",
-        stopTimeoutSeconds: 0,
-        policy: defaultPolicy(["127.0.0.1"]),
-      },
+    const ctx = fakeAgentContext({
       registry,
       runtime,
-      allocator: new PortAllocator({
-        pool: [{ from: 20000, to: 60000 }],
-        bindAddresses: ["127.0.0.1"],
-        book: new RegistryPortBook(registry),
-        probe: () => Promise.resolve(true),
-      }),
-      logger: pino({ level: "silent" }),
+      dataRoot: path.join(dir, "data"),
+      health: new ScriptedProber(),
+      pool: [{ from: 20000, to: 60000 }],
+      // Every port free: the fake runtime's own probe scans all its containers.
+      probe: () => Promise.resolve(true),
+      settings: { node: NODE },
     });
     const specs: ServiceSpec[] = Array.from({ length: size }, (_, i) => {
       const name = `as${String(i).padStart(5, "0")}`;

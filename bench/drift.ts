@@ -19,7 +19,7 @@ import { performance } from "node:perf_hooks";
 import Database from "better-sqlite3";
 import { containerName } from "../src/runtime/args.js";
 import { runCommand } from "../src/util/exec.js";
-import { LiveAgent, webDefinition } from "../test/helpers/live-agent.js";
+import { LiveAgent, TEST_IMAGE, oneRouteDefinition } from "../test/helpers/live-agent.js";
 import {
   intArg,
   loadavg1,
@@ -132,15 +132,7 @@ async function main(signal: AbortSignal): Promise<void> {
   // its interval × retries; this bench times the drift path alone.
   await live.addDefinition(
     SERVICE,
-    webDefinition(SERVICE, NODE, [
-      "",
-      "[[components.routes]]",
-      "port = 443",
-      'mode = "l7"',
-      "",
-      "[components.health]",
-      'type = "none"',
-    ]),
+    oneRouteDefinition(SERVICE, NODE, TEST_IMAGE, ["", "[components.health]", 'type = "none"']),
   );
   const deployed = await live.cli(["deploy", SERVICE]);
   if (deployed.code !== 0) {

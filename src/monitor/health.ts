@@ -269,6 +269,8 @@ export class HealthLoop {
     const now = this.#deps.now();
     const due: Due[] = [];
     for (const [key, w] of this.#watched) {
+      // Only as many as there are free slots: a backlog is not read again at every check's end.
+      if (due.length + this.#checks.size >= MAX_CONCURRENT_CHECKS) break;
       const t = w.target;
       if (!t || w.inFlight || w.nextAt > now) continue;
       if (serviceLocks.isLocked(t.row.service)) continue;

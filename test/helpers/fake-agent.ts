@@ -9,27 +9,21 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after } from "node:test";
-import {
-  createAgentContext,
-  type AgentContext,
-  type AgentSettings,
-} from "../../src/agent/context.js";
+import type { AgentContext, AgentSettings } from "../../src/agent/context.js";
 import type { CrashPoint } from "../../src/agent/operations/crash-points.js";
-import { defaultPolicy } from "../../src/agent/policy/rules.js";
-import { RegistryPortBook } from "../../src/agent/ports/book.js";
-import { PortAllocator, type PortRange } from "../../src/agent/ports/allocator.js";
+import type { PortRange } from "../../src/agent/ports/allocator.js";
 import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import type { Edge } from "../../src/edge/edge.js";
 import { openRegistry, type Registry } from "../../src/registry/index.js";
 import { parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
-import { silentLogger } from "../../src/util/log.js";
+import { FAKE_NODE, fakeAgentContext } from "./fake-context.js";
 import { ScriptedProber } from "./fake-health.js";
 import { FakeRuntime } from "./fake-runtime.js";
 
 const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), "../../examples");
 export const IMAGE = "localhost/mcp-httpenv:v1";
 export const IMAGE_V2 = "localhost/mcp-httpenv:v2";
-export const NODE = "local";
+export const NODE = FAKE_NODE;
 
 const dir = mkdtempSync(join(tmpdir(), "mcp-fake-agent-"));
 const registries: Registry[] = [];
@@ -64,29 +58,14 @@ export function agent(
   registries.push(registry);
   const runtime = opts.runtime ?? new FakeRuntime({ images: [IMAGE, IMAGE_V2] });
   const health = opts.health ?? new ScriptedProber();
-  const ctx = createAgentContext({
-    settings: {
-      node: NODE,
-      bindAddress: "127.0.0.1",
-      allowLatest: false,
-      dataRoot: join(dir, "data"),
-      agentVersion: "0.0.0-test",
-      stopTimeoutSeconds: 0,
-      // The multi example mounts /srv/multi; data_root is a temp dir here.
-      policy: { ...defaultPolicy(["127.0.0.1"]), volumeRoots: ["/srv/multi"] },
-      ...opts.settings,
-    },
+  const ctx = fakeAgentContext({
     registry,
     runtime,
-    allocator: new PortAllocator({
-      pool: opts.pool ?? [{ from: 20000, to: 20099 }],
-      bindAddresses: ["127.0.0.1"],
-      book: new RegistryPortBook(registry),
-      probe: runtime.probe,
-    }),
-    logger: silentLogger(),
-    crashPoint: opts.crashPoint,
+    dataRoot: join(dir, "data"),
     health,
+    pool: opts.pool,
+    settings: opts.settings,
+    crashPoint: opts.crashPoint,
     edge: opts.edge,
   });
   return { ctx, runtime, registry, dbPath, health };

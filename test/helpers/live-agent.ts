@@ -329,12 +329,20 @@ export function l7Definition(
   ]);
 }
 
-/** A one-component (`web`), one-unnamed-route service definition for `node`. */
-export function oneRouteDefinition(name: string, node: string, image = TEST_IMAGE): string {
+/**
+ * A one-component (`web`), one-unnamed-route service definition for `node`;
+ * `after` goes after the route (e.g. a `[components.health]` table).
+ */
+export function oneRouteDefinition(
+  name: string,
+  node: string,
+  image = TEST_IMAGE,
+  after: string[] = [],
+): string {
   return webDefinition(
     name,
     node,
-    ["", "[[components.routes]]", "port = 443", 'mode = "l7"'],
+    ["", "[[components.routes]]", "port = 443", 'mode = "l7"', ...after],
     image,
   );
 }
