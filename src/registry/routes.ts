@@ -58,10 +58,16 @@ export class RouteStore {
   readonly #upsert: Database.Statement<[Key & Omit<RouteInput, "name"> & { ord: number }]>;
   readonly #names: Database.Statement<[string, string], string>;
   readonly #deleteOne: Database.Statement<[string, string, string]>;
-  readonly #list: Database.Statement<
-    [{ service: string | null; component: string | null }],
-    RouteRow
-  >;
+  /**
+   * One statement per filter shape (all, a service, a component): a plain
+   * `service = ?` lets SQLite use the key's index, `(? IS NULL OR …)` made
+   * every per-component lookup a scan of every route on the node.
+   */
+  readonly #lists: {
+    all: Database.Statement<[], RouteRow>;
+    service: Database.Statement<[{ service: string }], RouteRow>;
+    component: Database.Statement<[{ service: string; component: string }], RouteRow>;
+  };
   readonly #setHostPort: Database.Statement<[Key & { hostPort: number }]>;
   readonly #setPorts: Database.Statement<[Key & { hostPort: number; standbyPort: number }]>;
   readonly #holder: Database.Statement<[number], Key>;
@@ -85,10 +91,17 @@ export class RouteStore {
     this.#deleteOne = db.prepare(
       "DELETE FROM component_routes WHERE service = ? AND component = ? AND name = ?",
     );
-    this.#list = db.prepare(`
-      SELECT ${COLUMNS} FROM component_routes
-      WHERE (@service IS NULL OR service = @service) AND (@component IS NULL OR component = @component)
-      ORDER BY service, component, ord, rowid`);
+    const order = "ORDER BY service, component, ord, rowid";
+    this.#lists = {
+      all: db.prepare(`SELECT ${COLUMNS} FROM component_routes ${order}`),
+      service: db.prepare(
+        `SELECT ${COLUMNS} FROM component_routes WHERE service = @service ${order}`,
+      ),
+      component: db.prepare(
+        `SELECT ${COLUMNS} FROM component_routes
+         WHERE service = @service AND component = @component ${order}`,
+      ),
+    };
     this.#setHostPort = db.prepare(`
       UPDATE component_routes SET host_port = @hostPort
       WHERE service = @service AND component = @component AND name = @name`);
@@ -161,7 +174,15 @@ export class RouteStore {
 
   /** Routes ordered by service, component, then definition order. */
   list(filter: { service?: string; component?: string } = {}): RouteRow[] {
-    return this.#list.all({ service: filter.service ?? null, component: filter.component ?? null });
+    const { service, component } = filter;
+    if (service === undefined) {
+      // A component without its service names nothing in particular: every route, filtered.
+      const all = this.#lists.all.all();
+      return component === undefined ? all : all.filter((r) => r.component === component);
+    }
+    return component === undefined
+      ? this.#lists.service.all({ service })
+      : this.#lists.component.all({ service, component });
   }
 
   /** Records an allocated host port (0 releases it). */
