@@ -9,7 +9,10 @@
  * Decisions where the reference leaves a gap:
  * - A condition is an *episode*: it starts when a pass first sees it and ends
  *   at the first pass that does not. Its event is recorded once, when it
- *   starts, never on every pass.
+ *   starts, never on every pass. A drift is about one container run (its id
+ *   and start time): a container started again (`mcp start`, a deploy) that
+ *   drifts before any pass saw it running is a new episode, not the old one
+ *   going on.
  * - Each episode alerts at most once. If the cooldown suppresses it when it
  *   starts, it stays pending and alerts at the first pass after the cooldown
  *   in which it still holds (a component that went away again within the
@@ -45,6 +48,8 @@ export interface ComponentObservation {
   health: string;
   /** The last health check's output. */
   healthOutput: string;
+  /** Which container run this is (id and start time): a drift of another run is a new episode. */
+  run?: string;
 }
 
 /** A drift, flap or unhealthy condition of one component. */
@@ -70,8 +75,8 @@ export interface MonitorPolicy {
 
 /** What the monitor carries from one pass to the next. */
 export interface MonitorMemory {
-  /** Conditions that held at the last pass, by conditionKey, and whether they alerted. */
-  active: Map<string, { alerted: boolean }>;
+  /** Conditions that held at the last pass, by conditionKey: whether they alerted, of which run. */
+  active: Map<string, { alerted: boolean; run?: string | undefined }>;
   /** When each condition key last alerted (ms since the epoch). */
   lastAlert: Map<string, number>;
 }
@@ -137,7 +142,7 @@ export function evaluate(
   now: number,
   policy: MonitorPolicy,
 ): Evaluation {
-  const active = new Map<string, { alerted: boolean }>();
+  const active: MonitorMemory["active"] = new Map();
   for (const [key, state] of memory.active) {
     const component = key.slice(0, key.lastIndexOf(":"));
     if (skipped.has(component)) active.set(key, state);
@@ -151,7 +156,9 @@ export function evaluate(
   for (const o of observations) {
     for (const condition of conditionsOf(o, policy)) {
       const key = conditionKey(condition.kind, condition.service, condition.component);
-      const previous = memory.active.get(key);
+      const held = memory.active.get(key);
+      const previous =
+        held && (condition.kind !== "drift" || held.run === o.run) ? held : undefined;
       if (!previous) entered.push(condition);
       let alerted = previous?.alerted ?? false;
       if (!alerted && policy.alerting && cooledDown(lastAlert.get(key), now, policy.cooldownMs)) {
@@ -159,7 +166,7 @@ export function evaluate(
         alerted = true;
         lastAlert.set(key, now);
       }
-      active.set(key, { alerted });
+      active.set(key, { alerted, run: o.run });
     }
   }
   return { entered, alerts, memory: { active, lastAlert } };

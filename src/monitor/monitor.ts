@@ -260,6 +260,7 @@ export class Monitor {
         transitions: registry.events.countTransitions(c.service, c.name, since),
         health: c.health.status,
         healthOutput: c.health.output,
+        run: `${c.containerId}@${c.startedAt ?? ""}`,
       }));
     const { entered, alerts, memory } = evaluate(
       observations,

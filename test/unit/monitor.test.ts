@@ -152,6 +152,19 @@ describe("alerts (pure)", () => {
     );
   });
 
+  test("a drift of another container run is a new episode, though no pass saw it running", () => {
+    const r = passes([
+      { at: 0, rows: [obs({ observed: "removed", run: "@" })] },
+      // `mcp start` made container b, killed before any pass looked
+      { at: 1000, rows: [obs({ observed: "exited", run: "b@2026-12-01T10:00:00Z" })] },
+      { at: 2000, rows: [obs({ observed: "exited", run: "b@2026-12-01T10:00:00Z" })] },
+    ]);
+    assert.deepEqual(
+      r.map((p) => p.entered),
+      [["drift hello/web"], ["drift hello/web"], []],
+    );
+  });
+
   test("cooldown: a new episode within the cooldown is recorded, its alert waits and then goes out once", () => {
     const ok = [obs()];
     const gone = [obs({ observed: "removed" })];
