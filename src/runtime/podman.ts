@@ -103,6 +103,12 @@ export class PodmanRuntime implements Runtime {
     }
   }
 
+  async create(spec: ContainerSpec): Promise<string> {
+    // `podman create` takes the flags of `run` but `-d`.
+    const { stdout } = await this.podman(["create", ...buildRunArgs(spec).slice(2)]);
+    return lastLine(stdout);
+  }
+
   async stop(name: string, timeoutSeconds = this.stopTimeoutSeconds): Promise<void> {
     await this.podman(buildStopArgs(name, timeoutSeconds), this.stopBudgetMs(timeoutSeconds));
   }
