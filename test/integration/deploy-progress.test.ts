@@ -62,7 +62,15 @@ describe("mcp deploy progress", { timeout: 180_000 }, () => {
       .slice(0, -1)
       .map((l) => /^web: (.+) ✓ \d+\.\ds$/.exec(l)?.[1] ?? `unexpected: ${l}`);
     let i = 0;
-    const wanted = ["policy", "record", "pull", "allocate ports", "run", "commit"];
+    const wanted = [
+      "policy",
+      "record",
+      "pull",
+      "allocate ports",
+      "create container",
+      "start container",
+      "commit",
+    ];
     for (const s of steps) if (s === wanted[i]) i++;
     assert.equal(i, wanted.length, run.stdout);
     assert.ok(!steps.some((s) => s.startsWith("unexpected")), run.stdout);

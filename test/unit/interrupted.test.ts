@@ -244,10 +244,11 @@ describe("a failed start never removes a container it did not create", () => {
     const before = runtime.containers.get("hello-web");
     const port = registry.routes.heldHostPorts()[0]?.port ?? 0;
     runtime.hostBusy.add(port);
-    runtime.failNext("run", runFailed());
+    // The stopped container's start finds its port taken; the new one's start fails otherwise.
+    runtime.failNext("start", runtime.portTakenAtStart).failNext("start", runFailed());
     const [result] = await startService(ctx, "hello");
     assert.equal(result?.success, false);
-    assert.match(result?.error ?? "", /^run: /);
+    assert.match(result?.error ?? "", /^start container: /);
     assert.equal(runtime.containers.get("hello-web")?.id, before?.id, "the old container is back");
     assert.equal(runtime.containers.get("hello-web")?.state, "exited");
     assert.deepEqual([...runtime.containers.keys()], ["hello-web"]);
@@ -302,12 +303,12 @@ describe("the answer does not wait for the old container's removal", () => {
 });
 
 describe("a slow deploy does not hold an unrelated one", () => {
-  test("while one service's podman run hangs, another service deploys and the first still finishes", async () => {
+  test("while one service's podman start hangs, another service deploys and the first still finishes", async () => {
     const { ctx, runtime } = agent();
-    const release = runtime.hold("run", "hello-web");
+    const release = runtime.hold("start", "hello-web");
     const slow = deploy(ctx, { service: example("hello"), component: "" });
-    // The slow one is past allocation (its port recorded) and inside `run`.
-    while (!runtime.callsOf("run").some((c) => c.arg === "hello-web")) {
+    // The slow one is past allocation (its port recorded) and inside `start container`.
+    while (!runtime.callsOf("start").some((c) => c.arg === "hello-web")) {
       await new Promise((r) => setTimeout(r, 1));
     }
     const other = await deploy(ctx, { service: example("multi"), component: "" });
@@ -315,7 +316,7 @@ describe("a slow deploy does not hold an unrelated one", () => {
       other.every((r) => r.success),
       "multi deployed while hello's run hangs",
     );
-    assert.equal(runtime.containers.has("hello-web"), false, "hello is still starting");
+    assert.equal(runtime.containers.get("hello-web")?.state, "created", "hello is still starting");
     release();
     const [done] = await slow;
     assert.equal(done?.success, true);

@@ -12,7 +12,12 @@ import { portHolders } from "../../src/agent/ports/book.js";
 import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import type { Registry } from "../../src/registry/index.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
-import type { FakeRuntime } from "../helpers/fake-runtime.js";
+import {
+  type FakeRuntime,
+  imageNotKnown,
+  podmanError,
+  startAddressInUse,
+} from "../helpers/fake-runtime.js";
 
 function hello(strategy: "" | "start-first" | "stop-first", image = IMAGE): ServiceSpec {
   const spec = withImage(example("hello"), image);
@@ -48,7 +53,9 @@ describe("plan: the steps of each strategy", () => {
         "remove trial",
         "set aside old container",
         "allocate ports",
-        "run",
+        "create container",
+        "stop old container",
+        "start container",
         "health",
         "commit",
         "remove old container",
@@ -70,14 +77,17 @@ describe("plan: the steps of each strategy", () => {
       "prepare volumes",
       "set aside old container",
       "allocate ports",
-      "run",
+      "create container",
+      "stop old container",
+      "start container",
       "health",
       "commit",
       "remove old container",
     ]);
+    // A stopped old container has nothing to wait for.
     assert.deepEqual(
       planSteps({ strategy: "start-first", old: "stopped", gated: true, pull: true }),
-      stopFirst,
+      stopFirst.filter((s) => s !== "stop old container"),
     );
   });
 
@@ -88,13 +98,23 @@ describe("plan: the steps of each strategy", () => {
       "pull",
       "prepare volumes",
       "allocate ports",
-      "run",
+      "create container",
+      "start container",
       "health",
       "commit",
     ]);
     assert.deepEqual(
       planSteps({ strategy: "stop-first", old: "none", gated: false, pull: false }),
-      ["policy", "record", "image", "prepare volumes", "allocate ports", "run", "commit"],
+      [
+        "policy",
+        "record",
+        "image",
+        "prepare volumes",
+        "allocate ports",
+        "create container",
+        "start container",
+        "commit",
+      ],
     );
   });
 });
@@ -118,6 +138,7 @@ describe("plan: behind the proxy", () => {
         "routes",
         "drain",
         "set aside old container",
+        "stop old container",
         "promote new version",
         "commit",
         "retire old names",
@@ -134,7 +155,9 @@ describe("plan: behind the proxy", () => {
       "prepare volumes",
       "set aside old container",
       "allocate ports",
-      "run",
+      "create container",
+      "stop old container",
+      "start container",
       "health",
       "certificates",
       "routes",
@@ -145,9 +168,14 @@ describe("plan: behind the proxy", () => {
       planSteps({ ...base, strategy: "stop-first", old: "running", swappable: true }),
       inPlace,
     );
+    const aside = new Set([
+      "set aside old container",
+      "stop old container",
+      "remove old container",
+    ]);
     assert.deepEqual(
       planSteps({ ...base, strategy: "start-first", old: "none", swappable: true }),
-      inPlace.filter((s) => s !== "set aside old container" && s !== "remove old container"),
+      inPlace.filter((s) => !aside.has(s)),
     );
     // A udp route keeps the trial on temporary ports (it cannot move behind the proxy).
     const mixed = planSteps({ ...base, strategy: "start-first", old: "running", swappable: false });
@@ -171,7 +199,8 @@ describe("plan: behind the proxy", () => {
         "image",
         "prepare volumes",
         "allocate ports",
-        "run",
+        "create container",
+        "start container",
         "certificates",
         "routes",
         "commit",
@@ -242,7 +271,7 @@ describe("a new version that fails its health check", () => {
     assert.equal(result?.outcome, "rolled back");
     assert.ok((result?.downtimeMs ?? -1) >= 0);
     assert.deepEqual(
-      runtime.callsOf("run").map((c) => c.arg),
+      runtime.runs.map((c) => c.name),
       ["hello-web", "hello-web"],
       "no trial",
     );
@@ -297,5 +326,138 @@ describe("a good new version", () => {
     const final = runtime.runs.at(-1);
     assert.equal(final?.name, "hello-web");
     assert.ok(final?.env.includes(`PORT=${port}`));
+  });
+});
+
+describe("stop-first: the new container is created while the old one stops", () => {
+  /** Deploys v1 stop-first, then starts the v2 redeploy with the old container's stop held. */
+  async function redeployWithStopHeld() {
+    const fake = agent();
+    assert.ok((await deploy(fake.ctx, request(hello("stop-first"))))[0]?.success);
+    const port = fake.registry.routes.heldHostPorts()[0]?.port;
+    const oldId = fake.runtime.containers.get("hello-web")?.id;
+    fake.runtime.clearCalls();
+    const release = fake.runtime.hold("stop", "hello-web.prev");
+    const deploying = deploy(fake.ctx, request(hello("stop-first", IMAGE_V2)));
+    while (!fake.runtime.callsOf("create").length) await new Promise((r) => setTimeout(r, 1));
+    // A few more turns: nothing may go further while the stop is held.
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    return { ...fake, port, oldId, release, deploying };
+  }
+
+  test("rename, stop begun, create on the same port; the start waits for the stop", async () => {
+    const { runtime, registry, port, release, deploying } = await redeployWithStopHeld();
+    assert.deepEqual(runtime.ops(), [
+      "inspect hello-web",
+      `imageExists ${IMAGE_V2}`,
+      "rename hello-web>hello-web.prev",
+      "stop hello-web.prev",
+      "create hello-web",
+    ]);
+    assert.equal(runtime.containers.get("hello-web")?.state, "created");
+    assert.equal(runtime.containers.get("hello-web.prev")?.state, "stopping");
+    // The old container still publishes the port: it is kept, not probed away.
+    assert.ok(runtime.runs.at(-1)?.ports.includes(`127.0.0.1:${port}:${port}`));
+    release();
+    const [result] = await deploying;
+    assert.equal(result?.success, true, result?.error);
+    assert.deepEqual(runtime.ops().slice(5), ["start hello-web", "remove hello-web.prev"]);
+    assert.equal(registry.routes.heldHostPorts()[0]?.port, port, "the same stable port");
+    assert.equal(runtime.containers.get("hello-web")?.image, IMAGE_V2);
+    assertNoLeak(registry, runtime);
+  });
+
+  test("a failing check: the new container goes, the old one gets its name back and starts", async () => {
+    const { runtime, registry, health, oldId, release, deploying } = await redeployWithStopHeld();
+    health.failing.set("hello-web", "HTTP 503");
+    release();
+    const [result] = await deploying;
+    assert.equal(result?.failedStep, "health");
+    assert.equal(result?.outcome, "rolled back");
+    assert.deepEqual(runtime.ops().slice(5), [
+      "start hello-web",
+      "logs hello-web",
+      // create container's undo, then set aside old container's
+      "remove hello-web",
+      "remove hello-web",
+      "inspect hello-web.prev",
+      "rename hello-web.prev>hello-web",
+      "start hello-web",
+    ]);
+    assert.equal(runtime.containers.get("hello-web")?.id, oldId);
+    assert.equal(runtime.containers.get("hello-web")?.state, "running");
+    assertNoLeak(registry, runtime);
+  });
+
+  test("a create that fails while the old one stops: the undo waits for the stop, then restores", async () => {
+    const fake = agent();
+    assert.ok((await deploy(fake.ctx, request(hello("stop-first"))))[0]?.success);
+    const { runtime } = fake;
+    const oldId = runtime.containers.get("hello-web")?.id;
+    runtime.clearCalls();
+    const release = runtime.hold("stop", "hello-web.prev");
+    runtime.failNext("create", (_name, spec) => imageNotKnown(spec?.image ?? ""));
+    const deploying = deploy(fake.ctx, request(hello("stop-first", IMAGE_V2)));
+    while (!runtime.callsOf("create").length) await new Promise((r) => setTimeout(r, 1));
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(runtime.ops().at(-1), "create hello-web", "the undo waits for the stop");
+    release();
+    const [result] = await deploying;
+    assert.equal(result?.failedStep, "create container");
+    assert.equal(result?.outcome, "rolled back");
+    assert.deepEqual(runtime.ops().slice(-4), [
+      "remove hello-web",
+      "inspect hello-web.prev",
+      "rename hello-web.prev>hello-web",
+      "start hello-web",
+    ]);
+    assert.equal(runtime.containers.get("hello-web")?.id, oldId);
+    assert.equal(runtime.containers.get("hello-web")?.state, "running");
+    assertNoLeak(fake.registry, runtime);
+  });
+
+  test("a stop that fails: nothing started, the old one keeps its name and runs; outcome failed", async () => {
+    const fake = agent();
+    assert.ok((await deploy(fake.ctx, request(hello("stop-first"))))[0]?.success);
+    const { runtime } = fake;
+    const oldId = runtime.containers.get("hello-web")?.id;
+    runtime.clearCalls();
+    runtime.failNext("stop", podmanError("stop", 125, "Error: container state improper\n"));
+    const [result] = await deploy(fake.ctx, request(hello("stop-first", IMAGE_V2)));
+    assert.equal(result?.failedStep, "stop old container");
+    assert.equal(result?.outcome, "failed", "the old version may never have stopped");
+    assert.equal(result?.downtimeMs, 0);
+    assert.deepEqual(
+      runtime.callsOf("start").map((c) => c.arg),
+      ["hello-web"],
+      "the old one only",
+    );
+    assert.equal(runtime.containers.get("hello-web")?.id, oldId);
+    assert.equal(runtime.containers.get("hello-web")?.state, "running");
+    assertNoLeak(fake.registry, runtime);
+  });
+
+  test("address in use at the start: created again on another port, then started", async () => {
+    const fake = agent();
+    assert.ok((await deploy(fake.ctx, request(hello("stop-first"))))[0]?.success);
+    const { runtime, registry } = fake;
+    const port = registry.routes.heldHostPorts()[0]?.port ?? 0;
+    runtime.clearCalls();
+    // Something took the port between the old container's stop and the new one's start.
+    runtime.failNext("start", (name) => startAddressInUse("start", name, port));
+    const [result] = await deploy(fake.ctx, request(hello("stop-first", IMAGE_V2)));
+    assert.equal(result?.success, true, result?.error);
+    assert.deepEqual(runtime.ops().slice(4), [
+      "create hello-web",
+      "start hello-web",
+      "remove hello-web",
+      "create hello-web",
+      "start hello-web",
+      "remove hello-web.prev",
+    ]);
+    const now = registry.routes.heldHostPorts()[0]?.port;
+    assert.ok(now !== undefined && now !== port, `moved off ${port}: ${now}`);
+    assert.ok(runtime.runs.at(-1)?.ports.includes(`127.0.0.1:${now}:${now}`));
+    assertNoLeak(registry, runtime);
   });
 });

@@ -8,14 +8,14 @@
  * - finish, when the operation is not health-gated (start, restart,
  *   recover) and the container under the component's name is a new one (not
  *   the one the registry knew before) and runs: the operation got as far as
- *   `run`, so only its commit is missing;
+ *   `start container`, so only its commit is missing;
  * - undo, otherwise (always for a deploy or rollback: its new version never
- *   proved itself): a half-created or trial container goes, an old container
- *   that was set aside comes back under its name and is started again if it
- *   ran, and the registry gets the component's previous spec, desired state
- *   and host ports back (a component the operation was creating is dropped,
- *   and a service left without components with it). Recovery then recreates
- *   what should run.
+ *   proved itself): a new container (created, started or not) or a trial
+ *   goes, an old container that was set aside comes back under its name and
+ *   is started again if it ran, and the registry gets the component's
+ *   previous spec, desired state and host ports back (a component the
+ *   operation was creating is dropped, and a service left without
+ *   components with it). Recovery then recreates what should run.
  *
  * Set-aside and trial containers whose operation is over (the agent died
  * before removing them) are removed. After this the registry and podman
