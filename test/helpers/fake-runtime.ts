@@ -275,18 +275,7 @@ export class FakeRuntime implements Runtime {
         throw addressInUse(hostPort);
       }
     }
-    const id = this.newId();
-    this.containers.set(spec.name, {
-      id,
-      name: spec.name,
-      image: spec.image,
-      state: "running",
-      startedAt: this.now(),
-      labels: { ...spec.labels },
-      ports: [...spec.ports],
-      spec: copy,
-    });
-    return id;
+    return this.store(copy, "running");
   }
 
   async create(spec: ContainerSpec): Promise<string> {
@@ -294,16 +283,21 @@ export class FakeRuntime implements Runtime {
     await this.enter("create", spec.name, copy);
     if (this.containers.has(spec.name)) throw nameInUse(spec.name);
     if (!this.images.has(spec.image)) throw imageNotKnown(spec.image);
+    return this.store(copy, "created");
+  }
+
+  /** Keeps a container made from `spec`, running or only created; returns its id. */
+  private store(spec: ContainerSpec, state: "running" | "created"): string {
     const id = this.newId();
     this.containers.set(spec.name, {
       id,
       name: spec.name,
       image: spec.image,
-      state: "created",
-      startedAt: null,
+      state,
+      startedAt: state === "running" ? this.now() : null,
       labels: { ...spec.labels },
       ports: [...spec.ports],
-      spec: copy,
+      spec,
     });
     return id;
   }

@@ -28,6 +28,7 @@ import {
 import { ERROR_CODE_KEY } from "../../src/protocol/wire.js";
 import { containerName } from "../../src/runtime/args.js";
 import { memoryLogger, startTestAgent, type TestAgent } from "../helpers/agent.js";
+import { FRESH_DEPLOY_STEPS, inOrder } from "../helpers/deploy-steps.js";
 import { IMAGE, IMAGE_V2, NODE, agent as fakeAgent, example } from "../helpers/fake-agent.js";
 
 function capture(): CliIO & { stdout: () => string; stderr: () => string } {
@@ -40,27 +41,6 @@ function capture(): CliIO & { stdout: () => string; stderr: () => string } {
     stdout: () => out.replace(/^ {4}downtime .*\n/gm, ""),
     stderr: () => err,
   };
-}
-
-/**
- * The steps every deploy of a fresh component passes, in this order (the
- * step runner may put others between them, e.g. health).
- */
-const KEY_STEPS = [
-  "policy",
-  "record",
-  "pull",
-  "allocate ports",
-  "create container",
-  "start container",
-  "commit",
-];
-
-/** `wanted` appears in `list` in this order (not necessarily adjacent). */
-function inOrder(list: readonly string[], wanted: readonly string[]): boolean {
-  let i = 0;
-  for (const item of list) if (item === wanted[i]) i++;
-  return i === wanted.length;
 }
 
 /** An interrupt the test fires by hand (Ctrl-C). */
@@ -127,7 +107,7 @@ describe("DeployStream and Rollback", () => {
       assert.equal(e.progress?.phase, i % 2 === 0 ? "start" : "ok", JSON.stringify(e));
       if (i % 2 === 1) assert.equal(e.progress?.step, steps[i - 1]);
     });
-    assert.ok(inOrder(steps, KEY_STEPS), steps.join(", "));
+    assert.ok(inOrder(steps, FRESH_DEPLOY_STEPS), steps.join(", "));
     assert.ok(events.every((e) => e.progress?.component === "web" && e.result === undefined));
     assert.equal(fake.registry.revisions.list("hello")[0]?.revision, 1);
   });
@@ -246,7 +226,7 @@ describe("DeployStream and Rollback", () => {
     const port = fake.registry.routes.list({ service: "st-hello" })[0]?.hostPort;
     assert.equal(lines.pop(), `  web: ok  PORT=${port}`);
     const steps = lines.map((l) => /^web: (.+) ✓ \d+\.\ds$/.exec(l)?.[1] ?? `unexpected: ${l}`);
-    assert.ok(inOrder(steps, KEY_STEPS), io.stdout());
+    assert.ok(inOrder(steps, FRESH_DEPLOY_STEPS), io.stdout());
     assert.equal(new Set(steps).size, steps.length, "one line per step");
   });
 

@@ -12,12 +12,7 @@ import { portHolders } from "../../src/agent/ports/book.js";
 import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import type { Registry } from "../../src/registry/index.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
-import {
-  type FakeRuntime,
-  imageNotKnown,
-  podmanError,
-  startAddressInUse,
-} from "../helpers/fake-runtime.js";
+import { type FakeRuntime, imageNotKnown, podmanError } from "../helpers/fake-runtime.js";
 
 function hello(strategy: "" | "start-first" | "stop-first", image = IMAGE): ServiceSpec {
   const spec = withImage(example("hello"), image);
@@ -37,6 +32,17 @@ function assertNoLeak(registry: Registry, runtime: FakeRuntime): void {
   );
   assert.equal(registry.components.get("hello", "web")?.pending, null);
 }
+
+/** Start or recovery of a component whose container is gone: no gate, no pull. */
+const RECREATE = [
+  "policy",
+  "record",
+  "image",
+  "prepare volumes",
+  "allocate ports",
+  "create container",
+  "start container",
+];
 
 describe("plan: the steps of each strategy", () => {
   test("start-first beside a running version: trial, then the stable ports", () => {
@@ -105,16 +111,7 @@ describe("plan: the steps of each strategy", () => {
     ]);
     assert.deepEqual(
       planSteps({ strategy: "stop-first", old: "none", gated: false, pull: false }),
-      [
-        "policy",
-        "record",
-        "image",
-        "prepare volumes",
-        "allocate ports",
-        "create container",
-        "start container",
-        "commit",
-      ],
+      [...RECREATE, "commit"],
     );
   });
 });
@@ -193,18 +190,7 @@ describe("plan: behind the proxy", () => {
         proxied: true,
         swappable: true,
       }),
-      [
-        "policy",
-        "record",
-        "image",
-        "prepare volumes",
-        "allocate ports",
-        "create container",
-        "start container",
-        "certificates",
-        "routes",
-        "commit",
-      ],
+      [...RECREATE, "certificates", "routes", "commit"],
     );
   });
 });
@@ -330,19 +316,38 @@ describe("a good new version", () => {
 });
 
 describe("stop-first: the new container is created while the old one stops", () => {
-  /** Deploys v1 stop-first, then starts the v2 redeploy with the old container's stop held. */
-  async function redeployWithStopHeld() {
+  /** An agent with v1 deployed stop-first and its calls cleared: the old container, its port. */
+  async function deployedStopFirst() {
     const fake = agent();
     assert.ok((await deploy(fake.ctx, request(hello("stop-first"))))[0]?.success);
-    const port = fake.registry.routes.heldHostPorts()[0]?.port;
+    const port = fake.registry.routes.heldHostPorts()[0]?.port ?? 0;
     const oldId = fake.runtime.containers.get("hello-web")?.id;
     fake.runtime.clearCalls();
+    return {
+      ...fake,
+      port,
+      oldId,
+      redeploy: () => deploy(fake.ctx, request(hello("stop-first", IMAGE_V2))),
+    };
+  }
+
+  /** Starts the v2 redeploy with the old container's stop held; returns once the create was asked for. */
+  async function redeployWithStopHeld(prepare: (runtime: FakeRuntime) => void = () => {}) {
+    const fake = await deployedStopFirst();
     const release = fake.runtime.hold("stop", "hello-web.prev");
-    const deploying = deploy(fake.ctx, request(hello("stop-first", IMAGE_V2)));
+    prepare(fake.runtime);
+    const deploying = fake.redeploy();
     while (!fake.runtime.callsOf("create").length) await new Promise((r) => setTimeout(r, 1));
     // A few more turns: nothing may go further while the stop is held.
     for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-    return { ...fake, port, oldId, release, deploying };
+    return { ...fake, release, deploying };
+  }
+
+  /** The old container is back under its name, running, and nothing else is left. */
+  function assertOldBack(fake: { runtime: FakeRuntime; registry: Registry; oldId?: string }): void {
+    assert.equal(fake.runtime.containers.get("hello-web")?.id, fake.oldId);
+    assert.equal(fake.runtime.containers.get("hello-web")?.state, "running");
+    assertNoLeak(fake.registry, fake.runtime);
   }
 
   test("rename, stop begun, create on the same port; the start waits for the stop", async () => {
@@ -368,13 +373,13 @@ describe("stop-first: the new container is created while the old one stops", () 
   });
 
   test("a failing check: the new container goes, the old one gets its name back and starts", async () => {
-    const { runtime, registry, health, oldId, release, deploying } = await redeployWithStopHeld();
-    health.failing.set("hello-web", "HTTP 503");
-    release();
-    const [result] = await deploying;
+    const fake = await redeployWithStopHeld();
+    fake.health.failing.set("hello-web", "HTTP 503");
+    fake.release();
+    const [result] = await fake.deploying;
     assert.equal(result?.failedStep, "health");
     assert.equal(result?.outcome, "rolled back");
-    assert.deepEqual(runtime.ops().slice(5), [
+    assert.deepEqual(fake.runtime.ops().slice(5), [
       "start hello-web",
       "logs hello-web",
       // create container's undo, then set aside old container's
@@ -384,68 +389,47 @@ describe("stop-first: the new container is created while the old one stops", () 
       "rename hello-web.prev>hello-web",
       "start hello-web",
     ]);
-    assert.equal(runtime.containers.get("hello-web")?.id, oldId);
-    assert.equal(runtime.containers.get("hello-web")?.state, "running");
-    assertNoLeak(registry, runtime);
+    assertOldBack(fake);
   });
 
   test("a create that fails while the old one stops: the undo waits for the stop, then restores", async () => {
-    const fake = agent();
-    assert.ok((await deploy(fake.ctx, request(hello("stop-first"))))[0]?.success);
-    const { runtime } = fake;
-    const oldId = runtime.containers.get("hello-web")?.id;
-    runtime.clearCalls();
-    const release = runtime.hold("stop", "hello-web.prev");
-    runtime.failNext("create", (_name, spec) => imageNotKnown(spec?.image ?? ""));
-    const deploying = deploy(fake.ctx, request(hello("stop-first", IMAGE_V2)));
-    while (!runtime.callsOf("create").length) await new Promise((r) => setTimeout(r, 1));
-    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-    assert.equal(runtime.ops().at(-1), "create hello-web", "the undo waits for the stop");
-    release();
-    const [result] = await deploying;
+    const fake = await redeployWithStopHeld((runtime) =>
+      runtime.failNext("create", (_name, spec) => imageNotKnown(spec?.image ?? "")),
+    );
+    assert.equal(fake.runtime.ops().at(-1), "create hello-web", "the undo waits for the stop");
+    fake.release();
+    const [result] = await fake.deploying;
     assert.equal(result?.failedStep, "create container");
     assert.equal(result?.outcome, "rolled back");
-    assert.deepEqual(runtime.ops().slice(-4), [
+    assert.deepEqual(fake.runtime.ops().slice(-4), [
       "remove hello-web",
       "inspect hello-web.prev",
       "rename hello-web.prev>hello-web",
       "start hello-web",
     ]);
-    assert.equal(runtime.containers.get("hello-web")?.id, oldId);
-    assert.equal(runtime.containers.get("hello-web")?.state, "running");
-    assertNoLeak(fake.registry, runtime);
+    assertOldBack(fake);
   });
 
   test("a stop that fails: nothing started, the old one keeps its name and runs; outcome failed", async () => {
-    const fake = agent();
-    assert.ok((await deploy(fake.ctx, request(hello("stop-first"))))[0]?.success);
-    const { runtime } = fake;
-    const oldId = runtime.containers.get("hello-web")?.id;
-    runtime.clearCalls();
-    runtime.failNext("stop", podmanError("stop", 125, "Error: container state improper\n"));
-    const [result] = await deploy(fake.ctx, request(hello("stop-first", IMAGE_V2)));
+    const fake = await deployedStopFirst();
+    fake.runtime.failNext("stop", podmanError("stop", 125, "Error: container state improper\n"));
+    const [result] = await fake.redeploy();
     assert.equal(result?.failedStep, "stop old container");
     assert.equal(result?.outcome, "failed", "the old version may never have stopped");
     assert.equal(result?.downtimeMs, 0);
     assert.deepEqual(
-      runtime.callsOf("start").map((c) => c.arg),
+      fake.runtime.callsOf("start").map((c) => c.arg),
       ["hello-web"],
       "the old one only",
     );
-    assert.equal(runtime.containers.get("hello-web")?.id, oldId);
-    assert.equal(runtime.containers.get("hello-web")?.state, "running");
-    assertNoLeak(fake.registry, runtime);
+    assertOldBack(fake);
   });
 
   test("address in use at the start: created again on another port, then started", async () => {
-    const fake = agent();
-    assert.ok((await deploy(fake.ctx, request(hello("stop-first"))))[0]?.success);
-    const { runtime, registry } = fake;
-    const port = registry.routes.heldHostPorts()[0]?.port ?? 0;
-    runtime.clearCalls();
+    const { runtime, registry, port, redeploy } = await deployedStopFirst();
     // Something took the port between the old container's stop and the new one's start.
-    runtime.failNext("start", (name) => startAddressInUse("start", name, port));
-    const [result] = await deploy(fake.ctx, request(hello("stop-first", IMAGE_V2)));
+    runtime.failNext("start", runtime.portTakenAtStart);
+    const [result] = await redeploy();
     assert.equal(result?.success, true, result?.error);
     assert.deepEqual(runtime.ops().slice(4), [
       "create hello-web",
