@@ -92,7 +92,14 @@ export interface Runtime {
   imageExists(image: string): Promise<boolean>;
   /** Creates and starts the container; returns its id. Leaves nothing behind on failure. */
   run(spec: ContainerSpec): Promise<string>;
+  /**
+   * Creates the container without starting it (it binds no ports yet);
+   * returns its id. `start` runs it, and fails with "address already in use"
+   * when one of its ports is taken then.
+   */
+  create(spec: ContainerSpec): Promise<string>;
   stop(name: string, timeoutSeconds?: number): Promise<void>;
+  /** Starts a created or stopped container; one already running is left as it is. */
   start(name: string): Promise<void>;
   /** A missing container is not an error. */
   remove(name: string, opts?: { force?: boolean; timeoutSeconds?: number }): Promise<void>;

@@ -1,13 +1,13 @@
 /**
  * An in-memory Runtime for unit tests of the agent's logic: it keeps
  * containers and images in maps, records every call (and every ContainerSpec
- * it was asked to run), and can be told to fail the next call(s) of an
- * operation with the LibpodError podman's API would have answered. It
- * behaves like the real runtime (PodmanApiRuntime) where the agent relies on
- * it: `remove` of a missing container succeeds, a failed `run` leaves
- * nothing behind, `run` refuses a taken name, and `run` reports "address
- * already in use" when another running container publishes one of its host
- * ports.
+ * it was asked to run or create), and can be told to fail the next call(s)
+ * of an operation with the LibpodError podman's API would have answered. It
+ * behaves like the real runtime (PodmanApiRuntime) where the agent relies on it: `remove` of a missing container
+ * succeeds, a failed `run` leaves nothing behind, `run` and `create` refuse a
+ * taken name, a created container binds no port until `start`, and `run` or
+ * `start` report "address already in use" when another running container
+ * publishes one of its host ports; `start` of a running container is a no-op.
  *
  * Never the only test of a feature (DESIGN.md "Testing on these machines").
  */
@@ -28,6 +28,7 @@ export type FakeOp =
   | "pull"
   | "imageExists"
   | "run"
+  | "create"
   | "stop"
   | "start"
   | "remove"
@@ -43,7 +44,7 @@ export type FakeOp =
 export interface FakeCall {
   op: FakeOp;
   arg: string;
-  /** For `run`: the spec as given (a copy). */
+  /** For `run` and `create`: the spec as given (a copy). */
   spec?: ContainerSpec;
 }
 
@@ -204,15 +205,25 @@ export class FakeRuntime implements Runtime {
     return this.calls.filter((c) => c.op === op);
   }
 
-  /** Every ContainerSpec `run` was given, in order (failed attempts included). */
+  /** Every ContainerSpec `run` or `create` was given, in order (failed attempts included). */
   get runs(): ContainerSpec[] {
-    return this.callsOf("run").map((c) => c.spec as ContainerSpec);
+    return this.calls.flatMap((c) => (c.op === "run" || c.op === "create" ? [c.spec!] : []));
   }
 
   /** The ContainerSpec of the last run of `name`. */
   lastRun(name: string): ContainerSpec | undefined {
     return this.runs.filter((s) => s.name === name).pop();
   }
+
+  /**
+   * A failure for `failNext("start", …)`: the created container's first
+   * published port is taken (something bound it after the agent's probe).
+   */
+  readonly portTakenAtStart: FakeFailure = (name) => {
+    const c = this.containers.get(name);
+    const port = parsePortMapping(c?.ports[0] ?? "")?.hostPort ?? 0;
+    return startAddressInUse("start", c?.id ?? name, port);
+  };
 
   /** Adds a container as if created outside the agent (by hand, or by another tool). */
   addContainer(c: Partial<FakeContainer> & Pick<FakeContainer, "name" | "image">): FakeContainer {
@@ -235,11 +246,12 @@ export class FakeRuntime implements Runtime {
     if (exitCode !== undefined) c.exitCode = exitCode;
   }
 
-  /** Host ports published by running containers (what the kernel would say is taken). */
+  /** Host ports published by running or stopping containers (what the kernel would say is taken). */
   publishedPorts(): Set<number> {
     const ports = new Set<number>();
     for (const c of this.containers.values()) {
-      if (c.state !== "running") continue;
+      // A stopping container holds its ports until it has stopped.
+      if (c.state !== "running" && c.state !== "stopping") continue;
       for (const p of c.ports) {
         const hostPort = parsePortMapping(p)?.hostPort;
         if (hostPort !== undefined) ports.add(hostPort);
@@ -280,25 +292,47 @@ export class FakeRuntime implements Runtime {
         throw addressInUse(hostPort);
       }
     }
+    return this.store(copy, "running");
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    const copy = structuredClone(spec);
+    await this.enter("create", spec.name, copy);
+    if (this.containers.has(spec.name)) throw nameInUse(spec.name);
+    if (!this.images.has(spec.image)) throw imageNotKnown(spec.image);
+    return this.store(copy, "created");
+  }
+
+  /** Keeps a container made from `spec`, running or only created; returns its id. */
+  private store(spec: ContainerSpec, state: "running" | "created"): string {
     const id = this.newId();
     this.containers.set(spec.name, {
       id,
       name: spec.name,
       image: spec.image,
-      state: "running",
-      startedAt: this.now(),
+      state,
+      startedAt: state === "running" ? this.now() : null,
       labels: { ...spec.labels },
       ports: [...spec.ports],
-      spec: copy,
+      spec,
     });
     return id;
   }
 
   async stop(name: string): Promise<void> {
-    await this.enter("stop", name);
+    // Podman says "stopping" until the stop has ended (a held stop shows it).
+    const before = this.containers.get(name);
+    const wasRunning = before?.state === "running";
+    if (before && wasRunning) before.state = "stopping";
+    try {
+      await this.enter("stop", name);
+    } catch (err) {
+      if (before && wasRunning && before.state === "stopping") before.state = "running";
+      throw err;
+    }
     const c = this.containers.get(name);
     if (!c) throw noSuchContainer("stop", name);
-    if (c.state === "running") {
+    if (c.state === "running" || c.state === "stopping") {
       c.state = "exited";
       c.exitCode = 0;
     }
@@ -308,6 +342,15 @@ export class FakeRuntime implements Runtime {
     await this.enter("start", name);
     const c = this.containers.get(name);
     if (!c) throw noSuchContainer("start", name);
+    if (c.state === "running") return;
+    if (c.state === "stopping") {
+      throw apiError(
+        "start",
+        500,
+        `container ${c.id} is stopping: container state improper`,
+        "container state improper",
+      );
+    }
     this.checkPortsFree(c, "start");
     c.state = "running";
     c.startedAt = this.now();

@@ -14,6 +14,7 @@ import { spawn } from "node:child_process";
 import { createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { FRESH_DEPLOY_STEPS, inOrder } from "../helpers/deploy-steps.js";
 import {
   LiveAgent,
   MCP_BIN,
@@ -61,10 +62,7 @@ describe("mcp deploy progress", { timeout: 180_000 }, () => {
     const steps = lines
       .slice(0, -1)
       .map((l) => /^web: (.+) ✓ \d+\.\ds$/.exec(l)?.[1] ?? `unexpected: ${l}`);
-    let i = 0;
-    const wanted = ["policy", "record", "pull", "allocate ports", "run", "commit"];
-    for (const s of steps) if (s === wanted[i]) i++;
-    assert.equal(i, wanted.length, run.stdout);
+    assert.ok(inOrder(steps, FRESH_DEPLOY_STEPS), run.stdout);
     assert.ok(!steps.some((s) => s.startsWith("unexpected")), run.stdout);
     assert.equal(lines.at(-1), `  web: ok  PORT=${port}`);
     assert.equal(parseEnvPage(await httpGet(port)).PORT, String(port));

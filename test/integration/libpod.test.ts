@@ -349,6 +349,26 @@ describe("failures leave nothing behind and keep their meaning", () => {
     }
   });
 
+  test("create binds no port: a held port fails the start only, and the container starts once it is free", async () => {
+    // What a stop-first redeploy relies on: the new container is created
+    // while the old one still holds the port (steps/component.ts).
+    const server = await listen(0);
+    const { port } = server.address() as net.AddressInfo;
+    const name = uniqueName("create-first");
+    try {
+      const id = await api.create(httpSpec(name, port));
+      assert.equal((await api.inspect(name))?.state, "created");
+      const err = await rejection(api.start(name));
+      assert.ok(isAddressInUse(err), errorMessage(err));
+      assert.equal((await api.inspect(name))?.id, id, "still there, for another start");
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    await api.start(name);
+    assert.equal((await api.inspect(name))?.state, "running");
+    await waitForHttp(`http://127.0.0.1:${port}/health`);
+  });
+
   test("an image that is not here: no such image, no container", async () => {
     const image = "localhost/mcp-libpod-test-nonexistent:v1";
     assert.equal(await api.imageExists(image), false);

@@ -79,7 +79,7 @@ describe("mcp rollback", { timeout: 180_000 }, () => {
     const lines = run.stdout.trimEnd().split("\n");
     assert.equal(lines[0], `web: rollback to revision 1 (${TEST_IMAGE})`);
     assert.ok(
-      lines.some((l) => /^web: run ✓ \d+\.\ds$/.test(l)),
+      lines.some((l) => /^web: start container ✓ \d+\.\ds$/.test(l)),
       run.stdout,
     );
     // The summary; a stop-first replacement also says how long nothing served.

@@ -346,7 +346,7 @@ describe("deploy: the examples", () => {
       results[0]?.error ?? "",
       /^allocate ports: no free tcp port for extra\/web\/ in 18078-18082/,
     );
-    assert.equal(runtime.callsOf("run").length, 4, "no run for the fifth");
+    assert.equal(runtime.runs.length, 4, "no container for the fifth");
     assert.equal(registry.services.get("extra"), undefined, "failed first deploy leaves no rows");
     assert.equal(runtime.containers.has("extra-web"), false);
   });
@@ -515,7 +515,8 @@ function redeployOps(container: string, strategy: "start-first" | "stop-first"):
     ...(strategy === "start-first" ? trial : []),
     `rename ${container}>${container}.prev`,
     `stop ${container}.prev`,
-    `run ${container}`,
+    `create ${container}`,
+    `start ${container}`,
     `remove ${container}.prev`,
   ];
 }
@@ -623,7 +624,8 @@ describe("deploy: stable ports", () => {
       "start multi-api",
       "inspect multi-web",
       "inspect multi-web",
-      "run multi-web",
+      "create multi-web",
+      "start multi-web",
     ]);
     assert.equal(routePortOf(runtime.runs.at(-1)), ports["web/"]);
     assert.deepEqual(hostPorts(registry, "multi"), ports);
@@ -650,7 +652,8 @@ describe("deploy: stable ports", () => {
       "start hello-web",
       "inspect hello-web",
       "rename hello-web>hello-web.prev",
-      "run hello-web",
+      "create hello-web",
+      "start hello-web",
       "remove hello-web.prev",
     ]);
     const now = hostPorts(registry, "hello")["web/"];
@@ -675,7 +678,8 @@ describe("deploy: stable ports", () => {
       "restart hello-web",
       "inspect hello-web",
       "rename hello-web>hello-web.prev",
-      "run hello-web",
+      "create hello-web",
+      "start hello-web",
       "remove hello-web.prev",
     ]);
     const now = hostPorts(registry, "hello")["web/"];
@@ -694,7 +698,12 @@ describe("deploy: stable ports", () => {
     runtime.containers.delete("hello-web");
     runtime.clearCalls();
     assert.ok((await restartService(ctx, "hello")).every((r) => r.success));
-    assert.deepEqual(runtime.ops(), ["restart hello-web", "inspect hello-web", "run hello-web"]);
+    assert.deepEqual(runtime.ops(), [
+      "restart hello-web",
+      "inspect hello-web",
+      "create hello-web",
+      "start hello-web",
+    ]);
     assert.equal(routePortOf(runtime.runs.at(-1)), port);
     assert.equal(registry.components.get("hello", "web")?.desiredState, "running");
     assert.deepEqual(eventKinds(registry, "hello"), ["deploy", "restart", "restart"]);
@@ -891,14 +900,21 @@ describe("deploy: image cache", () => {
   test("a present image is checked once; a redeploy spawns no image exists / pull", async () => {
     const { ctx, runtime } = harness();
     await deployOk(ctx, example("hello"));
-    assert.deepEqual(runtime.ops(), ["inspect hello-web", `imageExists ${IMAGE}`, "run hello-web"]);
+    assert.deepEqual(runtime.ops(), [
+      "inspect hello-web",
+      `imageExists ${IMAGE}`,
+      "create hello-web",
+      "start hello-web",
+    ]);
     runtime.clearCalls();
     await deployOk(ctx, example("multi")); // same image, other service
     assert.deepEqual(runtime.ops(), [
       "inspect multi-api",
-      "run multi-api",
+      "create multi-api",
+      "start multi-api",
       "inspect multi-web",
-      "run multi-web",
+      "create multi-web",
+      "start multi-web",
     ]);
   });
 
@@ -909,7 +925,8 @@ describe("deploy: image cache", () => {
       "inspect hello-web",
       `imageExists ${IMAGE}`,
       `pull ${IMAGE}`,
-      "run hello-web",
+      "create hello-web",
+      "start hello-web",
     ]);
     runtime.clearCalls();
     await deployOk(ctx, example("hello"));
@@ -921,7 +938,12 @@ describe("deploy: image cache", () => {
     const { ctx, runtime } = harness({ allowLatest: true, images: [latest] });
     runtime.clearCalls();
     await deployOk(ctx, simple("edge", latest));
-    assert.deepEqual(runtime.ops(), ["inspect edge-web", `pull ${latest}`, "run edge-web"]);
+    assert.deepEqual(runtime.ops(), [
+      "inspect edge-web",
+      `pull ${latest}`,
+      "create edge-web",
+      "start edge-web",
+    ]);
     runtime.clearCalls();
     await deployOk(ctx, simple("edge", latest));
     const [inspect, ...rest] = redeployOps("edge-web", "start-first");
@@ -990,7 +1012,7 @@ describe("deploy: failures roll back", () => {
     assert.match(events.at(-1)?.message ?? "", /^pull: /);
     // No container was touched.
     assert.deepEqual(runtime.callsOf("remove"), []);
-    assert.deepEqual(runtime.callsOf("run"), []);
+    assert.deepEqual(runtime.runs, []);
   });
 
   test("failed pull on a redeploy: the old container is untouched and the ports are kept", async () => {
@@ -1052,13 +1074,18 @@ describe("deploy: failures roll back", () => {
     );
     const results = await deploy(ctx, request(example("hello")));
     assert.equal(results[0]?.success, false);
-    assert.match(results[0]?.error ?? "", /^set aside old container: podman API stop HTTP 500/);
+    assert.match(results[0]?.error ?? "", /^stop old container: podman API stop HTTP 500/);
     assert.equal(results[0]?.outcome, "failed");
     assert.equal(runtime.containers.get("hello-web")?.state, "running");
     assert.deepEqual(
-      runtime.callsOf("run").map((c) => c.arg),
-      ["hello-web", "hello-web.next"],
-      "only the trial was started, and it is gone",
+      runtime.runs.map((c) => c.name),
+      ["hello-web", "hello-web.next", "hello-web"],
+      "the trial ran, the new container was only created, and both are gone",
+    );
+    assert.deepEqual(
+      runtime.callsOf("start").map((c) => c.arg),
+      ["hello-web", "hello-web"],
+      "the first deploy's start, then the old container's (it still ran)",
     );
     assert.deepEqual([...runtime.containers.keys()], ["hello-web"]);
     const row = registry.components.get("hello", "web");
@@ -1072,9 +1099,9 @@ describe("deploy: failures roll back", () => {
     assert.deepEqual(eventKinds(registry, "hello"), ["deploy", "deploy_failed"]);
   });
 
-  test("address in use twice, then run succeeds: other ports, recorded", async () => {
+  test("address in use twice, then the start succeeds: other ports, recorded", async () => {
     const { ctx, runtime, registry } = harness();
-    runtime.failNext("run", (_name, spec) => addressInUse(routePortOf(spec)), 2);
+    runtime.failNext("start", runtime.portTakenAtStart, 2);
     const results = await deployOk(ctx, example("hello"));
     const tried = runtime.runs.map(routePortOf);
     assert.equal(tried.length, 3);
@@ -1096,7 +1123,7 @@ describe("deploy: failures roll back", () => {
     await deployOk(ctx, spec);
     const old = hostPorts(registry, "hello")["web/"];
     runtime.clearCalls();
-    runtime.failNext("run", (_name, spec) => addressInUse(routePortOf(spec)), 2);
+    runtime.failNext("start", runtime.portTakenAtStart, 2);
     await deployOk(ctx, spec);
     const tried = runtime.runs.map(routePortOf);
     assert.equal(tried[0], old, "the recorded port is tried first");
@@ -1104,14 +1131,14 @@ describe("deploy: failures roll back", () => {
     assert.ok(now !== old && now === tried[2]);
   });
 
-  test("address in use three times: run: error, ports released, no container, no rows", async () => {
+  test("address in use three times: start container: error, ports released, no container, no rows", async () => {
     const { ctx, runtime, registry } = harness();
-    runtime.failNext("run", (_name, spec) => addressInUse(routePortOf(spec)), 3);
+    runtime.failNext("start", runtime.portTakenAtStart, 3);
     const results = await deploy(ctx, request(example("hello")));
     assert.equal(results[0]?.success, false);
     assert.match(
       results[0]?.error ?? "",
-      /^run: podman API start HTTP 500: .*address already in use$/,
+      /^start container: podman API start HTTP 500: .*address already in use$/,
     );
     assert.equal(runtime.runs.length, 3);
     assert.equal(runtime.containers.size, 0);
@@ -1125,7 +1152,7 @@ describe("deploy: failures roll back", () => {
     await deployOk(ctx, example("multi"));
     const before = hostPorts(registry, "multi");
     const oldId = runtime.containers.get("multi-api")?.id;
-    runtime.failNext("run", (_name, spec) => addressInUse(publishedPort(spec?.ports[0] ?? "")), 3);
+    runtime.failNext("start", runtime.portTakenAtStart, 3);
     const results = await deploy(ctx, request(example("multi")));
     assert.deepEqual(
       results.map((r) => [r.success, r.outcome]),
@@ -1134,7 +1161,7 @@ describe("deploy: failures roll back", () => {
         [true, "ok"],
       ],
     );
-    assert.equal(results[0]?.failedStep, "run");
+    assert.equal(results[0]?.failedStep, "start container");
     assert.equal(runtime.containers.get("multi-api")?.id, oldId, "the old container is back");
     assert.equal(runtime.containers.get("multi-api")?.state, "running");
     assert.deepEqual([...runtime.containers.keys()].sort(), ["multi-api", "multi-web"]);
@@ -1147,7 +1174,7 @@ describe("deploy: failures roll back", () => {
 
   test("another run failure is not retried; ports released; the first component of a new service only", async () => {
     const { ctx, runtime, registry } = harness();
-    runtime.failNext("run", runFailed());
+    runtime.failNext("start", runFailed());
     const results = await deploy(ctx, request(example("multi")));
     assert.deepEqual(
       results.map((r) => [r.name, r.success]),
@@ -1156,8 +1183,9 @@ describe("deploy: failures roll back", () => {
         ["web", true],
       ],
     );
-    assert.match(results[0]?.error ?? "", /^run: podman API start HTTP 500: crun: /);
-    assert.equal(runtime.callsOf("run").filter((c) => c.arg === "multi-api").length, 1);
+    assert.match(results[0]?.error ?? "", /^start container: podman API start HTTP 500: crun: /);
+    assert.equal(runtime.callsOf("start").filter((c) => c.arg === "multi-api").length, 1);
+    assert.equal(runtime.containers.has("multi-api"), false, "the created container is gone");
     // The failed brand-new component is dropped; the service stays for the web.
     assert.deepEqual(
       registry.components.list("multi").map((c) => c.name),
@@ -1177,6 +1205,20 @@ describe("deploy: failures roll back", () => {
     assert.match(failed[0]?.error ?? "", /^start trial: .*image not known/);
     runtime.clearCalls();
     await deployOk(ctx, example("hello"));
+    assert.deepEqual(runtime.ops().slice(0, 2), ["inspect hello-web", `imageExists ${IMAGE}`]);
+  });
+
+  test("create reporting the image missing forgets the cache entry too", async () => {
+    const { ctx, runtime } = harness();
+    const spec = example("hello");
+    spec.components[0]!.strategy = "stop-first";
+    await deployOk(ctx, spec);
+    runtime.failNext("create", (_name, spec) => imageNotKnown(spec?.image ?? ""));
+    const failed = await deploy(ctx, request(spec));
+    assert.match(failed[0]?.error ?? "", /^create container: .*image not known/);
+    assert.equal(failed[0]?.outcome, "rolled back");
+    runtime.clearCalls();
+    await deployOk(ctx, spec);
     assert.deepEqual(runtime.ops().slice(0, 2), ["inspect hello-web", `imageExists ${IMAGE}`]);
   });
 });
@@ -1205,7 +1247,8 @@ describe("deploy: concurrency", () => {
     assert.deepEqual(runtime.ops(), [
       "inspect hello-web",
       `imageExists ${IMAGE}`,
-      "run hello-web",
+      "create hello-web",
+      "start hello-web",
       ...redeployOps("hello-web", "start-first"),
     ]);
   });

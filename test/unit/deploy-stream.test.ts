@@ -28,6 +28,7 @@ import {
 import { ERROR_CODE_KEY } from "../../src/protocol/wire.js";
 import { containerName } from "../../src/runtime/args.js";
 import { memoryLogger, startTestAgent, type TestAgent } from "../helpers/agent.js";
+import { FRESH_DEPLOY_STEPS, inOrder } from "../helpers/deploy-steps.js";
 import { IMAGE, IMAGE_V2, NODE, agent as fakeAgent, example } from "../helpers/fake-agent.js";
 
 function capture(): CliIO & { stdout: () => string; stderr: () => string } {
@@ -40,19 +41,6 @@ function capture(): CliIO & { stdout: () => string; stderr: () => string } {
     stdout: () => out.replace(/^ {4}downtime .*\n/gm, ""),
     stderr: () => err,
   };
-}
-
-/**
- * The steps every deploy of a fresh component passes, in this order (the
- * step runner may put others between them, e.g. health).
- */
-const KEY_STEPS = ["policy", "record", "pull", "allocate ports", "run", "commit"];
-
-/** `wanted` appears in `list` in this order (not necessarily adjacent). */
-function inOrder(list: readonly string[], wanted: readonly string[]): boolean {
-  let i = 0;
-  for (const item of list) if (item === wanted[i]) i++;
-  return i === wanted.length;
 }
 
 /** An interrupt the test fires by hand (Ctrl-C). */
@@ -119,7 +107,7 @@ describe("DeployStream and Rollback", () => {
       assert.equal(e.progress?.phase, i % 2 === 0 ? "start" : "ok", JSON.stringify(e));
       if (i % 2 === 1) assert.equal(e.progress?.step, steps[i - 1]);
     });
-    assert.ok(inOrder(steps, KEY_STEPS), steps.join(", "));
+    assert.ok(inOrder(steps, FRESH_DEPLOY_STEPS), steps.join(", "));
     assert.ok(events.every((e) => e.progress?.component === "web" && e.result === undefined));
     assert.equal(fake.registry.revisions.list("hello")[0]?.revision, 1);
   });
@@ -167,12 +155,12 @@ describe("DeployStream and Rollback", () => {
   });
 
   test("a client that goes away mid-deploy: the deploy runs to its end and is recorded", async () => {
-    const release = fake.runtime.hold("run", containerName("st-hello", "web"));
+    const release = fake.runtime.hold("start", containerName("st-hello", "web"));
     const io = capture();
     const interrupt = manualInterrupt();
     const { ctx: cli } = { ctx: new CliContext(server.init.cliConfig, io) };
     const running = deployCommand(cli, "st-hello", {}, interrupt.source);
-    // Wait until the agent is at `run` (it holds there), then Ctrl-C.
+    // Wait until the agent is at `start container` (it holds there), then Ctrl-C.
     while (!io.stdout().includes("web: allocate ports ✓")) await sleep(10);
     interrupt.fire();
     assert.equal(await running, 130);
@@ -202,12 +190,12 @@ describe("DeployStream and Rollback", () => {
       name: NODE,
     });
     try {
-      const release = own.runtime.hold("run", containerName("hello", "web"));
+      const release = own.runtime.hold("start", containerName("hello", "web"));
       const call = own2.raw.deployStream(request());
       const cancelled = new Promise<ServiceError>((resolve) => call.on("error", resolve));
       await new Promise<void>((resolve) =>
         call.on("data", (e: DeployEvent) => {
-          if (e.progress?.step === "run") resolve();
+          if (e.progress?.step === "start container") resolve();
         }),
       );
       call.cancel();
@@ -238,7 +226,7 @@ describe("DeployStream and Rollback", () => {
     const port = fake.registry.routes.list({ service: "st-hello" })[0]?.hostPort;
     assert.equal(lines.pop(), `  web: ok  PORT=${port}`);
     const steps = lines.map((l) => /^web: (.+) ✓ \d+\.\ds$/.exec(l)?.[1] ?? `unexpected: ${l}`);
-    assert.ok(inOrder(steps, KEY_STEPS), io.stdout());
+    assert.ok(inOrder(steps, FRESH_DEPLOY_STEPS), io.stdout());
     assert.equal(new Set(steps).size, steps.length, "one line per step");
   });
 
@@ -270,7 +258,7 @@ describe("DeployStream and Rollback", () => {
     assert.equal(await rollbackCommand(cli, "st-hello", {}), 0, io.stderr());
     const text = io.stdout();
     assert.match(text, /^web: rollback to revision \d+ \(localhost\/mcp-httpenv:v1\)\n/);
-    assert.match(text, /\nweb: run ✓ \d+\.\ds\n/);
+    assert.match(text, /\nweb: start container ✓ \d+\.\ds\n/);
     assert.match(text, /\n {2}web: ok {2}PORT=\d+\n$/);
     assert.equal(fake.registry.components.get("st-hello", "web")?.spec.image, IMAGE);
     const history = capture();
@@ -335,8 +323,8 @@ describe("DeployStream and Rollback", () => {
     fake.runtime.failNext("run", new Error("podman run exited 126: boom"));
     const failed = await cli("deploy", "st-hello");
     assert.equal(failed.code, 1, failed.stderr);
-    // The step that runs the new container (run, or start trial for start-first) fails,
-    // is undone, and the summary names it.
+    // The step that runs the new container (start trial: st-hello is start-first)
+    // fails, is undone, and the summary names it.
     assert.match(failed.stdout, /\nweb: ([a-z ]+) ✗ \d+\.\ds podman run exited 126: boom\n/);
     const step = /\nweb: ([a-z ]+) ✗/.exec(failed.stdout)?.[1];
     assert.match(failed.stdout, /\nweb: undo /);

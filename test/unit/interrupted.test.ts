@@ -216,6 +216,45 @@ describe("an agent killed during a deploy: the next start finishes or undoes it"
   });
 });
 
+describe("a stop-first redeploy killed while the old container stops", () => {
+  // Killed between `set aside old container` (the stop begun) and `start
+  // container`: the podman call of the dead agent never returns, and podman
+  // shows the old container "stopping".
+  for (const step of ["allocate ports", "create container", "stop old container"] as const) {
+    const at = `deploy:${step}@web`;
+    test(`killed at ${at}: the stop ends first, then the old one gets its name back and runs`, async () => {
+      const first = agent();
+      const v1 = withImage(example("hello"), IMAGE);
+      v1.components[0]!.strategy = "stop-first";
+      assert.ok((await deploy(first.ctx, { service: v1, component: "" }))[0]?.success);
+      const { runtime, dbPath } = first;
+      const oldId = runtime.containers.get("hello-web")?.id;
+      const port = first.registry.routes.heldHostPorts()[0]?.port;
+      runtime.hold("stop", "hello-web.prev"); // never released: the agent is dead
+      const { crashPoint, reached } = hangAt(at);
+      const second = agent({ runtime, dbPath, crashPoint });
+      void deploy(second.ctx, { service: withImage(v1, IMAGE_V2), component: "" });
+      await reached;
+      assert.equal(runtime.containers.get("hello-web.prev")?.state, "stopping");
+      const created = step !== "allocate ports" && step !== "create container";
+      assert.equal(runtime.containers.get("hello-web")?.state, created ? "created" : undefined);
+      runtime.clearCalls();
+      const next = agent({ runtime, dbPath });
+      await recoverAtStart(next.ctx);
+      assertConsistent(next.registry, runtime, at);
+      const ops = runtime.ops();
+      const stop = ops.indexOf("stop hello-web.prev");
+      const rename = ops.indexOf("rename hello-web.prev>hello-web");
+      assert.ok(stop >= 0 && stop < rename, `stopped before it is renamed back: ${ops.join(", ")}`);
+      assert.ok(rename < ops.indexOf("start hello-web"), ops.join(", "));
+      assert.equal(runtime.containers.get("hello-web")?.id, oldId, "the old container");
+      assert.equal(runtime.containers.get("hello-web")?.state, "running");
+      assert.equal(next.registry.components.get("hello", "web")?.spec.image, IMAGE);
+      assert.equal(next.registry.routes.heldHostPorts()[0]?.port, port, "its port");
+    });
+  }
+});
+
 describe("a failed start never removes a container it did not create", () => {
   test("port taken while stopped and no other port free: the stopped container stays", async () => {
     const { ctx, runtime, registry } = agent({ pool: [{ from: 20000, to: 20000 }] });
@@ -244,10 +283,11 @@ describe("a failed start never removes a container it did not create", () => {
     const before = runtime.containers.get("hello-web");
     const port = registry.routes.heldHostPorts()[0]?.port ?? 0;
     runtime.hostBusy.add(port);
-    runtime.failNext("run", runFailed());
+    // The stopped container's start finds its port taken; the new one's start fails otherwise.
+    runtime.failNext("start", runtime.portTakenAtStart).failNext("start", runFailed());
     const [result] = await startService(ctx, "hello");
     assert.equal(result?.success, false);
-    assert.match(result?.error ?? "", /^run: /);
+    assert.match(result?.error ?? "", /^start container: /);
     assert.equal(runtime.containers.get("hello-web")?.id, before?.id, "the old container is back");
     assert.equal(runtime.containers.get("hello-web")?.state, "exited");
     assert.deepEqual([...runtime.containers.keys()], ["hello-web"]);
@@ -302,12 +342,12 @@ describe("the answer does not wait for the old container's removal", () => {
 });
 
 describe("a slow deploy does not hold an unrelated one", () => {
-  test("while one service's podman run hangs, another service deploys and the first still finishes", async () => {
+  test("while one service's podman start hangs, another service deploys and the first still finishes", async () => {
     const { ctx, runtime } = agent();
-    const release = runtime.hold("run", "hello-web");
+    const release = runtime.hold("start", "hello-web");
     const slow = deploy(ctx, { service: example("hello"), component: "" });
-    // The slow one is past allocation (its port recorded) and inside `run`.
-    while (!runtime.callsOf("run").some((c) => c.arg === "hello-web")) {
+    // The slow one is past allocation (its port recorded) and inside `start container`.
+    while (!runtime.callsOf("start").some((c) => c.arg === "hello-web")) {
       await new Promise((r) => setTimeout(r, 1));
     }
     const other = await deploy(ctx, { service: example("multi"), component: "" });
@@ -315,7 +355,7 @@ describe("a slow deploy does not hold an unrelated one", () => {
       other.every((r) => r.success),
       "multi deployed while hello's run hangs",
     );
-    assert.equal(runtime.containers.has("hello-web"), false, "hello is still starting");
+    assert.equal(runtime.containers.get("hello-web")?.state, "created", "hello is still starting");
     release();
     const [done] = await slow;
     assert.equal(done?.success, true);

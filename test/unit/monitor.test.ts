@@ -869,7 +869,7 @@ describe("recovery at agent start", () => {
     );
     assert.deepEqual(runtime.callsOf("pull"), []);
     assert.deepEqual(
-      runtime.callsOf("run").map((c) => c.arg),
+      runtime.runs.map((c) => c.name),
       ["hello-web"],
     );
     assert.equal(events(registry, "multi", "recover_failed").length, 2);

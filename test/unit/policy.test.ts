@@ -698,7 +698,7 @@ describe("the agent applies the policy", () => {
       `service pol-b: components[0].ports[0]: port ${port} is held by route pol-a/web ($PORT)`,
     );
     assert.equal(registry.services.get("pol-b"), undefined);
-    assert.deepEqual(runtime.callsOf("run"), []);
+    assert.deepEqual(runtime.runs, []);
 
     const [started] = await startService(ctx, "pol-a");
     assert.equal(started?.success, true, started?.error);
@@ -732,7 +732,7 @@ describe("the agent applies the policy", () => {
       b?.error,
       `allocate ports: service pol-b: components[0].ports[0]: port ${port} is held by route pol-a/web ($PORT)`,
     );
-    assert.deepEqual(runtime.callsOf("run"), []);
+    assert.deepEqual(runtime.runs, []);
     assert.equal(runtime.containers.get("pol-a-web")?.state, "exited", "A untouched");
     assert.equal((await startService(ctx, "pol-a"))[0]?.success, true);
   });
@@ -783,7 +783,7 @@ describe("the agent applies the policy", () => {
         "policy: service pol-host: components[1].ports[0]: host port 80 is below 1024 (a privileged port); set [policy] allow_low_ports = true to allow it",
       ],
     );
-    assert.deepEqual(runtime.callsOf("run"), []);
+    assert.deepEqual(runtime.runs, []);
     assert.deepEqual(runtime.callsOf("pull"), []);
     assert.ok(registry.components.get("pol-host", "net"), "the rows stay");
   });

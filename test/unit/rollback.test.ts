@@ -195,7 +195,7 @@ describe("rollback over a fake runtime", () => {
       elapsedMs: 0,
       detail: `to revision 1 (${IMAGE})`,
     });
-    assert.ok(events.some((e) => e.step === "run" && e.phase === "ok"));
+    assert.ok(events.some((e) => e.step === "start container" && e.phase === "ok"));
 
     // --to 2: v2 again, recorded as a rollback to 2.
     await rollback(ctx, { service: "hello", component: "", toRevision: 2 });

@@ -12,7 +12,7 @@ import { portHolders } from "../../src/agent/ports/book.js";
 import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
 import type { Registry } from "../../src/registry/index.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
-import type { FakeRuntime } from "../helpers/fake-runtime.js";
+import { type FakeRuntime, apiError, imageNotKnown } from "../helpers/fake-runtime.js";
 
 function hello(strategy: "" | "start-first" | "stop-first", image = IMAGE): ServiceSpec {
   const spec = withImage(example("hello"), image);
@@ -33,6 +33,17 @@ function assertNoLeak(registry: Registry, runtime: FakeRuntime): void {
   assert.equal(registry.components.get("hello", "web")?.pending, null);
 }
 
+/** Start or recovery of a component whose container is gone: no gate, no pull. */
+const RECREATE = [
+  "policy",
+  "record",
+  "image",
+  "prepare volumes",
+  "allocate ports",
+  "create container",
+  "start container",
+];
+
 describe("plan: the steps of each strategy", () => {
   test("start-first beside a running version: trial, then the stable ports", () => {
     assert.deepEqual(
@@ -48,7 +59,9 @@ describe("plan: the steps of each strategy", () => {
         "remove trial",
         "set aside old container",
         "allocate ports",
-        "run",
+        "create container",
+        "stop old container",
+        "start container",
         "health",
         "commit",
         "remove old container",
@@ -70,14 +83,17 @@ describe("plan: the steps of each strategy", () => {
       "prepare volumes",
       "set aside old container",
       "allocate ports",
-      "run",
+      "create container",
+      "stop old container",
+      "start container",
       "health",
       "commit",
       "remove old container",
     ]);
+    // A stopped old container has nothing to wait for.
     assert.deepEqual(
       planSteps({ strategy: "start-first", old: "stopped", gated: true, pull: true }),
-      stopFirst,
+      stopFirst.filter((s) => s !== "stop old container"),
     );
   });
 
@@ -88,13 +104,14 @@ describe("plan: the steps of each strategy", () => {
       "pull",
       "prepare volumes",
       "allocate ports",
-      "run",
+      "create container",
+      "start container",
       "health",
       "commit",
     ]);
     assert.deepEqual(
       planSteps({ strategy: "stop-first", old: "none", gated: false, pull: false }),
-      ["policy", "record", "image", "prepare volumes", "allocate ports", "run", "commit"],
+      [...RECREATE, "commit"],
     );
   });
 });
@@ -118,6 +135,7 @@ describe("plan: behind the proxy", () => {
         "routes",
         "drain",
         "set aside old container",
+        "stop old container",
         "promote new version",
         "commit",
         "retire old names",
@@ -134,7 +152,9 @@ describe("plan: behind the proxy", () => {
       "prepare volumes",
       "set aside old container",
       "allocate ports",
-      "run",
+      "create container",
+      "stop old container",
+      "start container",
       "health",
       "certificates",
       "routes",
@@ -145,9 +165,14 @@ describe("plan: behind the proxy", () => {
       planSteps({ ...base, strategy: "stop-first", old: "running", swappable: true }),
       inPlace,
     );
+    const aside = new Set([
+      "set aside old container",
+      "stop old container",
+      "remove old container",
+    ]);
     assert.deepEqual(
       planSteps({ ...base, strategy: "start-first", old: "none", swappable: true }),
-      inPlace.filter((s) => s !== "set aside old container" && s !== "remove old container"),
+      inPlace.filter((s) => !aside.has(s)),
     );
     // A udp route keeps the trial on temporary ports (it cannot move behind the proxy).
     const mixed = planSteps({ ...base, strategy: "start-first", old: "running", swappable: false });
@@ -165,17 +190,7 @@ describe("plan: behind the proxy", () => {
         proxied: true,
         swappable: true,
       }),
-      [
-        "policy",
-        "record",
-        "image",
-        "prepare volumes",
-        "allocate ports",
-        "run",
-        "certificates",
-        "routes",
-        "commit",
-      ],
+      [...RECREATE, "certificates", "routes", "commit"],
     );
   });
 });
@@ -242,7 +257,7 @@ describe("a new version that fails its health check", () => {
     assert.equal(result?.outcome, "rolled back");
     assert.ok((result?.downtimeMs ?? -1) >= 0);
     assert.deepEqual(
-      runtime.callsOf("run").map((c) => c.arg),
+      runtime.runs.map((c) => c.name),
       ["hello-web", "hello-web"],
       "no trial",
     );
@@ -297,5 +312,139 @@ describe("a good new version", () => {
     const final = runtime.runs.at(-1);
     assert.equal(final?.name, "hello-web");
     assert.ok(final?.env.includes(`PORT=${port}`));
+  });
+});
+
+describe("stop-first: the new container is created while the old one stops", () => {
+  /** An agent with v1 deployed stop-first and its calls cleared: the old container, its port. */
+  async function deployedStopFirst() {
+    const fake = agent();
+    assert.ok((await deploy(fake.ctx, request(hello("stop-first"))))[0]?.success);
+    const port = fake.registry.routes.heldHostPorts()[0]?.port ?? 0;
+    const oldId = fake.runtime.containers.get("hello-web")?.id;
+    fake.runtime.clearCalls();
+    return {
+      ...fake,
+      port,
+      oldId,
+      redeploy: () => deploy(fake.ctx, request(hello("stop-first", IMAGE_V2))),
+    };
+  }
+
+  /** Starts the v2 redeploy with the old container's stop held; returns once the create was asked for. */
+  async function redeployWithStopHeld(prepare: (runtime: FakeRuntime) => void = () => {}) {
+    const fake = await deployedStopFirst();
+    const release = fake.runtime.hold("stop", "hello-web.prev");
+    prepare(fake.runtime);
+    const deploying = fake.redeploy();
+    while (!fake.runtime.callsOf("create").length) await new Promise((r) => setTimeout(r, 1));
+    // A few more turns: nothing may go further while the stop is held.
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    return { ...fake, release, deploying };
+  }
+
+  /** The old container is back under its name, running, and nothing else is left. */
+  function assertOldBack(fake: { runtime: FakeRuntime; registry: Registry; oldId?: string }): void {
+    assert.equal(fake.runtime.containers.get("hello-web")?.id, fake.oldId);
+    assert.equal(fake.runtime.containers.get("hello-web")?.state, "running");
+    assertNoLeak(fake.registry, fake.runtime);
+  }
+
+  test("rename, stop begun, create on the same port; the start waits for the stop", async () => {
+    const { runtime, registry, port, release, deploying } = await redeployWithStopHeld();
+    assert.deepEqual(runtime.ops(), [
+      "inspect hello-web",
+      `imageExists ${IMAGE_V2}`,
+      "rename hello-web>hello-web.prev",
+      "stop hello-web.prev",
+      "create hello-web",
+    ]);
+    assert.equal(runtime.containers.get("hello-web")?.state, "created");
+    assert.equal(runtime.containers.get("hello-web.prev")?.state, "stopping");
+    // The old container still publishes the port: it is kept, not probed away.
+    assert.ok(runtime.runs.at(-1)?.ports.includes(`127.0.0.1:${port}:${port}`));
+    release();
+    const [result] = await deploying;
+    assert.equal(result?.success, true, result?.error);
+    assert.deepEqual(runtime.ops().slice(5), ["start hello-web", "remove hello-web.prev"]);
+    assert.equal(registry.routes.heldHostPorts()[0]?.port, port, "the same stable port");
+    assert.equal(runtime.containers.get("hello-web")?.image, IMAGE_V2);
+    assertNoLeak(registry, runtime);
+  });
+
+  test("a failing check: the new container goes, the old one gets its name back and starts", async () => {
+    const fake = await redeployWithStopHeld();
+    fake.health.failing.set("hello-web", "HTTP 503");
+    fake.release();
+    const [result] = await fake.deploying;
+    assert.equal(result?.failedStep, "health");
+    assert.equal(result?.outcome, "rolled back");
+    assert.deepEqual(fake.runtime.ops().slice(5), [
+      "start hello-web",
+      "logs hello-web",
+      // create container's undo, then set aside old container's
+      "remove hello-web",
+      "remove hello-web",
+      "inspect hello-web.prev",
+      "rename hello-web.prev>hello-web",
+      "start hello-web",
+    ]);
+    assertOldBack(fake);
+  });
+
+  test("a create that fails while the old one stops: the undo waits for the stop, then restores", async () => {
+    const fake = await redeployWithStopHeld((runtime) =>
+      runtime.failNext("create", (_name, spec) => imageNotKnown(spec?.image ?? "")),
+    );
+    assert.equal(fake.runtime.ops().at(-1), "create hello-web", "the undo waits for the stop");
+    fake.release();
+    const [result] = await fake.deploying;
+    assert.equal(result?.failedStep, "create container");
+    assert.equal(result?.outcome, "rolled back");
+    assert.deepEqual(fake.runtime.ops().slice(-4), [
+      "remove hello-web",
+      "inspect hello-web.prev",
+      "rename hello-web.prev>hello-web",
+      "start hello-web",
+    ]);
+    assertOldBack(fake);
+  });
+
+  test("a stop that fails: nothing started, the old one keeps its name and runs; outcome failed", async () => {
+    const fake = await deployedStopFirst();
+    fake.runtime.failNext(
+      "stop",
+      apiError("stop", 500, "container state improper", "container state improper"),
+    );
+    const [result] = await fake.redeploy();
+    assert.equal(result?.failedStep, "stop old container");
+    assert.equal(result?.outcome, "failed", "the old version may never have stopped");
+    assert.equal(result?.downtimeMs, 0);
+    assert.deepEqual(
+      fake.runtime.callsOf("start").map((c) => c.arg),
+      ["hello-web"],
+      "the old one only",
+    );
+    assertOldBack(fake);
+  });
+
+  test("address in use at the start: created again on another port, then started", async () => {
+    const { runtime, registry, port, redeploy } = await deployedStopFirst();
+    // Something took the port between the old container's stop and the new one's start.
+    runtime.failNext("start", runtime.portTakenAtStart);
+    const [result] = await redeploy();
+    assert.equal(result?.success, true, result?.error);
+    assert.deepEqual(runtime.ops().slice(4), [
+      "create hello-web",
+      "start hello-web",
+      "remove hello-web",
+      "create hello-web",
+      "start hello-web",
+      "remove hello-web.prev",
+    ]);
+    const now = registry.routes.heldHostPorts()[0]?.port;
+    assert.ok(now !== undefined && now !== port, `moved off ${port}: ${now}`);
+    assert.ok(runtime.runs.at(-1)?.ports.includes(`127.0.0.1:${now}:${now}`));
+    assertNoLeak(registry, runtime);
   });
 });

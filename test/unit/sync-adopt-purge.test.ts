@@ -249,7 +249,7 @@ describe("SyncDesiredState", () => {
         ["api", "running", "unknown"],
       ],
     );
-    assert.deepEqual(runtime.callsOf("run"), [], "sync must not start containers");
+    assert.deepEqual(runtime.runs, [], "sync must not create containers");
     assert.equal(registry.events.list({ service: "sy-a" })[0]?.kind, "sync");
 
     const again = await syncDesiredState(ctx, { services: [s], dryRun: true });
@@ -406,7 +406,7 @@ describe("AdoptContainers", () => {
       [IMAGE_V2, "stopped", "exited"],
     );
     assert.equal(registry.services.get("ad-x")?.active, true);
-    assert.deepEqual(runtime.callsOf("run"), []);
+    assert.deepEqual(runtime.runs, []);
 
     const again = await adoptContainers(ctx, "ad-x");
     assert.deepEqual(

@@ -10,7 +10,7 @@ import { writeSync } from "node:fs";
 /** Called before every named step; resolves at once unless the agent is to die there. */
 export type CrashPoint = (point: string, component: string) => Promise<void>;
 
-/** Parses `deploy:run@api` into its parts; undefined when unset. */
+/** Parses `deploy:start container@api` into its parts; undefined when unset. */
 export function parseCrashAt(
   value: string | undefined,
 ): { point: string; component?: string } | undefined {

@@ -16,6 +16,7 @@ import { DEFAULT_HISTORY_KEEP } from "../../config/agent.js";
 import { defaultStrategy } from "../../servicedef/health.js";
 import { validateServiceSpec } from "../../servicedef/spec.js";
 import type { DesiredState, ServiceDefOptions, Strategy } from "../../servicedef/types.js";
+import { parsePortMapping } from "../../servicedef/ports.js";
 import { quote } from "../../util/checker.js";
 import { McpError, StepError, errorMessage } from "../../util/errors.js";
 import type { AgentContext } from "../context.js";
@@ -242,6 +243,9 @@ export async function runComponent(
     note: opts.note,
     gated: GATED_KINDS.has(opts.kind),
     old: !current ? "none" : current.state === "running" ? "running" : "stopped",
+    oldHostPorts: new Set(
+      (current?.ports ?? []).flatMap((p) => parsePortMapping(p)?.hostPort ?? []),
+    ),
     progress,
     edge: {},
   };

@@ -8,13 +8,14 @@
  * - finish, when the operation is not health-gated (start, restart,
  *   recover) and the container under the component's name is a new one (not
  *   the one the registry knew before) and runs: the operation got as far as
- *   `run`, so only its commit is missing;
+ *   `start container`, so only its commit is missing;
  * - undo, otherwise (always for a deploy or rollback: its new version never
- *   proved itself): a half-created or trial container goes, an old container
- *   that was set aside comes back under its name and is started again if it
- *   ran, and the registry gets the component's previous spec, desired state
- *   and host ports back (a component the operation was creating is dropped,
- *   and a service left without components with it). Recovery then recreates
+ *   proved itself): a new container (created, started or not) or a trial
+ *   goes, an old container that was set aside comes back under its name (a
+ *   stop of it still under way ends first) and is started again if it ran,
+ *   and the registry gets the component's previous spec, desired state and
+ *   host ports back (a component the operation was creating is dropped, and
+ *   a service left without components with it). Recovery then recreates
  *   what should run.
  *
  * Set-aside and trial containers whose operation is over (the agent died
@@ -139,6 +140,12 @@ async function undo(
     // The old container was set aside; with the new one gone it gets its name back.
     if (old) await remove(aside.name);
     else {
+      // Its stop (begun while the new container was created) may still be
+      // under way in a podman that outlived the agent, or left half-done by
+      // one that did not: it ends first, or the start below would fail.
+      if (aside.state === "stopping") {
+        await ctx.runtime.stop(aside.name, ctx.settings.stopTimeoutSeconds);
+      }
       await ctx.runtime.rename(aside.name, name);
       old = aside;
     }

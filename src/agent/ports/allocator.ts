@@ -108,6 +108,14 @@ export interface PortRequest {
   protocol: PortProtocol;
   /** The port this owner had before; kept if still free (stable ports). */
   preferred?: number;
+  /**
+   * `preferred` is held by the owner's own old container, which is being
+   * stopped (a redeploy creates the new container meanwhile): kept without
+   * asking the probe, which would say busy. If something takes it between
+   * that stop and the new container's start, the start fails and the caller
+   * asks again without it.
+   */
+  preferredReleasing?: boolean;
   /** Ports never to return, e.g. one podman just failed to bind. */
   avoid?: number[];
 }
@@ -210,10 +218,13 @@ export class PortAllocator {
       !avoid.has(preferred)
     ) {
       const owner = held.get(preferred);
-      // Our own recorded port is still probed: deploy removes the old
-      // container before allocating, so the kernel is the judge of whether
-      // something else took the port in the meantime.
-      if ((owner === undefined || owner === request.key) && (await free(preferred))) {
+      // Our own recorded port is still probed (the kernel is the judge of
+      // whether something else took it while it was not ours), unless our
+      // own old container holds it now and is stopping.
+      if (
+        (owner === undefined || owner === request.key) &&
+        (request.preferredReleasing === true || (await free(preferred)))
+      ) {
         return preferred;
       }
     }

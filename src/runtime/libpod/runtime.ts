@@ -119,11 +119,7 @@ export class PodmanApiRuntime implements Runtime {
    * someone else's container: neither is touched.
    */
   async run(spec: ContainerSpec): Promise<string> {
-    const req = createRequest(spec); // an invalid spec throws here, before podman is asked
-    const created = await this.client.json(req, { what: "create" });
-    const id = text(field(created, "Id"));
-    if (!id)
-      throw new LibpodError({ what: "create", status: 0, reason: "no container id in the answer" });
+    const id = await this.create(spec);
     try {
       await this.client.call(startRequest(id), { what: "start" });
       return id;
@@ -132,6 +128,16 @@ export class PodmanApiRuntime implements Runtime {
       await this.remove(id, { force: true, timeoutSeconds: 0 }).catch(() => {});
       throw err;
     }
+  }
+
+  /** The container, Created: no port is bound until `start`. */
+  async create(spec: ContainerSpec): Promise<string> {
+    const req = createRequest(spec); // an invalid spec throws here, before podman is asked
+    const created = await this.client.json(req, { what: "create" });
+    const id = text(field(created, "Id"));
+    if (!id)
+      throw new LibpodError({ what: "create", status: 0, reason: "no container id in the answer" });
+    return id;
   }
 
   async stop(name: string, timeoutSeconds = this.stopTimeoutSeconds): Promise<void> {

@@ -10,6 +10,7 @@ import { healthPlan } from "../../../health/plan.js";
 import type { WaitResult } from "../../../health/probe.js";
 import type { PendingOperation, ProxyRouteRow } from "../../../registry/index.js";
 import { setAsideName, trialName } from "../../../runtime/args.js";
+import type { ContainerSpec } from "../../../runtime/types.js";
 import {
   isAddressInUse,
   isNameInUse,
@@ -17,7 +18,7 @@ import {
   isPullFailure,
 } from "../../../runtime/errors.js";
 import type { DesiredState } from "../../../servicedef/types.js";
-import { McpError, errorMessage } from "../../../util/errors.js";
+import { McpError } from "../../../util/errors.js";
 import type { AgentContext } from "../../context.js";
 import { enforcePortClaims, enforceStoredComponent } from "../../policy/guard.js";
 import { containerSpecFor, routeKey, routeProtocol, trialRoute } from "../container-spec.js";
@@ -26,7 +27,7 @@ import { lastLogLines } from "./logs-tail.js";
 import type { EdgeStepName, OldContainer, StepName, SwapStepName } from "./plan.js";
 import type { Step } from "./runner.js";
 
-/** How often `run` may hit "address already in use" before the step fails. */
+/** How often a start may hit "address already in use" before the step fails. */
 const RUN_ATTEMPTS = 3;
 /** Log lines of a failed new version shown to the operator. */
 const FAILED_LOG_LINES = 20;
@@ -56,6 +57,8 @@ export interface ComponentOp {
   note?: string | undefined;
   gated: boolean;
   old: OldContainer;
+  /** The host ports the old container publishes (podman's view before the operation). */
+  oldHostPorts?: ReadonlySet<number>;
   /**
    * The swap behind the proxy (steps/swap.ts): the new version runs on the
    * standby ports and the proxy moves to it before the old one stops, so
@@ -69,6 +72,11 @@ export interface ComponentOp {
   trialPorts?: Map<string, number>;
   hostPorts?: Map<string, number>;
   containerId?: string;
+  /**
+   * The set-aside old container's stop, under way while the new one is
+   * created: settles with the stop's error, or undefined (it never rejects).
+   */
+  oldStop?: Promise<Error | undefined>;
   /** When the old version stopped serving (set aside while running). */
   stoppedAt?: number;
   /** How long nothing served, once the new or the old version is back. */
@@ -305,9 +313,12 @@ const removeTrial: OpStep = {
 };
 
 /**
- * The old container is renamed aside and stops (its ports free again), kept
- * until the new version has committed; the undo renames it back and starts
- * it again if it ran, and says how long nothing served.
+ * The old container is renamed aside and, if it runs, starts stopping: the
+ * new container is created meanwhile (create binds no port), and `stop old
+ * container` waits for the stop before `start container` needs its ports.
+ * Kept until the new version has committed; the undo waits for the stop,
+ * renames it back and starts it again if it ran, and says how long nothing
+ * served.
  */
 const setAsideOld: OpStep = {
   name: "set aside old container",
@@ -328,36 +339,27 @@ const setAsideOld: OpStep = {
     if (op.old !== "running") return;
     // Behind the proxy the new version already serves: stopping the old one is no downtime.
     if (!op.swap) op.stoppedAt = Date.now();
-    try {
-      await runtime.stop(aside, settings.stopTimeoutSeconds);
-    } catch (err) {
-      // A failed step is not undone by the runner: give the name back here.
-      await runtime.rename(aside, op.name).catch((renameErr: unknown) => {
-        op.oldLost = true;
-        op.ctx.logger.error(
-          { err: errorMessage(renameErr) },
-          "could not rename the old container back",
-        );
-      });
-      if (!op.oldLost) {
-        // The stop may have got half-way: make sure it serves again.
-        await runtime.start(op.name).catch((startErr: unknown) => {
-          op.ctx.logger.error(
-            { err: errorMessage(startErr) },
-            "could not start the old container again",
-          );
-        });
-      }
-      throw err;
-    }
+    // Not awaited here (`stop old container` does); caught at once, so a
+    // failure is never an unhandled rejection.
+    op.oldStop = runtime.stop(aside, settings.stopTimeoutSeconds).then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    );
   },
   undo: async (op) => {
     const { runtime } = op.ctx;
     try {
+      // A stop still under way ends first: starting the old container must not race it.
+      if ((await op.oldStop) !== undefined) {
+        // A stop that failed may never have taken the old version down:
+        // the outcome is `failed`, with no downtime claimed.
+        op.stoppedAt = undefined;
+      }
       await runtime.remove(op.name, { force: true, timeoutSeconds: 0 });
       if (await runtime.inspect(setAsideName(op.name))) {
         await runtime.rename(setAsideName(op.name), op.name);
       }
+      // Also after a failed stop: it may have got half-way.
       if (op.old === "running") await runtime.start(op.name);
       op.restored = true;
     } catch (err) {
@@ -369,27 +371,71 @@ const setAsideOld: OpStep = {
   },
 };
 
-const allocatePorts: OpStep = {
-  name: "allocate ports",
+/**
+ * Waits for the set-aside old container's stop (begun by `set aside old
+ * container`): its ports are free once it returns. Podman must have torn
+ * down the old container's network before the new one's is set up: a new
+ * container started while the old one's stop is still under way (its
+ * process gone, its ports already free) lost its port forwarding in 6 of 10
+ * tries here (podman 4.3.1, netavark), so only the stop's end will do.
+ * A failed stop is undone by the set-aside's undo.
+ */
+const stopOld: OpStep = {
+  name: "stop old container",
   run: async (op) => {
-    op.hostPorts = await allocateRoutePorts(op.ctx, op.service, op.component);
+    const err = await op.oldStop;
+    if (err !== undefined) throw err;
   },
 };
 
-const run: OpStep = {
-  name: "run",
+/**
+ * The recorded host ports when still free. Those the old container still
+ * publishes while it stops are kept without asking the kernel (it would
+ * say busy until the stop ends): the old container is ours.
+ */
+const allocatePorts: OpStep = {
+  name: "allocate ports",
   run: async (op) => {
-    op.containerId = await runContainer(
-      op,
-      op.name,
-      () => op.hostPorts ?? new Map<string, number>(),
-      async (avoid) => {
-        op.hostPorts = await allocateRoutePorts(op.ctx, op.service, op.component, avoid);
-        return op.hostPorts;
-      },
-    );
+    const releasing = op.oldStop ? (op.oldHostPorts ?? new Set<number>()) : new Set<number>();
+    op.hostPorts = await allocateRoutePorts(op.ctx, op.service, op.component, [], releasing);
+  },
+};
+
+/** The new container under the component's name on the allocated ports, created, not started. */
+const create: OpStep = {
+  name: "create container",
+  run: async (op) => {
+    op.containerId = await createContainer(op, op.name, op.hostPorts ?? new Map());
   },
   undo: (op) => op.ctx.runtime.remove(op.name, { force: true, timeoutSeconds: 0 }),
+};
+
+/**
+ * Starts the created container. When podman reports an address in use
+ * (something took a port between our probe and its bind), the container is
+ * created again on other ports and started, as `runContainer` does; the
+ * create's undo removes whichever is left.
+ */
+const start: OpStep = {
+  name: "start container",
+  run: async (op) => {
+    const { ctx } = op;
+    const avoid: number[] = [];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await ctx.runtime.start(op.name);
+        return;
+      } catch (err) {
+        if (!isAddressInUse(err) || attempt >= RUN_ATTEMPTS) throw err;
+        const ports = op.hostPorts ?? new Map<string, number>();
+        avoid.push(...ports.values());
+        warnAddressInUse(op, ports);
+        await ctx.runtime.remove(op.name, { force: true, timeoutSeconds: 0 });
+        op.hostPorts = await allocateRoutePorts(ctx, op.service, op.component, avoid);
+        op.containerId = await createContainer(op, op.name, op.hostPorts);
+      }
+    }
+  },
 };
 
 const health: OpStep = {
@@ -474,11 +520,59 @@ export const CONTAINER_STEPS: Record<Exclude<StepName, EdgeStepName | SwapStepNa
   "remove trial": removeTrial,
   "set aside old container": setAsideOld,
   "allocate ports": allocatePorts,
-  run,
+  "create container": create,
+  "stop old container": stopOld,
+  "start container": start,
   health,
   commit,
   "remove old container": removeOld,
 };
+
+/** The component's ContainerSpec as `name` on `hostPorts`. */
+function containerFor(
+  op: ComponentOp,
+  name: string,
+  hostPorts: ReadonlyMap<string, number>,
+): ContainerSpec {
+  const { settings } = op.ctx;
+  const spec = containerSpecFor(
+    {
+      node: settings.node,
+      service: op.service,
+      bindAddress: settings.bindAddress,
+      logMaxSize: settings.logMaxSize,
+    },
+    op.component,
+    hostPorts,
+  );
+  return { ...spec, name };
+}
+
+/** A missing image found by podman: the cache must not vouch for it any more. */
+function forgetMissingImage(op: ComponentOp, err: unknown): void {
+  if (isNoSuchImage(err) || isPullFailure(err)) op.ctx.images.forget(op.component.image);
+}
+
+function warnAddressInUse(op: ComponentOp, hostPorts: ReadonlyMap<string, number>): void {
+  op.ctx.logger.warn(
+    { service: op.service, component: op.component.name, ports: [...hostPorts.values()] },
+    "address in use, retrying with other ports",
+  );
+}
+
+/** Creates the component's container as `name` on `hostPorts`; returns its id. */
+async function createContainer(
+  op: ComponentOp,
+  name: string,
+  hostPorts: ReadonlyMap<string, number>,
+): Promise<string> {
+  try {
+    return await op.ctx.runtime.create(containerFor(op, name, hostPorts));
+  } catch (err) {
+    forgetMissingImage(op, err);
+    throw err;
+  }
+}
 
 /**
  * Runs the component's container as `name` on the ports `ports()` gives;
@@ -495,21 +589,8 @@ export async function runContainer(
   const avoid: number[] = [];
   let hostPorts = ports();
   for (let attempt = 1; ; attempt++) {
-    const container = {
-      ...containerSpecFor(
-        {
-          node: ctx.settings.node,
-          service: op.service,
-          bindAddress: ctx.settings.bindAddress,
-          logMaxSize: ctx.settings.logMaxSize,
-        },
-        op.component,
-        hostPorts,
-      ),
-      name,
-    };
     try {
-      return await ctx.runtime.run(container);
+      return await ctx.runtime.run(containerFor(op, name, hostPorts));
     } catch (err) {
       if (isNameInUse(err) && name !== op.name && attempt < RUN_ATTEMPTS) {
         // A trial container left by an earlier run that could not remove it.
@@ -518,14 +599,11 @@ export async function runContainer(
       }
       if (isAddressInUse(err) && attempt < RUN_ATTEMPTS) {
         avoid.push(...hostPorts.values());
-        ctx.logger.warn(
-          { service: op.service, component: op.component.name, ports: [...hostPorts.values()] },
-          "address in use, retrying with other ports",
-        );
+        warnAddressInUse(op, hostPorts);
         hostPorts = await reallocate(avoid);
         continue;
       }
-      if (isNoSuchImage(err) || isPullFailure(err)) ctx.images.forget(op.component.image);
+      forgetMissingImage(op, err);
       throw err;
     }
   }
@@ -581,6 +659,7 @@ export async function allocateRoutePorts(
   service: string,
   component: ComponentSpec,
   avoid: number[] = [],
+  releasing: ReadonlySet<number> = new Set(),
 ): Promise<Map<string, number>> {
   const rows = ctx.registry.routes.list({ service, component: component.name });
   // Explicit mappings take no allocation but must pass the claim check, which
@@ -590,7 +669,9 @@ export async function allocateRoutePorts(
     rows.map((row) => ({
       key: routeKey(service, component.name, row.name),
       protocol: row.protocol === "udp" ? "udp" : "tcp",
-      ...(row.hostPort ? { preferred: row.hostPort } : {}),
+      ...(row.hostPort
+        ? { preferred: row.hostPort, preferredReleasing: releasing.has(row.hostPort) }
+        : {}),
       avoid,
     })),
     (ports) => {

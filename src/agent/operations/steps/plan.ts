@@ -8,7 +8,8 @@
  *   old one stops and the new one starts on the stable ports and must pass
  *   its check again;
  * - stop-first (or nothing running to protect): the old one stops, the new
- *   one starts on the stable ports and must pass its check.
+ *   one starts on the stable ports and must pass its check. The new
+ *   container is created while the old one stops; only its start waits.
  *
  * - start-first behind the proxy (every route on it): the new version runs
  *   on the routes' standby ports, passes its check, the proxy moves to it,
@@ -39,7 +40,9 @@ export type StepName =
   | "remove trial"
   | "set aside old container"
   | "allocate ports"
-  | "run"
+  | "create container"
+  | "stop old container"
+  | "start container"
   | "health"
   | "dns"
   | "certificates"
@@ -96,7 +99,7 @@ export function planSteps(input: PlanInput): StepName[] {
   if (isSwap(input)) {
     steps.push("allocate standby ports", "start new version", "new version health");
     if (input.dns) steps.push("dns");
-    steps.push("certificates", "routes", "drain", "set aside old container");
+    steps.push("certificates", "routes", "drain", "set aside old container", "stop old container");
     steps.push("promote new version", "commit");
     if (input.dns) steps.push("retire old names");
     steps.push("remove old container");
@@ -106,7 +109,11 @@ export function planSteps(input: PlanInput): StepName[] {
     steps.push("allocate trial ports", "start trial", "trial health", "remove trial");
   }
   if (input.old !== "none") steps.push("set aside old container");
-  steps.push("allocate ports", "run");
+  steps.push("allocate ports", "create container");
+  // The old container stops while the new one is created (create binds no
+  // port); only the start waits for it.
+  if (input.old === "running") steps.push("stop old container");
+  steps.push("start container");
   if (input.gated) steps.push("health");
   // Only a version that passed its check gets a certificate and the proxy's traffic.
   if (input.proxied) {
