@@ -54,7 +54,6 @@ import { McpError, type McpErrorCode } from "../../src/util/errors.js";
 import { silentLogger } from "../../src/util/log.js";
 import {
   FakeRuntime,
-  addressInUse,
   apiError,
   imageNotKnown,
   noAnswer,
