@@ -17,7 +17,7 @@ import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { CliContext, type CliIO } from "../src/cli/context.js";
 import { deployCommand } from "../src/cli/commands/deploy.js";
-import { containerName, setAsideName } from "../src/runtime/args.js";
+import { containerName, setAsideName } from "../src/runtime/names.js";
 import { runCommand } from "../src/util/exec.js";
 import { freePort } from "../test/helpers/agent.js";
 import { LiveAgent, TEST_IMAGE, runMcp, webDefinition } from "../test/helpers/live-agent.js";

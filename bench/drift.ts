@@ -17,7 +17,7 @@
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import Database from "better-sqlite3";
-import { containerName } from "../src/runtime/args.js";
+import { containerName } from "../src/runtime/names.js";
 import { runCommand } from "../src/util/exec.js";
 import { LiveAgent, TEST_IMAGE, oneRouteDefinition } from "../test/helpers/live-agent.js";
 import {

@@ -21,7 +21,7 @@
 import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { runCommand } from "../src/util/exec.js";
-import { setAsideName, trialName } from "../src/runtime/args.js";
+import { setAsideName, trialName } from "../src/runtime/names.js";
 import type { Strategy } from "../src/servicedef/types.js";
 import { freePort } from "../test/helpers/agent.js";
 import {

@@ -19,7 +19,7 @@ import {
   type RouteRow,
   type ServiceRow,
 } from "../registry/index.js";
-import { containerName } from "../runtime/args.js";
+import { containerName } from "../runtime/names.js";
 import type { ContainerStatus } from "../runtime/types.js";
 import { imageVersion } from "../servicedef/image.js";
 import { componentKey, isDrift, observedStateOf } from "./observed/refresh.js";

@@ -44,7 +44,7 @@ import {
   type HealthTransition,
 } from "../health/state.js";
 import type { ComponentRow } from "../registry/index.js";
-import { containerName } from "../runtime/args.js";
+import { containerName } from "../runtime/names.js";
 import { errorMessage } from "../util/errors.js";
 
 /**

@@ -39,7 +39,7 @@
 import type { AgentContext } from "../agent/context.js";
 import { componentKey, refreshObserved } from "../agent/observed/refresh.js";
 import type { ContainerChange } from "../agent/observed/view.js";
-import { LABEL_SERVICE, splitContainerName } from "../runtime/args.js";
+import { LABEL_SERVICE, splitContainerName } from "../runtime/names.js";
 import type { ObservedSnapshot } from "../agent/observed/snapshot.js";
 import { syncProxy } from "../agent/edge/routes.js";
 import { errorMessage } from "../util/errors.js";

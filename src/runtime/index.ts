@@ -13,7 +13,7 @@ export {
   LABEL_SERVICE,
   mcpLabels,
   splitContainerName,
-} from "./args.js";
+} from "./names.js";
 export {
   ifContainerExists,
   isAddressInUse,

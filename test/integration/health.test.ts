@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { ComponentSpec } from "../../src/gen/mcp/v1/mcp.js";
 import { healthPlan, type HealthPlan } from "../../src/health/plan.js";
 import { checkOnce, waitHealthy } from "../../src/health/probe.js";
-import { mcpLabels } from "../../src/runtime/args.js";
+import { mcpLabels } from "../../src/runtime/names.js";
 import type { PodmanApiRuntime } from "../../src/runtime/libpod/runtime.js";
 import { freePort } from "../helpers/agent.js";
 import { TEST_IMAGE, httpGet } from "../helpers/live-agent.js";

@@ -47,7 +47,7 @@ import {
   type ComponentRow,
   type Registry,
 } from "../../src/registry/index.js";
-import { containerName, mcpLabels } from "../../src/runtime/args.js";
+import { containerName, mcpLabels } from "../../src/runtime/names.js";
 import type { ContainerSpec, ContainerStatus } from "../../src/runtime/types.js";
 import { BUILTIN_LIMITS, parseServiceDef, toServiceSpec } from "../../src/servicedef/index.js";
 import { McpError, type McpErrorCode } from "../../src/util/errors.js";

@@ -26,7 +26,7 @@ import {
   type DeployRequest,
 } from "../../src/gen/mcp/v1/mcp.js";
 import { ERROR_CODE_KEY } from "../../src/protocol/wire.js";
-import { containerName } from "../../src/runtime/args.js";
+import { containerName } from "../../src/runtime/names.js";
 import { memoryLogger, startTestAgent, type TestAgent } from "../helpers/agent.js";
 import { FRESH_DEPLOY_STEPS, inOrder } from "../helpers/deploy-steps.js";
 import { IMAGE, IMAGE_V2, NODE, agent as fakeAgent, example } from "../helpers/fake-agent.js";

@@ -17,7 +17,7 @@ import { recoverAtStart } from "../../src/agent/operations/recover.js";
 import { planSteps } from "../../src/agent/operations/steps/plan.js";
 import { syncProxy } from "../../src/agent/edge/routes.js";
 import type { ServiceSpec } from "../../src/gen/mcp/v1/mcp.js";
-import { containerName, isSideContainer } from "../../src/runtime/args.js";
+import { containerName, isSideContainer } from "../../src/runtime/names.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
 import { hangAt } from "../helpers/crash.js";
 import { FakeDns, fakeEdge } from "../helpers/fake-edge.js";

@@ -14,7 +14,7 @@ import { startService, stopService } from "../../src/agent/operations/lifecycle.
 import { recoverAtStart } from "../../src/agent/operations/recover.js";
 import type { ComponentResult } from "../../src/gen/mcp/v1/mcp.js";
 import type { Registry } from "../../src/registry/index.js";
-import { containerName, isSideContainer } from "../../src/runtime/args.js";
+import { containerName, isSideContainer } from "../../src/runtime/names.js";
 import { hangAt } from "../helpers/crash.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
 import { type FakeRuntime, apiError, runFailed } from "../helpers/fake-runtime.js";

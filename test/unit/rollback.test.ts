@@ -13,7 +13,7 @@ import { rollback, selectRollback } from "../../src/agent/operations/rollback.js
 import { syncDesiredState } from "../../src/agent/operations/sync.js";
 import { ComponentSpec } from "../../src/gen/mcp/v1/mcp.js";
 import type { RevisionOutcome, RevisionRow } from "../../src/registry/index.js";
-import { containerName } from "../../src/runtime/args.js";
+import { containerName } from "../../src/runtime/names.js";
 import { McpError } from "../../src/util/errors.js";
 import { IMAGE, IMAGE_V2, agent, example, withImage } from "../helpers/fake-agent.js";
 

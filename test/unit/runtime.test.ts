@@ -1,6 +1,6 @@
 /**
  * src/runtime's pure parts beside the API's requests: the names and labels
- * MCP gives containers (args.ts), and the container JSON read into
+ * MCP gives containers (names.ts), and the container JSON read into
  * ContainerStatus (libpod/status.ts), on captured answers.
  */
 import assert from "node:assert/strict";

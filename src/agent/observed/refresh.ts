@@ -11,7 +11,7 @@ import {
   containerName,
   isSideContainer,
   splitContainerName,
-} from "../../runtime/args.js";
+} from "../../runtime/names.js";
 import type { ContainerStatus } from "../../runtime/types.js";
 import type { AgentContext } from "../context.js";
 import type { ContainerView, ObservedSnapshot } from "./snapshot.js";

@@ -37,7 +37,7 @@ import {
   LABEL_NODE,
   LABEL_SERVICE,
   splitContainerName,
-} from "../../runtime/args.js";
+} from "../../runtime/names.js";
 import type { ContainerStatus } from "../../runtime/types.js";
 import { parsePortMapping } from "../../servicedef/ports.js";
 import { NAME_RE } from "../../servicedef/validate.js";

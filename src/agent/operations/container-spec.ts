@@ -5,7 +5,7 @@
  */
 import { isIPv6 } from "node:net";
 import type { ComponentSpec, RouteSpec } from "../../gen/mcp/v1/mcp.js";
-import { containerName, mcpLabels } from "../../runtime/args.js";
+import { containerName, mcpLabels } from "../../runtime/names.js";
 import type { ContainerSpec } from "../../runtime/types.js";
 import { portEnv } from "../../servicedef/env.js";
 import { formatRouteMapping, parsePortMapping } from "../../servicedef/ports.js";

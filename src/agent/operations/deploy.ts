@@ -10,7 +10,7 @@
  * settles it (interrupted.ts).
  */
 import { ComponentResult, ComponentSpec, type DeployRequest } from "../../gen/mcp/v1/mcp.js";
-import { containerName } from "../../runtime/args.js";
+import { containerName } from "../../runtime/names.js";
 import { ifContainerExists } from "../../runtime/errors.js";
 import { DEFAULT_HISTORY_KEEP } from "../../config/agent.js";
 import { defaultStrategy } from "../../servicedef/health.js";

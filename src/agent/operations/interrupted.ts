@@ -30,7 +30,7 @@ import {
   isSideContainer,
   setAsideName,
   trialName,
-} from "../../runtime/args.js";
+} from "../../runtime/names.js";
 import type { ContainerStatus } from "../../runtime/types.js";
 import type { AgentContext } from "../context.js";
 import { restorePrevious } from "./steps/component.js";

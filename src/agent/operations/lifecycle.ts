@@ -11,7 +11,7 @@
  */
 import { ComponentResult } from "../../gen/mcp/v1/mcp.js";
 import type { ComponentRow } from "../../registry/index.js";
-import { containerName } from "../../runtime/args.js";
+import { containerName } from "../../runtime/names.js";
 import { ifContainerExists, isAddressInUse } from "../../runtime/errors.js";
 import { McpError, errorMessage } from "../../util/errors.js";
 import type { AgentContext } from "../context.js";

@@ -18,7 +18,7 @@
  */
 import type { ServerWritableStream, handleServerStreamingCall } from "@grpc/grpc-js";
 import type { LogsRequest, LogsResponse } from "../../gen/mcp/v1/mcp.js";
-import { containerName } from "../../runtime/args.js";
+import { containerName } from "../../runtime/names.js";
 import { isInvalidSince, isNoSuchContainer } from "../../runtime/errors.js";
 import type { LogStream } from "../../runtime/types.js";
 import { McpError, errorMessage } from "../../util/errors.js";

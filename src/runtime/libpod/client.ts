@@ -2,8 +2,7 @@
  * A small HTTP client for Podman's API over its unix socket, on Node's own
  * `http`: JSON calls with a time bound, streaming calls (logs, exec output),
  * and the frame format those streams use. Every failure is a LibpodError
- * carrying podman's own message, so ../args.ts classifies it as it does the
- * CLI's stderr.
+ * carrying podman's own message, which ../errors.ts classifies.
  */
 import http from "node:http";
 import { PassThrough, type Readable } from "node:stream";

@@ -295,7 +295,7 @@ export function renameRequest(from: string, to: string): ApiRequest {
   return { method: "POST", path: containerPath(from, `/rename${query({ name: to })}`) };
 }
 
-/** The same JSON as one entry of `podman container inspect` (parsed by ../args.ts). */
+/** The same JSON as one entry of `podman container inspect` (parsed by status.ts). */
 export function inspectRequest(name: string): ApiRequest {
   return { method: "GET", path: containerPath(name, "/json") };
 }

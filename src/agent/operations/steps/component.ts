@@ -9,7 +9,7 @@ import type { ComponentSpec } from "../../../gen/mcp/v1/mcp.js";
 import { healthPlan } from "../../../health/plan.js";
 import type { WaitResult } from "../../../health/probe.js";
 import type { PendingOperation, ProxyRouteRow } from "../../../registry/index.js";
-import { setAsideName, trialName } from "../../../runtime/args.js";
+import { setAsideName, trialName } from "../../../runtime/names.js";
 import type { ContainerSpec } from "../../../runtime/types.js";
 import {
   isAddressInUse,

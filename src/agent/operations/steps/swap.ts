@@ -7,7 +7,7 @@
  * takes the component's name. Nothing stops serving at any point: a new
  * version that fails is removed before the proxy ever sent it a request.
  */
-import { trialName } from "../../../runtime/args.js";
+import { trialName } from "../../../runtime/names.js";
 import { routeKey, routeProtocol, standbyRoute } from "../container-spec.js";
 import { enforcePortClaims } from "../../policy/guard.js";
 import { proveHealthy, runContainer, type ComponentOp } from "./component.js";
