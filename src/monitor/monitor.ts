@@ -72,6 +72,8 @@ export interface PassResult extends ObservedSnapshot {
 export interface PassOptions {
   /** Skip the proxy repair and the pruning (passes asked for by container events). */
   light?: boolean;
+  /** Only these services' components (a light pass about them); absent: all. */
+  services?: ReadonlySet<string>;
   /** The message of the state events this pass records. */
   note?: string;
 }
@@ -120,7 +122,9 @@ export class Monitor {
       },
     });
     ctx.serviceLocks.onIdle((service) => {
-      if (this.#waiting.delete(service) && this.#started) this.#background({ light: true });
+      if (this.#waiting.delete(service) && this.#started) {
+        this.#background({ light: true, services: new Set([service]) });
+      }
     });
   }
 
@@ -140,7 +144,7 @@ export class Monitor {
       )?.service;
     if (service === undefined || !registry.services.get(service)) return;
     if (serviceLocks.isLocked(service)) this.#waiting.add(service);
-    else this.#background({ light: true });
+    else this.#background({ light: true, services: new Set([service]) });
   }
 
   /** The event stream is back after `deafMs`: a full pass, its findings marked as such. */
@@ -247,11 +251,22 @@ export class Monitor {
     const snapshot = await refreshObserved(this.#ctx, {
       skipBusy: true,
       ...(options.note === undefined ? {} : { note: options.note }),
+      ...(options.services === undefined ? {} : { services: options.services }),
     });
+    // A pass about some services leaves the others' conditions as they were.
+    const skipped = new Set(snapshot.skipped);
+    if (options.services) {
+      for (const key of this.#memory.active.keys()) {
+        const component = key.slice(0, key.lastIndexOf(":"));
+        if (!options.services.has(component.slice(0, component.indexOf("/")))) {
+          skipped.add(component);
+        }
+      }
+    }
     const now = this.#now();
     const since = new Date(now - this.#settings.flapWindowMs).toISOString();
     const observations: ComponentObservation[] = snapshot.components
-      .filter((c) => !snapshot.skipped.has(componentKey(c.service, c.name)))
+      .filter((c) => !skipped.has(componentKey(c.service, c.name)))
       .map((c) => ({
         service: c.service,
         component: c.name,
@@ -264,7 +279,7 @@ export class Monitor {
       }));
     const { entered, alerts, memory } = evaluate(
       observations,
-      snapshot.skipped,
+      skipped,
       this.#memory,
       now,
       this.#policy(),
@@ -334,8 +349,10 @@ export class Monitor {
 /** Two callers' options for one shared pass: it does all either asked for. */
 function mergeOptions(a: PassOptions, b: PassOptions): PassOptions {
   const note = a.note ?? b.note;
+  const services = a.services && b.services ? new Set([...a.services, ...b.services]) : undefined;
   return {
     light: (a.light ?? false) && (b.light ?? false),
     ...(note === undefined ? {} : { note }),
+    ...(services === undefined ? {} : { services }),
   };
 }

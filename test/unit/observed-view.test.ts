@@ -493,6 +493,25 @@ describe("Monitor fed by the view", () => {
     await monitor.stop();
   });
 
+  test("a light pass reads only the changed service's rows, not every row on the node", async () => {
+    const { ctx, runtime, registry, view } = harness();
+    await deployHello(ctx);
+    const monitor = await started(new Monitor(ctx, settings));
+    const reads: (string | undefined)[] = [];
+    const list = registry.components.list.bind(registry.components);
+    registry.components.list = (service?: string) => {
+      reads.push(service);
+      return list(service);
+    };
+    runtime.containers.delete("hello-web");
+    view.held = [];
+    monitor.containersChanged({ name: "hello-web", labels: { "mcp.service": "hello" } });
+    const drift = () => registry.events.list({ service: "hello" }).some((e) => e.kind === "drift");
+    await until("a drift event", drift);
+    assert.ok(reads.length > 0 && reads.every((s) => s === "hello"), JSON.stringify(reads));
+    await monitor.stop();
+  });
+
   test("containers of no service of ours start no pass", async () => {
     const { ctx, runtime, view } = harness();
     view.held = [];

@@ -137,17 +137,24 @@ async function confirmWithPodman(
  * monitor), components of a service that has an operation in progress are
  * left alone too: mid-deploy, "no container" is a step, not a fact. A
  * `note` is the message of the state events this refresh records (the
- * monitor says so after the event stream was down).
+ * monitor says so after the event stream was down). With `services`, only
+ * those services' components are read and returned.
  */
 export async function refreshObserved(
   ctx: AgentContext,
-  opts: { skipBusy?: boolean; note?: string } = {},
+  opts: { skipBusy?: boolean; note?: string; services?: ReadonlySet<string> } = {},
 ): Promise<ObservedSnapshot> {
   const listedAt = new Date().toISOString();
   const viewed = ctx.observed?.containers();
   const containers =
     viewed ?? (await ctx.runtime.list()).filter((c) => !isOtherNodes(c.labels, ctx.settings.node));
-  const rows = ctx.registry.components.list();
+  // Only the services a change concerned (the monitor's light passes): one
+  // container event costs that service's rows, not every row on the node.
+  const readRows = () =>
+    opts.services
+      ? [...opts.services].flatMap((s) => ctx.registry.components.list(s))
+      : ctx.registry.components.list();
+  const rows = readRows();
   const { byKey, unmanaged } = matchContainers(containers, rows);
   if (viewed && ctx.observed) {
     const busy = (row: ComponentRow) => opts.skipBusy && ctx.serviceLocks.isLocked(row.service);
@@ -198,7 +205,7 @@ export async function refreshObserved(
       changed.push(row);
     }
   });
-  const components = changed.length > 0 ? ctx.registry.components.list() : rows;
+  const components = changed.length > 0 ? readRows() : rows;
   return {
     components,
     byKey,
