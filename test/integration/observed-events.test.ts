@@ -18,20 +18,11 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import Database from "better-sqlite3";
+import type { EventRow } from "../../src/registry/index.js";
 import { runCommand } from "../../src/util/exec.js";
 import { LiveAgent, TEST_IMAGE, oneRouteDefinition, ok } from "../helpers/live-agent.js";
 
 const NODE = "obsev";
-
-interface EventRow {
-  id: number;
-  service: string;
-  component: string;
-  kind: string;
-  prevState: string;
-  newState: string;
-  message: string;
-}
 
 async function podman(...args: string[]): Promise<string> {
   return (await runCommand(["podman", ...args])).stdout.trim();
@@ -50,7 +41,7 @@ describe("observed state from podman's events", { timeout: 180_000 }, () => {
       return db
         .prepare(
           `SELECT id, service, component, kind, prev_state AS prevState, new_state AS newState,
-             message FROM events WHERE id > ? ORDER BY id`,
+             message, timestamp FROM events WHERE id > ? ORDER BY id`,
         )
         .all(afterId) as EventRow[];
     } finally {

@@ -156,8 +156,9 @@ export async function refreshObserved(
       : ctx.registry.components.list();
   const rows = readRows();
   const { byKey, unmanaged } = matchContainers(containers, rows);
+  const busy = (row: ComponentRow) =>
+    (opts.skipBusy ?? false) && ctx.serviceLocks.isLocked(row.service);
   if (viewed && ctx.observed) {
-    const busy = (row: ComponentRow) => opts.skipBusy && ctx.serviceLocks.isLocked(row.service);
     await confirmWithPodman(
       ctx,
       rows.filter((row) => !busy(row)),
@@ -170,21 +171,15 @@ export async function refreshObserved(
   ctx.registry.transaction(() => {
     for (const row of rows) {
       const key = componentKey(row.service, row.name);
-      if (row.updatedAt > listedAt || (opts.skipBusy && ctx.serviceLocks.isLocked(row.service))) {
+      if (row.updatedAt > listedAt || busy(row)) {
         skipped.add(key);
         continue;
       }
       const container = byKey.get(key);
+      if (!disagrees(row, container)) continue;
       const observed = observedStateOf(container);
       const startedAt = container?.startedAt ? container.startedAt.toISOString() : null;
       const restarted = isUnseenRestart(row, container, startedAt);
-      if (
-        observed === row.observedState &&
-        (container?.id ?? "") === row.containerId &&
-        !restarted
-      ) {
-        continue;
-      }
       ctx.registry.components.setObserved(row.service, row.name, {
         state: observed,
         containerId: container?.id ?? "",
