@@ -13,7 +13,7 @@ set -euo pipefail
 IMAGE=localhost/mcp-httpenv:v1
 PACKAGES=(podman runc conmon netavark aardvark-dns slirp4netns uidmap fuse-overlayfs
   catatonit iptables busybox-static curl openssl iproute2 haproxy wrk
-  knot bind9-dnsutils pebble)
+  knot bind9-dnsutils pebble prometheus podman-compose chromium)
 CONF=/etc/containers/containers.conf
 MARKER="# written by mcp scripts/setup.sh"
 
