@@ -1,21 +1,12 @@
 #!/usr/bin/env node
-// The operator CLI: argument parsing and wiring live in src/cli/program.ts.
-import { installInterruptHandler, wasInterrupted } from "../cli/interrupt.js";
-import { EXIT } from "../cli/outcome.js";
-import { runCli } from "../cli/program.js";
+// The `mcp` command: runs the bundled CLI (dist/mcp-cli.cjs, built from
+// src/bin/mcp-cli.ts by scripts/bundle.mjs) through the V8 compile cache,
+// so a command does not parse and compile the CLI again (src/cli/compile-cache.ts).
+import { fileURLToPath } from "node:url";
+import { runBundleWithCompileCache } from "../cli/compile-cache.js";
 
-// Exit as soon as the command is done, once stdout/stderr are flushed: grpc-js
-// keeps a pending TCP connect or TLS handshake to an unreachable node open
-// after its channel is closed (see src/cli/deadline.ts), which would otherwise
-// hold the process for minutes after the answer was printed.
-const flushed = (stream: NodeJS.WriteStream) =>
-  new Promise<void>((resolve) => stream.write("", () => resolve()));
-async function exit(code: number): Promise<never> {
-  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
-  // A command that ends after Ctrl-C (logs cancels its stream) still exits 130.
-  process.exit(wasInterrupted() ? EXIT.interrupted : code);
-}
-
-// Ctrl-C: `mcp: interrupted` (or what the running command says), exit 130.
-installInterruptHandler(exit);
-await exit(await runCli(process.argv));
+runBundleWithCompileCache(
+  fileURLToPath(new URL("./mcp-cli.cjs", import.meta.url)),
+  process.env,
+  process.argv.slice(2),
+);

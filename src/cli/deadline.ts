@@ -17,7 +17,7 @@
  *
  * grpc-js does not abort its own pending TCP connect / TLS handshake when a
  * channel is closed (1.14: `Http2SubchannelConnector.shutdown` only closes an
- * established session); src/bin/mcp.ts therefore exits explicitly once the
+ * established session); src/bin/mcp-cli.ts therefore exits explicitly once the
  * command is done instead of waiting for such sockets to time out.
  */
 import { connectivityState } from "@grpc/grpc-js";

@@ -1,7 +1,7 @@
 /**
  * Ctrl-C (SIGINT) while any command runs: one line on stderr, exit 130
  * (128 + SIGINT, the shell's convention, so `set -e` scripts and loops see
- * the interruption). src/bin/mcp.ts installs the one process handler; a
+ * the interruption). src/bin/mcp-cli.ts installs the one process handler; a
  * command that has more to say (deploy: the agent finishes or rolls back)
  * or something to do first (logs: cancel the stream) registers with
  * `onInterrupt` for as long as it runs:
