@@ -8,6 +8,7 @@
  * two containers in `podman container inspect`: they differ only in ids,
  * names and the CLI's own bookkeeping (CreateCommand).
  */
+import { envMap } from "../../servicedef/env.js";
 import { parsePortMapping } from "../../servicedef/ports.js";
 import { McpError } from "../../util/errors.js";
 import type { ContainerSpec, LogOptions } from "../types.js";
@@ -106,21 +107,6 @@ export function buildCreateBody(spec: ContainerSpec): SpecGenerator {
   if (Object.keys(limits).length > 0) body.resource_limits = limits;
   if (spec.logMaxSize) body.log_configuration = { size: humanSize(spec.logMaxSize) };
   return body;
-}
-
-/**
- * `-e KEY=VALUE` entries as the map the API takes; a later entry for a key
- * wins, as with repeated `-e`. `-e KEY` alone (the CLI copies podman's own
- * variable) has no meaning for a server, so it is refused, never guessed.
- */
-export function envMap(env: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const e of env) {
-    const eq = e.indexOf("=");
-    if (eq <= 0) throw invalid("env entry", e, "expected KEY=VALUE");
-    out[e.slice(0, eq)] = e.slice(eq + 1);
-  }
-  return out;
 }
 
 /** `--restart`: `on-failure:N` is the policy plus its retry count. */
