@@ -10,6 +10,16 @@ import type { ComponentSpec, RouteSpec } from "../gen/mcp/v1/mcp.js";
 import { portEnv } from "./env.js";
 import { formatRouteMapping, parsePortMapping } from "./ports.js";
 
+/** Modes `--network` takes by name; anything else names networks (bridge mode, on those networks). */
+export const NETWORK_MODES: ReadonlySet<string> = new Set([
+  "bridge",
+  "host",
+  "none",
+  "private",
+  "slirp4netns",
+  "pasta",
+]);
+
 export function routeProtocol(route: Pick<RouteSpec, "protocol">): "tcp" | "udp" {
   return route.protocol === "udp" ? "udp" : "tcp";
 }

@@ -10,6 +10,7 @@
  */
 import { envMap } from "../../servicedef/env.js";
 import { parsePortMapping } from "../../servicedef/ports.js";
+import { NETWORK_MODES } from "../../servicedef/publish.js";
 import { McpError } from "../../util/errors.js";
 import type { ContainerSpec, LogOptions } from "../types.js";
 
@@ -123,9 +124,6 @@ export function restartPolicy(restart: string): { restart_policy: string; restar
     ? { restart_policy: m[1] }
     : { restart_policy: m[1], restart_tries: Number(m[2]) };
 }
-
-/** Modes `--network` takes by name; anything else names networks (bridge mode, on those networks). */
-const NETWORK_MODES = new Set(["bridge", "host", "none", "private", "slirp4netns", "pasta"]);
 
 /**
  * `--network`: a mode (`host`, `none`, `bridge` = the default network, …),
