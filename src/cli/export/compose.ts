@@ -62,7 +62,8 @@ export const PODMAN_DEFAULT_NETWORK = "podman";
 
 /** Compose's `$$` for a literal `$`. */
 function escapeDollars(s: string): string {
-  return s.replaceAll("$", "$$");
+  // A function: in a replacement string "$$" itself means one "$".
+  return s.replaceAll("$", () => "$$");
 }
 
 /** MCP's check as a Compose healthcheck: exec only (it runs in the container). */

@@ -143,7 +143,7 @@ export function kubeProbe(
 
 /** `$(VAR)` is expanded by Kubernetes in env values and args; `$$(` keeps it literal. */
 function escapeKubeRefs(s: string): string {
-  return s.replaceAll("$(", "$$(");
+  return s.replaceAll("$(", () => "$$(");
 }
 
 /** podman's `--memory` (binary units) as a Kubernetes quantity. */
