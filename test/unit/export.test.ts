@@ -15,7 +15,7 @@ import { renderExport } from "../../src/cli/export/render.js";
 import { exportSource, type ExportSource } from "../../src/cli/export/source.js";
 import {
   ComponentSpec,
-  type HealthSpec,
+  HealthSpec,
   type ServiceInfo,
   type ServiceSpec,
 } from "../../src/gen/mcp/v1/mcp.js";
@@ -62,18 +62,7 @@ function source(components: Partial<ComponentSpec>[], bindAddress = "127.0.0.1")
 }
 
 function health(h: Partial<HealthSpec>): HealthSpec {
-  return {
-    type: "none",
-    route: "",
-    path: "",
-    cmd: [],
-    interval: "",
-    timeout: "",
-    retries: 0,
-    startPeriod: "",
-    deadline: "",
-    ...h,
-  };
+  return HealthSpec.fromPartial({ type: "none", ...h });
 }
 
 const route = (name: string, port = 443, protocol = "tcp") => ({
