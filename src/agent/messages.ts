@@ -53,6 +53,8 @@ export interface ServiceInfoOptions {
   withSpec?: boolean;
   /** Fill each route's `served` (GetServiceStatus on a node with a proxy). */
   serving?: RouteServing | undefined;
+  /** Sent with the spec: where the agent publishes route ports (service export). */
+  bindAddress?: string;
 }
 
 /**
@@ -67,7 +69,7 @@ export function serviceInfos(
   routes: RouteRow[],
   opts: ServiceInfoOptions = {},
 ): ServiceInfo[] {
-  const { live, node = "", withSpec = false, serving } = opts;
+  const { live, node = "", withSpec = false, serving, bindAddress = "" } = opts;
   const routesByKey = groupBy(routes, (r) => componentKey(r.service, r.component));
   const componentsByService = groupBy(components, (c) => c.service);
   return services.map((s) => ({
@@ -83,6 +85,7 @@ export function serviceInfos(
           components: (componentsByService.get(s.name) ?? []).map((c) => c.spec),
         }
       : undefined,
+    bindAddress: withSpec ? bindAddress : "",
     components: (componentsByService.get(s.name) ?? []).map((c): ComponentInfo => {
       const key = componentKey(c.service, c.name);
       const container = live?.get(key);

@@ -6,11 +6,12 @@
  * start, stop, restart and undeploy (and rollback) exit 2 for bad input or
  * usage: they are registered with `changeCommand`. Ctrl-C is interrupt.ts.
  */
-import { Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
+import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { parseDuration } from "../config/duration.js";
 import { ValidationError, errorMessage } from "../util/errors.js";
 import { VERSION } from "../version.js";
 import type { CliContext } from "./context.js";
+import { EXPORT_FORMATS } from "./export/formats.js";
 import { processIO, type CliIO } from "./io.js";
 import { STATE_CHANGE_DEADLINE_MS, formatLimit, type StateChangeVerb } from "./limits.js";
 import { hintLine } from "./hints.js";
@@ -376,21 +377,30 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
         (await import("./commands/service.js")).serviceEditCommand(ctx, name),
       ),
     );
-  service
-    .command("export")
-    .description("write the agent's spec as a definition file")
-    .argument("<service>")
-    .option(
-      "-o, --output <file>",
-      "file to write, - for stdout (default: <services dir>/<service>.toml)",
-    )
-    .option("-f, --force", "overwrite an existing file")
-    .option("-n, --node <node>", "node to ask (default: the definition's, else every node)")
-    .action(
-      run(async (ctx, name, opts) =>
-        (await import("./commands/service.js")).serviceExportCommand(ctx, name, opts),
-      ),
-    );
+  // `mcp export` is the shortcut for `service export`, as `mcp edit` is for `service edit`.
+  for (const [parent, description] of [
+    [service, "write the agent's spec as a definition file, a Kubernetes Pod or a Compose file"],
+    [program, "same as `mcp service export`"],
+  ] as const) {
+    parent
+      .command("export")
+      .description(description)
+      .argument("<service>")
+      .addOption(
+        new Option("--format <format>", "what to write").choices(EXPORT_FORMATS).default("toml"),
+      )
+      .option(
+        "-o, --output <file>",
+        "file to write, - for stdout (default: toml <services dir>/<service>.toml, kube and compose stdout)",
+      )
+      .option("-f, --force", "overwrite an existing file")
+      .option("-n, --node <node>", "node to ask (default: the definition's, else every node)")
+      .action(
+        run(async (ctx, name, opts) =>
+          (await import("./commands/service.js")).serviceExportCommand(ctx, name, opts),
+        ),
+      );
+  }
 
   const EDGE_NODE = "node to ask (needed with several nodes)";
   const route = program

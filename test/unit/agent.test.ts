@@ -1424,9 +1424,10 @@ describe("status", () => {
   ];
 
   test("serviceInfos without spec: listings carry neither spec nor comment", () => {
-    const [hello] = serviceInfos(services, rows, routes, { node: "n1" });
+    const [hello] = serviceInfos(services, rows, routes, { node: "n1", bindAddress: "::1" });
     assert.equal(hello?.comment, "");
     assert.equal(hello?.spec, undefined);
+    assert.equal(hello?.bindAddress, "", "the bind address goes with the spec only");
     assert.deepEqual(
       hello?.components.map((c) => c.name),
       ["web", "worker"],
@@ -1434,8 +1435,13 @@ describe("status", () => {
   });
 
   test("serviceInfos from the registry: recorded image and state", () => {
-    const [hello, idle] = serviceInfos(services, rows, routes, { node: "n1", withSpec: true });
+    const [hello, idle] = serviceInfos(services, rows, routes, {
+      node: "n1",
+      withSpec: true,
+      bindAddress: "127.0.0.1",
+    });
     assert.equal(hello?.comment, "hi");
+    assert.equal(hello?.bindAddress, "127.0.0.1", "service export needs it with the spec");
     assert.deepEqual(
       hello?.components.map((c) => [c.name, c.image, c.version, c.observedState, c.container]),
       [
@@ -1453,6 +1459,7 @@ describe("status", () => {
       comment: "",
       components: [],
       spec: { name: "idle", active: false, comment: "", node: "n1", components: [] },
+      bindAddress: "127.0.0.1",
     });
     assert.deepEqual(
       hello?.spec?.components.map((c) => c.name),

@@ -53,7 +53,7 @@ function info(name: string, fields: Partial<ComponentInfo> = {}): ComponentInfo 
 }
 
 function service(name: string, components: ComponentInfo[]): ServiceInfo {
-  return { name, active: true, comment: "", components, spec: undefined };
+  return { name, active: true, comment: "", components, spec: undefined, bindAddress: "" };
 }
 
 /** Lines of a table, to show a mismatch line by line. */

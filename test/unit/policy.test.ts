@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 
-import { containerSpecFor, withHostAddress } from "../../src/agent/operations/container-spec.js";
+import { containerSpecFor } from "../../src/agent/operations/container-spec.js";
+import { withHostAddress } from "../../src/servicedef/publish.js";
 import { createAgentContext, type AgentContext } from "../../src/agent/context.js";
 import { deploy } from "../../src/agent/operations/deploy.js";
 import { pullFile, pushFile } from "../../src/agent/operations/files.js";

@@ -103,6 +103,7 @@ function info(def: ServiceDef, active = true): ServiceInfo {
     active,
     comment: "",
     spec,
+    bindAddress: "127.0.0.1",
     components: spec.components.map((c, i) => ({
       name: c.name,
       image: c.image,

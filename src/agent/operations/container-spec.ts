@@ -3,12 +3,10 @@
  * plus the host ports allocated for its routes. Pure, so tests can assert on
  * the exact container that a deploy would start.
  */
-import { isIPv6 } from "node:net";
-import type { ComponentSpec, RouteSpec } from "../../gen/mcp/v1/mcp.js";
+import type { ComponentSpec } from "../../gen/mcp/v1/mcp.js";
 import { containerName, mcpLabels } from "../../runtime/names.js";
 import type { ContainerSpec } from "../../runtime/types.js";
-import { portEnv } from "../../servicedef/env.js";
-import { formatRouteMapping, parsePortMapping } from "../../servicedef/ports.js";
+import { containerEnv, publishedPorts, routedPorts } from "../../servicedef/publish.js";
 
 export interface ContainerTarget {
   node: string;
@@ -41,64 +39,24 @@ export function standbyRoute(route: string): string {
   return `${route}#standby`;
 }
 
-export function routeProtocol(route: Pick<RouteSpec, "protocol">): "tcp" | "udp" {
-  return route.protocol === "udp" ? "udp" : "tcp";
-}
-
-/**
- * An explicit mapping without a host address (`18080:8080`) gets `bind`
- * (the first `[ports] bind_addresses` entry): podman would otherwise publish
- * it on every interface. Rewritten here, when the container is built, rather
- * than in the stored spec: the registry keeps the mapping as the operator
- * wrote it (service show/export and sync diffs match the file), and a changed
- * bind address applies at the next (re)creation. Mappings with an address are
- * kept verbatim (the policy allows only bind addresses); `bind` "" leaves
- * them all alone.
- */
-export function withHostAddress(mapping: string, bind: string): string {
-  const parsed = parsePortMapping(mapping);
-  if (bind === "" || parsed?.hostPort === undefined || parsed.hostIp !== undefined) return mapping;
-  return `${isIPv6(bind) ? `[${bind}]` : bind}:${mapping}`;
-}
-
 /**
  * Builds the container for `component`, given `hostPorts` (route name → host
- * port). Every route is published as `<bind>:H:H` (container port = host
- * port = $PORT…), after the component's explicit `ports` (bound to `<bind>`
- * when they name no address, see withHostAddress); the agent's port
- * variables come after the user's env so they are easy to spot.
+ * port): the ports and env of servicedef/publish.ts (which service export
+ * writes too), the spec's volumes, cmd and settings, MCP's labels.
  */
 export function containerSpecFor(
   target: ContainerTarget,
   component: ComponentSpec,
   hostPorts: ReadonlyMap<string, number>,
 ): ContainerSpec {
-  const routed = component.routes.map((route) => {
-    const hostPort = hostPorts.get(route.name);
-    if (hostPort === undefined) {
-      throw new Error(`no host port allocated for route "${route.name}" of ${component.name}`);
-    }
-    return { route, hostPort };
-  });
+  const routed = routedPorts(component, hostPorts);
   const spec: ContainerSpec = {
     name: containerName(target.service, component.name),
     image: component.image,
     labels: mcpLabels(target.service, component.name, target.node),
-    ports: [
-      ...component.ports.map((mapping) => withHostAddress(mapping, target.bindAddress)),
-      ...routed.map(({ route, hostPort }) =>
-        formatRouteMapping(target.bindAddress, hostPort, routeProtocol(route)),
-      ),
-    ],
+    ports: publishedPorts(component, routed, target.bindAddress),
     volumes: [...component.volumes],
-    env: [
-      ...component.env,
-      ...portEnv(
-        routed.map(({ route, hostPort }) =>
-          route.name ? { name: route.name, hostPort } : { hostPort },
-        ),
-      ),
-    ],
+    env: containerEnv(component, routed),
     cmd: [...component.cmd],
   };
   if (component.network) spec.network = component.network;

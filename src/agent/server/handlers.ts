@@ -71,7 +71,11 @@ export function createHandlers(ctx: AgentContext): Partial<McpAgentServiceServer
           services,
           req.name ? registry.components.list(req.name) : registry.components.list(),
           registry.routes.list(only),
-          { node: ctx.settings.node, withSpec: req.includeSpec },
+          {
+            node: ctx.settings.node,
+            withSpec: req.includeSpec,
+            bindAddress: ctx.settings.bindAddress,
+          },
         ),
       });
     }),

@@ -36,6 +36,11 @@ import { fromServiceSpec } from "../../servicedef/spec.js";
 import type { ServiceDef } from "../../servicedef/types.js";
 import { McpError, ValidationError, errorMessage } from "../../util/errors.js";
 import type { CliContext } from "../context.js";
+import { buildCompose } from "../export/compose.js";
+import type { ExportFormat } from "../export/formats.js";
+import { buildKubePod } from "../export/kube.js";
+import { renderExport } from "../export/render.js";
+import { exportSource, heldSpec } from "../export/source.js";
 import { formatJson } from "../output.js";
 
 export interface LocatedService {
@@ -101,13 +106,7 @@ export async function locateService(
 
 /** The definition an agent's spec describes; `active = true` (the default) is left out. */
 export function definitionOf(info: ServiceInfo): ServiceDef {
-  if (!info.spec) {
-    throw new McpError(
-      "failed_precondition",
-      `the agent sent no spec for ${info.name}; is it older than the CLI?`,
-    );
-  }
-  const def = fromServiceSpec(info.spec);
+  const def = fromServiceSpec(heldSpec(info));
   if (def.active === true) delete def.active;
   return def;
 }
@@ -154,27 +153,65 @@ export async function serviceShowCommand(
   return 0;
 }
 
-export async function serviceExportCommand(
-  ctx: CliContext,
-  service: string,
-  opts: { output?: string; force?: boolean; node?: string },
-): Promise<number> {
-  const { node, info } = await locateService(ctx, service, opts.node);
-  const def = definitionOf(info);
-  const text = renderServiceDef(def);
-  const dest = opts.output ?? (await ctx.definitionPath(service));
+/** `mcp service export --format kube|compose` text: header, notes, YAML. Pure. */
+export function formatServiceExport(
+  format: "kube" | "compose",
+  node: string,
+  info: ServiceInfo,
+): string {
+  const source = exportSource(node, info);
+  const name = info.name;
+  if (format === "kube") {
+    return renderExport(
+      [
+        `Kubernetes Pod of MCP service ${name} as node ${node} runs it (mcp service export --format kube).`,
+        "Run it: podman kube play FILE; remove it: podman kube down FILE.",
+      ],
+      "Not expressible in a Kubernetes Pod (MCP does it, this file does not):",
+      buildKubePod(source),
+    );
+  }
+  return renderExport(
+    [
+      `Compose file of MCP service ${name} as node ${node} runs it (mcp service export --format compose).`,
+      `Run it: podman-compose -p ${name} -f FILE up -d; remove it: podman-compose -p ${name} -f FILE down.`,
+    ],
+    "Not expressible in Compose (MCP does it, this file does not):",
+    buildCompose(source),
+  );
+}
+
+/** The definition file an agent's spec describes, checked with parseServiceDef. */
+function exportedDefinition(node: string, info: ServiceInfo, dest: string): string {
+  const text = renderServiceDef(definitionOf(info));
   try {
     parseServiceDef(text, dest);
   } catch (err) {
     if (err instanceof ValidationError) {
       throw new McpError(
         "invalid_definition",
-        `the spec node ${node.name} holds for ${service} is not a valid definition: ${err.problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`,
+        `the spec node ${node} holds for ${info.name} is not a valid definition: ${err.problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`,
       );
     }
     throw err;
   }
-  if (opts.output === "-") {
+  return text;
+}
+
+export async function serviceExportCommand(
+  ctx: CliContext,
+  service: string,
+  opts: { output?: string; force?: boolean; node?: string; format?: ExportFormat },
+): Promise<number> {
+  const { node, info } = await locateService(ctx, service, opts.node);
+  const format = opts.format ?? "toml";
+  // A definition goes to the services dir by default; a Pod or Compose file to stdout.
+  const dest = opts.output ?? (format === "toml" ? await ctx.definitionPath(service) : "-");
+  const text =
+    format === "toml"
+      ? exportedDefinition(node.name, info, dest)
+      : formatServiceExport(format, node.name, info);
+  if (dest === "-") {
     ctx.io.out(text);
     return 0;
   }

@@ -8,7 +8,9 @@
  * two containers in `podman container inspect`: they differ only in ids,
  * names and the CLI's own bookkeeping (CreateCommand).
  */
+import { envMap } from "../../servicedef/env.js";
 import { parsePortMapping } from "../../servicedef/ports.js";
+import { NETWORK_MODES } from "../../servicedef/publish.js";
 import { McpError } from "../../util/errors.js";
 import type { ContainerSpec, LogOptions } from "../types.js";
 
@@ -108,21 +110,6 @@ export function buildCreateBody(spec: ContainerSpec): SpecGenerator {
   return body;
 }
 
-/**
- * `-e KEY=VALUE` entries as the map the API takes; a later entry for a key
- * wins, as with repeated `-e`. `-e KEY` alone (the CLI copies podman's own
- * variable) has no meaning for a server, so it is refused, never guessed.
- */
-export function envMap(env: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const e of env) {
-    const eq = e.indexOf("=");
-    if (eq <= 0) throw invalid("env entry", e, "expected KEY=VALUE");
-    out[e.slice(0, eq)] = e.slice(eq + 1);
-  }
-  return out;
-}
-
 /** `--restart`: `on-failure:N` is the policy plus its retry count. */
 export function restartPolicy(restart: string): { restart_policy: string; restart_tries?: number } {
   const m = /^(no|always|unless-stopped|on-failure)(?::([0-9]+))?$/.exec(restart);
@@ -137,9 +124,6 @@ export function restartPolicy(restart: string): { restart_policy: string; restar
     ? { restart_policy: m[1] }
     : { restart_policy: m[1], restart_tries: Number(m[2]) };
 }
-
-/** Modes `--network` takes by name; anything else names networks (bridge mode, on those networks). */
-const NETWORK_MODES = new Set(["bridge", "host", "none", "private", "slirp4netns", "pasta"]);
 
 /**
  * `--network`: a mode (`host`, `none`, `bridge` = the default network, …),

@@ -8,7 +8,8 @@
  * version that fails is removed before the proxy ever sent it a request.
  */
 import { trialName } from "../../../runtime/names.js";
-import { routeKey, routeProtocol, standbyRoute } from "../container-spec.js";
+import { routeProtocol } from "../../../servicedef/publish.js";
+import { routeKey, standbyRoute } from "../container-spec.js";
 import { enforcePortClaims } from "../../policy/guard.js";
 import { proveHealthy, runContainer, type ComponentOp } from "./component.js";
 import type { SwapStepName } from "./plan.js";

@@ -168,7 +168,15 @@ export interface ServiceInfo {
    * The spec the agent holds (as last deployed or synced); host ports are in
    * each ComponentInfo's routes.
    */
-  spec: ServiceSpec | undefined;
+  spec:
+    | ServiceSpec
+    | undefined;
+  /**
+   * With the spec: the address the agent publishes route ports (and explicit
+   * mappings that name none) on, its first [ports] bind_addresses entry, so
+   * `service export` can say exactly what it runs. "" from older agents.
+   */
+  bindAddress: string;
 }
 
 export interface ContainerInfo {
@@ -2046,7 +2054,7 @@ export const ComponentInfo: MessageFns<ComponentInfo> = {
 };
 
 function createBaseServiceInfo(): ServiceInfo {
-  return { name: "", active: false, components: [], comment: "", spec: undefined };
+  return { name: "", active: false, components: [], comment: "", spec: undefined, bindAddress: "" };
 }
 
 export const ServiceInfo: MessageFns<ServiceInfo> = {
@@ -2065,6 +2073,9 @@ export const ServiceInfo: MessageFns<ServiceInfo> = {
     }
     if (message.spec !== undefined) {
       ServiceSpec.encode(message.spec, writer.uint32(42).fork()).join();
+    }
+    if (message.bindAddress !== "") {
+      writer.uint32(50).string(message.bindAddress);
     }
     return writer;
   },
@@ -2122,6 +2133,14 @@ export const ServiceInfo: MessageFns<ServiceInfo> = {
             message.spec = ServiceSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.bindAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2143,6 +2162,11 @@ export const ServiceInfo: MessageFns<ServiceInfo> = {
         : [],
       comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
       spec: isSet(object.spec) ? ServiceSpec.fromJSON(object.spec) : undefined,
+      bindAddress: isSet(object.bindAddress)
+        ? globalThis.String(object.bindAddress)
+        : isSet(object.bind_address)
+        ? globalThis.String(object.bind_address)
+        : "",
     };
   },
 
@@ -2163,6 +2187,9 @@ export const ServiceInfo: MessageFns<ServiceInfo> = {
     if (message.spec !== undefined) {
       obj.spec = ServiceSpec.toJSON(message.spec);
     }
+    if (message.bindAddress !== "") {
+      obj.bindAddress = message.bindAddress;
+    }
     return obj;
   },
 
@@ -2178,6 +2205,7 @@ export const ServiceInfo: MessageFns<ServiceInfo> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? ServiceSpec.fromPartial(object.spec)
       : undefined;
+    message.bindAddress = object.bindAddress ?? "";
     return message;
   },
 };
