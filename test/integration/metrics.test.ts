@@ -13,25 +13,20 @@ import { isDeepStrictEqual } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { runCommand } from "../../src/util/exec.js";
 import { freePort } from "../helpers/agent.js";
-import { LiveAgent, ok, webDefinition } from "../helpers/live-agent.js";
+import { LiveAgent, l7Definition, ok } from "../helpers/live-agent.js";
 
 const NODE = "mx-node";
 const SERVICE = "mx-web";
 
 /** A `web` with one route and an http check; broken: never listens, so the check never passes. */
 function definition(release: string, broken = false): string {
-  return webDefinition(SERVICE, NODE, [
-    `env = ["RELEASE=${release}"]`,
-    ...(broken ? ['cmd = ["sh", "-c", "exec sleep 3600"]'] : []),
-    "",
-    "[[components.routes]]",
-    "port = 443",
-    "",
-    "[components.health]",
-    'type = "http"',
-    'path = "/health"',
-    'deadline = "3s"',
-  ]);
+  return l7Definition(SERVICE, NODE, 443, {
+    lines: [
+      `env = ["RELEASE=${release}"]`,
+      ...(broken ? ['cmd = ["sh", "-c", "exec sleep 3600"]'] : []),
+    ],
+    deadline: "3s",
+  });
 }
 
 interface Sample {

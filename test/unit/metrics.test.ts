@@ -25,6 +25,7 @@ import {
 } from "../../src/agent/metrics/samples.js";
 import { readAgentState } from "../../src/agent/metrics/state.js";
 import { deploy } from "../../src/agent/operations/deploy.js";
+import { LogsRequest } from "../../src/gen/mcp/v1/mcp.js";
 import { excludedPorts } from "../../src/agent/server/serve.js";
 import { connectNode } from "../../src/cli/client.js";
 import { agentConfigFromObject, renderAgentConfig } from "../../src/config/agent.js";
@@ -327,14 +328,7 @@ describe("RPCs counted by method and code, on a real TLS agent server", () => {
     return ended.map((e) => `${e.method} ${e.code}`);
   }
 
-  const LOGS = {
-    service: "x",
-    component: "",
-    tail: 0,
-    follow: false,
-    timestamps: false,
-    since: "",
-  };
+  const LOGS = LogsRequest.fromPartial({ service: "x" });
 
   test("unary: OK, a handler's error, UNIMPLEMENTED, and the guard's refusal", async () => {
     ended.length = 0;
