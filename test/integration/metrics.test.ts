@@ -9,6 +9,10 @@
  * podman's event stream (as in observed-events.test.ts).
  */
 import assert from "node:assert/strict";
+import { readdir, rm } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { runCommand } from "../../src/util/exec.js";
@@ -278,5 +282,37 @@ describe("metrics of a real agent", { timeout: 180_000 }, () => {
   test("closed with the agent", async () => {
     await agent.kill("SIGTERM");
     await assert.rejects(fetch(`http://${metricsAddress}/metrics`), /fetch failed/);
+  });
+});
+
+describe("a metrics port already taken", { timeout: 60_000 }, () => {
+  test("the agent does not start, and says which address", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const address = `127.0.0.1:${(taken.address() as AddressInfo).port}`;
+    try {
+      await assert.rejects(
+        LiveAgent.start({
+          node: "mx-busy",
+          config: { ports: { range: [23050, 23060] }, metrics: { listen: address } },
+        }),
+        (err: Error) => {
+          assert.match(err.message, /agent mx-busy exited 1/);
+          assert.ok(
+            err.message.includes(`mcp-agent: cannot listen on ${address} for metrics: `),
+            err.message,
+          );
+          return true;
+        },
+      );
+    } finally {
+      taken.close();
+      // start() threw before handing back the agent, so its directory is ours to remove.
+      for (const entry of await readdir(tmpdir())) {
+        if (entry.startsWith("mcp-mx-busy-")) {
+          await rm(path.join(tmpdir(), entry), { recursive: true, force: true });
+        }
+      }
+    }
   });
 });

@@ -198,6 +198,20 @@ export async function serveAgent(
     await recoverAtStart(ctx);
     // Whatever recovery settled, the proxy serves what the rows now say.
     await syncProxy(ctx);
+    // Before the gRPC server: a taken metrics port fails the start while
+    // nothing else listens yet (the catch below closes what was opened).
+    if (config.metrics && metrics) {
+      metricsListener = await startMetricsListener({
+        listen: config.metrics.listen,
+        scrape: () => metrics.scrape(),
+        contentType: metrics.contentType,
+        logger,
+      });
+      logger.info(
+        { listen: metricsListener.address, path: "/metrics" },
+        "metrics listening (Prometheus)",
+      );
+    }
     const [cert, key] = await Promise.all([
       readFile(config.server.tlsCert, "utf8"),
       readFile(config.server.tlsKey, "utf8"),
@@ -211,18 +225,6 @@ export async function serveAgent(
       limits: { firstRequestTimeoutMs: config.server.firstRequestTimeoutMs },
       rpcMetrics: metrics,
     });
-    if (config.metrics && metrics) {
-      metricsListener = await startMetricsListener({
-        listen: config.metrics.listen,
-        scrape: () => metrics.scrape(),
-        contentType: metrics.contentType,
-        logger,
-      });
-      logger.info(
-        { listen: metricsListener.address, path: "/metrics" },
-        "metrics listening (Prometheus)",
-      );
-    }
     // Due renewals now (an agent that was down for weeks), then every hour.
     await renewDueCertificates(ctx);
     const stopRenewals = startRenewalLoop(ctx);
