@@ -6,7 +6,9 @@
  * metrics` with no complaint, and its values are what `mcp status --json`,
  * `mcp history --json` and `mcp node status --json` of the same agent say.
  * The monitor's interval is 10 minutes, so the drift can only come from
- * podman's event stream (as in observed-events.test.ts).
+ * podman's event stream (as in observed-events.test.ts). Behind the proxy,
+ * the route and certificate gauges are what `mcp route list` and `mcp cert
+ * list` say; a metrics port already taken stops the start, naming it.
  */
 import assert from "node:assert/strict";
 import { readdir, rm } from "node:fs/promises";
@@ -66,6 +68,18 @@ function valueOf(
   )?.value;
 }
 
+/** GET /metrics from `address`, through promtool (exit 0, nothing to say), parsed. */
+async function scrapeChecked(address: string): Promise<Sample[]> {
+  const res = await fetch(`http://${address}/metrics`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  const text = await res.text();
+  // runCommand rejects on a non-zero exit (promtool's lint problems exit 3).
+  const lint = await runCommand(["promtool", "check", "metrics"], { input: text });
+  assert.equal(lint.stdout + lint.stderr, "", "promtool check metrics has no complaint");
+  return parseSamples(text);
+}
+
 interface StatusJson {
   node: string;
   status: {
@@ -98,17 +112,7 @@ describe("metrics of a real agent", { timeout: 180_000 }, () => {
     await agent?.cleanup();
   });
 
-  /** GET /metrics, through promtool (exit 0, nothing to say), parsed. */
-  async function scrape(): Promise<Sample[]> {
-    const res = await fetch(`http://${metricsAddress}/metrics`);
-    assert.equal(res.status, 200);
-    assert.equal(res.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
-    const text = await res.text();
-    // runCommand rejects on a non-zero exit (promtool's lint problems exit 3).
-    const lint = await runCommand(["promtool", "check", "metrics"], { input: text });
-    assert.equal(lint.stdout + lint.stderr, "", "promtool check metrics has no complaint");
-    return parseSamples(text);
-  }
+  const scrape = () => scrapeChecked(metricsAddress);
 
   async function status(): Promise<StatusJson["status"]> {
     const [answer] = JSON.parse(
@@ -282,6 +286,61 @@ describe("metrics of a real agent", { timeout: 180_000 }, () => {
   test("closed with the agent", async () => {
     await agent.kill("SIGTERM");
     await assert.rejects(fetch(`http://${metricsAddress}/metrics`), /fetch failed/);
+  });
+});
+
+describe("metrics of an agent behind its proxy", { timeout: 120_000 }, () => {
+  let agent: LiveAgent;
+  let metricsAddress: string;
+  let listener: number;
+
+  before(async () => {
+    metricsAddress = `127.0.0.1:${await freePort()}`;
+    listener = await freePort();
+    agent = await LiveAgent.start({
+      node: "mx-edge",
+      init: { proxy: true },
+      config: {
+        ports: { range: [23060, 23099] },
+        monitor: { interval: "10m" },
+        proxy: { http_port: 0 },
+        metrics: { listen: metricsAddress },
+      },
+    });
+  });
+
+  after(async () => {
+    await agent?.cleanup();
+  });
+
+  test("proxy routes and certificate expiry as mcp route list and mcp cert list say", async () => {
+    await agent.addDefinition("mx-edge-web", l7Definition("mx-edge-web", "mx-edge", listener));
+    ok(await agent.cli(["deploy", "mx-edge-web"]), "deploy");
+    const samples = await scrapeChecked(metricsAddress);
+
+    const routes = JSON.parse(
+      ok(await agent.cli(["route", "list", "--json"]), "route list").stdout,
+    ) as { listener: number; mode: string; served: boolean }[];
+    assert.equal(routes.length, 1, "the component's route");
+    const fromList = routes.map((r) => `${r.listener} ${r.mode} ${r.served} 1`);
+    const fromMetrics = samples
+      .filter((x) => x.name === "mcp_proxy_routes")
+      .map((x) => `${x.labels.listener} ${x.labels.mode} ${x.labels.served} ${x.value}`);
+    assert.deepEqual(fromMetrics, fromList);
+    assert.deepEqual(fromList, [`${listener} l7 true 1`], "served by the running HAProxy");
+
+    const { certs } = JSON.parse(
+      ok(await agent.cli(["cert", "list", "--json"]), "cert list").stdout,
+    ) as { certs: { hostname: string; issuer: string; notAfter: string }[] };
+    assert.equal(certs.length, 1);
+    const [cert] = certs;
+    assert.equal(
+      valueOf(samples, "mcp_certificate_expiry_timestamp_seconds", {
+        hostname: cert?.hostname ?? "",
+        issuer: cert?.issuer ?? "",
+      }),
+      Math.floor(Date.parse(cert?.notAfter ?? "") / 1000),
+    );
   });
 });
 
