@@ -19,6 +19,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { ServerUnaryCall, handleUnaryCall } from "@grpc/grpc-js";
+import { AgentMetrics } from "../src/agent/metrics/metrics.js";
+import { readAgentState } from "../src/agent/metrics/state.js";
 import { refreshObserved } from "../src/agent/observed/refresh.js";
 import { deploy } from "../src/agent/operations/deploy.js";
 import { createHandlers } from "../src/agent/server/handlers.js";
@@ -54,6 +56,8 @@ interface Row {
   refresh: number;
   monitorPass: number;
   healthScan: number;
+  /** GET /metrics' work: the state read and the exposition text (src/agent/metrics/). */
+  scrape: number;
 }
 
 /** Whether the figure should not depend on the number of services (a deploy). */
@@ -95,6 +99,13 @@ async function measure(size: number, signal: AbortSignal): Promise<Row> {
       probe: () => Promise.resolve(true),
       settings: { node: NODE },
     });
+    // Counting from the first deploy, as an agent with [metrics] does.
+    const metrics = new AgentMetrics({
+      node: NODE,
+      version: "bench",
+      readState: () => readAgentState(ctx),
+    });
+    ctx.metrics = metrics;
     const specs: ServiceSpec[] = Array.from({ length: size }, (_, i) => {
       const name = `as${String(i).padStart(5, "0")}`;
       return toServiceSpec(parseServiceDef(oneRouteDefinition(name, NODE), `${name}.toml`));
@@ -145,6 +156,7 @@ async function measure(size: number, signal: AbortSignal): Promise<Row> {
       refresh: await timeEach(runs, () => refreshObserved(ctx)),
       monitorPass: await timeEach(runs, () => monitor.runOnce()),
       healthScan: await timeEach(runs, () => health.tick()),
+      scrape: await timeEach(runs, () => metrics.scrape()),
     };
   } finally {
     registry.close();

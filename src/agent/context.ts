@@ -14,6 +14,7 @@ import { ImageCache } from "./operations/images.js";
 import { defaultPolicy, type AgentPolicy } from "./policy/rules.js";
 import type { PortAllocator } from "./ports/allocator.js";
 import type { CrashPoint } from "./operations/crash-points.js";
+import type { MetricsRecorder } from "./metrics/recorder.js";
 
 export interface AgentSettings {
   node: string;
@@ -61,6 +62,8 @@ export interface AgentContext {
   observed?: ContainerView | undefined;
   /** The node's proxy, certificates and DNS, when the config has `[proxy]` (serve.ts). */
   edge?: Edge | undefined;
+  /** Counts deploys, drift and flap events for `[metrics]` (metrics/, set by serve.ts); absent: none. */
+  metrics?: MetricsRecorder | undefined;
 }
 
 /**

@@ -92,8 +92,7 @@ export function serviceInfos(
       const image = container?.image ?? c.image;
       const startedAt = container?.startedAt ?? (c.startedAt ? new Date(c.startedAt) : undefined);
       const observedState = live ? observedStateOf(container) : c.observedState;
-      // Health is about a running container: none is shown for one that is not.
-      const health = observedState === "running" ? c.health : NO_HEALTH;
+      const health = healthShown(observedState, c.health);
       return {
         name: c.name,
         image,
@@ -110,6 +109,14 @@ export function serviceInfos(
       };
     }),
   }));
+}
+
+/** Health is about a running container: none is shown for one that is not. */
+export function healthShown(
+  observedState: string,
+  health: ComponentRow["health"],
+): ComponentRow["health"] {
+  return observedState === "running" ? health : NO_HEALTH;
 }
 
 export function driftOf(components: ComponentRow[]): DriftInfo[] {

@@ -117,6 +117,11 @@ export interface AgentConfig {
   };
   /** The limits on received specs: the built-ins, or stricter ones from `[limits]`. */
   limits: Limits;
+  /**
+   * `[metrics] listen`: the `host:port` of the Prometheus metrics listener
+   * (src/agent/metrics/); absent: no listener.
+   */
+  metrics?: { listen: string };
   /** `[proxy]`, `[certs]`, `[dns]` (edge.ts): each absent unless configured. */
   proxy?: ProxyConfig;
   certs?: CertsConfig;
@@ -142,6 +147,7 @@ const KEYS = {
   policy: ["allow_host_network", "allow_low_ports", "volume_roots"],
   containers: ["log_max_size"],
   podman: ["socket"],
+  metrics: ["listen"],
   limits: Object.values(LIMIT_KEYS),
   ...EDGE_KEYS,
 };
@@ -168,6 +174,13 @@ export function agentConfigFromObject(data: unknown, baseDir: string, file: stri
   const containers = section("containers");
   const podman = section("podman");
   const limits = section("limits");
+  const metrics = section("metrics");
+  // A `[metrics]` table turns the listener on, so it must say where.
+  const metricsListen = metrics(
+    "listen",
+    c.parsing(hostPort, '"host:port"'),
+    root !== undefined && Object.hasOwn(root, "metrics"),
+  );
 
   const path: Parse<string> = (v, p) => {
     const s = c.nonEmpty(v, p);
@@ -232,9 +245,11 @@ export function agentConfigFromObject(data: unknown, baseDir: string, file: stri
         }) ?? "",
     },
     limits: agentLimits(c, limits),
+    ...(metricsListen === undefined ? {} : { metrics: { listen: metricsListen } }),
     ...edgeConfigFrom(c, root, baseDir),
   };
   checkPolicy(c, cfg, baseDir);
+  checkMetricsListen(c, cfg);
   throwProblems(file, c);
   return cfg;
 }
@@ -299,6 +314,18 @@ function checkPolicy(c: TableChecker, cfg: AgentConfig, configDir: string): void
     c.fail(
       "ports.range",
       `starts at ${cfg.ports.range.min}, below 1024 (privileged ports); set [policy] allow_low_ports = true to allow it`,
+    );
+  }
+}
+
+/** The metrics listener cannot share the gRPC server's port (both bind it). */
+function checkMetricsListen(c: TableChecker, cfg: AgentConfig): void {
+  if (!cfg.metrics) return;
+  const metrics = parseHostPort(cfg.metrics.listen).port;
+  if (metrics !== 0 && metrics === parseHostPort(cfg.server.listen).port) {
+    c.fail(
+      "metrics.listen",
+      `port ${metrics} is the gRPC server's ([server] listen = "${cfg.server.listen}"); use another port`,
     );
   }
 }
@@ -439,6 +466,7 @@ export function renderAgentConfig(cfg: AgentConfig): string {
     },
     containers: { log_max_size: cfg.containers.logMaxSize },
     ...(cfg.podman.socket ? { podman: { socket: cfg.podman.socket } } : {}),
+    ...(cfg.metrics ? { metrics: { listen: cfg.metrics.listen } } : {}),
     // Only what is stricter than the built-ins: a later version may raise those.
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
     ...edgeConfigToTables(cfg),

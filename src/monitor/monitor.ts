@@ -300,6 +300,8 @@ export class Monitor {
       });
     }
     for (const c of unrecorded) {
+      if (c.kind === "drift" || c.kind === "flap")
+        this.#ctx.metrics?.conditionEntered(c.kind, c.service);
       logger.warn(
         { service: c.service, component: c.component, kind: c.kind, detail: c.message },
         c.kind === "drift" ? "component drifted" : "component is flapping",

@@ -8,7 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { initAgentDir, type InitOptions, type InitResult } from "../../src/agent/server/init.js";
-import { startAgentServer, type AgentServer } from "../../src/agent/server/server.js";
+import {
+  startAgentServer,
+  type AgentServer,
+  type AgentServerOptions,
+} from "../../src/agent/server/server.js";
 import { FileTokenStore } from "../../src/auth/tokens.js";
 import type { McpAgentServiceServer } from "../../src/gen/mcp/v1/mcp.js";
 import type { TransportLimits } from "../../src/protocol/limits.js";
@@ -58,6 +62,8 @@ export async function startTestAgent(opts: {
   init?: Partial<InitOptions>;
   /** Transport limits for the server (defaults: src/protocol/limits.ts). */
   limits?: Partial<TransportLimits>;
+  /** Told every call's method, status and latency (the agent's `[metrics]`). */
+  rpcMetrics?: AgentServerOptions["rpcMetrics"];
 }): Promise<TestAgent> {
   const dir = await tempDir();
   const port = await freePort();
@@ -79,6 +85,7 @@ export async function startTestAgent(opts: {
     validator: await FileTokenStore.open(init.tokensFile),
     logger: opts.logger ?? pino({ level: "silent" }),
     ...(opts.limits ? { limits: opts.limits } : {}),
+    rpcMetrics: opts.rpcMetrics,
   });
   return {
     init,

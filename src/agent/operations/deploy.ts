@@ -79,7 +79,17 @@ export async function deploy(
       `service ${spec.name} has no component ${quote(req.component)} (it has: ${spec.components.map((c) => c.name).join(", ")})`,
     );
   }
-  return ctx.serviceLocks.runExclusive(spec.name, async () => {
+  const kind = opts.revision?.kind ?? "deploy";
+  const startedAt = performance.now();
+  // Counted for [metrics] once, when the results are known (before the answer).
+  let counted = false;
+  const ended = (ok: boolean) => {
+    if (counted) return;
+    counted = true;
+    const seconds = (performance.now() - startedAt) / 1000;
+    ctx.metrics?.deployEnded({ service: spec.name, kind, ok, seconds });
+  };
+  const run = ctx.serviceLocks.runExclusive(spec.name, async () => {
     const active = spec.active ?? true;
     ctx.registry.services.upsert({ name: spec.name, active, comment: spec.comment });
     const results: ComponentResult[] = [];
@@ -100,7 +110,7 @@ export async function deploy(
       const ord = spec.components.indexOf(component);
       const result = active
         ? await runComponent(ctx, spec.name, component, {
-            kind: opts.revision?.kind ?? "deploy",
+            kind,
             record: { ord, desiredState: "running" },
             progress: opts.progress,
             later: (rest) => (cleanUp = rest),
@@ -122,9 +132,15 @@ export async function deploy(
     if (ctx.registry.components.list(spec.name).length === 0) {
       ctx.registry.services.delete(spec.name);
     }
+    ended(results.every((r) => r.success));
     opts.answer?.(results);
     await cleanUp?.();
     return results;
+  });
+  // One that throws before its results (the registry failing) is a failed deploy.
+  return run.catch((err: unknown) => {
+    ended(false);
+    throw err;
   });
 }
 

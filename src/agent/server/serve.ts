@@ -33,6 +33,9 @@ import { startEdge, type StartedEdge } from "../edge/start.js";
 import { syncProxy } from "../edge/routes.js";
 import { renewDueCertificates, startRenewalLoop } from "../edge/renew.js";
 import { VERSION } from "../../version.js";
+import { AgentMetrics } from "../metrics/metrics.js";
+import { startMetricsListener, type MetricsListener } from "../metrics/http.js";
+import { readAgentState } from "../metrics/state.js";
 
 /** Seconds podman waits after SIGTERM before it kills a container. */
 const STOP_TIMEOUT_SECONDS = 10;
@@ -47,13 +50,18 @@ export interface RunningAgent {
   close(opts?: { stopProxy?: boolean }): Promise<void>;
 }
 
-/** Ports the allocator never hands out: ephemeral range, reserved ports, our own listen port. */
+/**
+ * Ports the allocator never hands out: ephemeral range, reserved ports, our
+ * own listen ports (gRPC, metrics).
+ */
 export function excludedPorts(config: AgentConfig, ephemeral: PortRange | undefined): PortRange[] {
-  const listenPort = parseHostPort(config.server.listen).port;
+  const listenPorts = [config.server.listen, ...(config.metrics ? [config.metrics.listen] : [])]
+    .map((listen) => parseHostPort(listen).port)
+    .filter((port) => port > 0);
   return [
     ...(config.ports.excludeEphemeral && ephemeral ? [ephemeral] : []),
     ...config.ports.reserved,
-    ...(listenPort > 0 ? [{ from: listenPort, to: listenPort }] : []),
+    ...listenPorts.map((port) => ({ from: port, to: port })),
   ];
 }
 
@@ -127,6 +135,7 @@ export async function serveAgent(
   const registry = openRegistry(config.database.path);
   let edge: StartedEdge | undefined;
   let view: ObservedView | undefined;
+  let metricsListener: MetricsListener | undefined;
   try {
     const pool = buildCandidatePool(
       [config.ports.range.min, config.ports.range.max],
@@ -155,6 +164,15 @@ export async function serveAgent(
       logger,
       crashPoint: crashPointFromEnv(),
     });
+    // [metrics]: the recorder on the context before anything counts.
+    const metrics = config.metrics
+      ? new AgentMetrics({
+          node: ctx.settings.node,
+          version: VERSION,
+          readState: () => readAgentState(ctx),
+        })
+      : undefined;
+    ctx.metrics = metrics;
     // What podman runs, from its events (observed/view.ts): opened before
     // recovery, so nothing recovery starts goes unseen; the monitor hears of
     // each change once it is started below.
@@ -180,6 +198,20 @@ export async function serveAgent(
     await recoverAtStart(ctx);
     // Whatever recovery settled, the proxy serves what the rows now say.
     await syncProxy(ctx);
+    // Before the gRPC server: a taken metrics port fails the start while
+    // nothing else listens yet (the catch below closes what was opened).
+    if (config.metrics && metrics) {
+      metricsListener = await startMetricsListener({
+        listen: config.metrics.listen,
+        scrape: () => metrics.scrape(),
+        contentType: metrics.contentType,
+        logger,
+      });
+      logger.info(
+        { listen: metricsListener.address, path: "/metrics" },
+        "metrics listening (Prometheus)",
+      );
+    }
     const [cert, key] = await Promise.all([
       readFile(config.server.tlsCert, "utf8"),
       readFile(config.server.tlsKey, "utf8"),
@@ -191,6 +223,7 @@ export async function serveAgent(
       validator: await FileTokenStore.open(config.auth.tokensFile),
       logger,
       limits: { firstRequestTimeoutMs: config.server.firstRequestTimeoutMs },
+      rpcMetrics: metrics,
     });
     // Due renewals now (an agent that was down for weeks), then every hour.
     await renewDueCertificates(ctx);
@@ -198,13 +231,19 @@ export async function serveAgent(
     ctx.monitor = monitor;
     monitor.start();
     logger.info(
-      { node: ctx.settings.node, version: VERSION, ports: ctx.allocator.stats().pool },
+      {
+        node: ctx.settings.node,
+        version: VERSION,
+        ports: ctx.allocator.stats().pool,
+        ...(metricsListener ? { metrics: metricsListener.address } : {}),
+      },
       "agent ready",
     );
     return {
       ctx,
       port: server.port,
       close: async (opts = {}) => {
+        await metricsListener?.close();
         await server.close();
         await monitor.stop();
         await view?.stop();
@@ -216,6 +255,7 @@ export async function serveAgent(
       },
     };
   } catch (err) {
+    await metricsListener?.close();
     await view?.stop();
     await edge?.stop();
     registry.close();

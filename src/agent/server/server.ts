@@ -15,6 +15,8 @@ import {
 } from "@grpc/grpc-js";
 import { createServer, type AddressInfo } from "node:net";
 import { authInterceptor } from "../../auth/guard.js";
+import type { MetricsRecorder } from "../metrics/recorder.js";
+import { rpcMetricsInterceptor } from "../metrics/rpc.js";
 import type { TokenValidator } from "../../auth/tokens.js";
 import { McpAgentServiceService, type McpAgentServiceServer } from "../../gen/mcp/v1/mcp.js";
 import { McpError } from "../../util/errors.js";
@@ -35,6 +37,8 @@ export interface AgentServerOptions {
   logger: Logger;
   /** Transport limits; any not given keeps its default (DEFAULT_TRANSPORT_LIMITS, src/protocol/limits.ts). */
   limits?: Partial<TransportLimits>;
+  /** Told every call's method, status and latency (`[metrics]`); absent: not counted. */
+  rpcMetrics?: Pick<MetricsRecorder, "rpcEnded"> | undefined;
 }
 
 export interface AgentServer {
@@ -147,7 +151,13 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   const server = new Server({
     // The guard: one interceptor, applied by grpc-js to every call of every
     // method. The gate's comes after it, so only accepted calls reach it.
-    interceptors: [authInterceptor(opts.validator, logger), firstRequestInterceptor(gate)],
+    // The metrics' comes first: grpc-js nests the list, the first innermost,
+    // so it sees the statuses the guard sends too (metrics/rpc.ts).
+    interceptors: [
+      ...(opts.rpcMetrics ? [rpcMetricsInterceptor(opts.rpcMetrics)] : []),
+      authInterceptor(opts.validator, logger),
+      firstRequestInterceptor(gate),
+    ],
     ...grpcServerOptions(limits),
   });
   server.addService(McpAgentServiceService, completeService(opts.impl, logger));
