@@ -136,6 +136,7 @@ export async function serveAgent(
   let edge: StartedEdge | undefined;
   let view: ObservedView | undefined;
   let metricsListener: MetricsListener | undefined;
+  let server: Awaited<ReturnType<typeof startAgentServer>> | undefined;
   try {
     const pool = buildCandidatePool(
       [config.ports.range.min, config.ports.range.max],
@@ -216,7 +217,7 @@ export async function serveAgent(
       readFile(config.server.tlsCert, "utf8"),
       readFile(config.server.tlsKey, "utf8"),
     ]);
-    const server = await startAgentServer({
+    server = await startAgentServer({
       listen: config.server.listen,
       tls: { cert, key },
       impl: createHandlers(ctx),
@@ -239,12 +240,13 @@ export async function serveAgent(
       },
       "agent ready",
     );
+    const listening = server;
     return {
       ctx,
-      port: server.port,
+      port: listening.port,
       close: async (opts = {}) => {
         await metricsListener?.close();
-        await server.close();
+        await listening.close();
         await monitor.stop();
         await view?.stop();
         stopRenewals();
@@ -255,6 +257,9 @@ export async function serveAgent(
       },
     };
   } catch (err) {
+    // A step after the gRPC server started (the due renewals) failed: its
+    // open socket would otherwise keep the failed agent from exiting.
+    await server?.close();
     await metricsListener?.close();
     await view?.stop();
     await edge?.stop();
