@@ -1,0 +1,269 @@
+/**
+ * `mcp ui` end to end (README "mcp ui"): two real agents on loopback in
+ * one CLI config, each with a 10-minute monitor interval, the built `mcp ui`
+ * serving the page, and Debian's chromium driven by playwright-core.
+ *
+ * - every service of both nodes is on the page;
+ * - `podman rm -f` of one container shows as drift without a reload (the
+ *   interval never runs: only the live path, podman's events → the agent's
+ *   view → LiveCheck → SSE, can explain it);
+ * - clicking a component shows its logs and events;
+ * - a stopped agent's node shows as unreachable while the other's services
+ *   stay on the page;
+ * - the real server refuses a foreign Host and anything but reads; a bad
+ *   --listen is a usage error; Ctrl-C stops it.
+ *
+ * Screenshots go to test-artifacts/ (ui.png, ui-unreachable.png). Names use
+ * the prefix `ui-`; the agents' port pools are 23200–23399.
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir } from "node:fs/promises";
+import http from "node:http";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { runCommand } from "../../src/util/exec.js";
+import {
+  LiveAgent,
+  MCP_BIN,
+  ok,
+  oneRouteDefinition,
+  runMcp,
+  webDefinition,
+} from "../helpers/live-agent.js";
+
+const NODE_A = "ui-node-a";
+const NODE_B = "ui-node-b";
+const ARTIFACTS = path.resolve("test-artifacts");
+/** The page must show a change within this (the 2 s target is bench/ui.ts's). */
+const SEEN_MS = 10_000;
+
+/** A row of the services table: `node/service/component`. */
+const row = (node: string, service: string, component = "web") =>
+  `#services tr[data-key="${node}/${service}/${component}"]`;
+
+/** Starts `mcp ui` and resolves with its process and the URL it printed. */
+async function startUi(
+  config: string,
+  listen: string,
+): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+  const child = spawn(process.execPath, [MCP_BIN, "--config", config, "ui", "--listen", listen], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`mcp ui printed no URL in 15 s:\n${output}`)),
+      15_000,
+    );
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const m = /serving \d+ nodes? on (http:\/\/\S+)/.exec(output);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`mcp ui exited ${code}:\n${output}`));
+    });
+  });
+  return { child, url, output: () => output };
+}
+
+/** One raw request (fetch would not let the test set Host). */
+function request(
+  url: string,
+  opts: { method?: string; host?: string } = {},
+): Promise<{ status: number; body: string }> {
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname + target.search,
+        method: opts.method ?? "GET",
+        headers: opts.host ? { host: opts.host } : {},
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("mcp ui", { timeout: 240_000 }, () => {
+  let a: LiveAgent;
+  let b: LiveAgent;
+  let ui: Awaited<ReturnType<typeof startUi>> | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+
+  const mcp = (...args: string[]) => runMcp(["--config", a.cliConfig, ...args]);
+
+  before(async () => {
+    const monitor = { interval: "10m" };
+    [a, b] = await Promise.all([
+      LiveAgent.start({ node: NODE_A, config: { monitor, ports: { range: [23200, 23300] } } }),
+      LiveAgent.start({ node: NODE_B, config: { monitor, ports: { range: [23300, 23400] } } }),
+    ]);
+    ok(
+      await mcp(
+        "node",
+        "add",
+        NODE_B,
+        `127.0.0.1:${b.port}`,
+        "--ca",
+        path.join(b.dir, "ca.pem"),
+        "--token-file",
+        path.join(b.dir, "token"),
+      ),
+      "node add",
+    );
+    await a.addDefinition("ui-shop", oneRouteDefinition("ui-shop", NODE_A));
+    await a.addDefinition("ui-api", webDefinition("ui-api", NODE_A, ['env = ["MODE=api"]']));
+    await a.addDefinition("ui-batch", oneRouteDefinition("ui-batch", NODE_B));
+    await a.addDefinition("ui-docs", webDefinition("ui-docs", NODE_B));
+    for (const run of await Promise.all(
+      ["ui-shop", "ui-api", "ui-batch", "ui-docs"].map((s) => mcp("deploy", s)),
+    )) {
+      ok(run, "deploy");
+    }
+    await mkdir(ARTIFACTS, { recursive: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (ui && ui.child.exitCode === null) {
+      ui.child.kill("SIGKILL");
+    }
+    await Promise.all([a?.cleanup(), b?.cleanup()]);
+  });
+
+  test("a bad --listen is a usage error", async () => {
+    const run = await mcp("ui", "--listen", "nowhere");
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /option '--listen <host:port>' argument 'nowhere' is invalid/);
+    assert.match(run.stderr, /expected host:port/);
+  });
+
+  test("the page shows every service of both nodes", async () => {
+    ui = await startUi(a.cliConfig, "127.0.0.1:0");
+    assert.match(ui.url, /^http:\/\/127\.0\.0\.1:\d+\/$/, "loopback: no token in the URL");
+    browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: ["--no-sandbox"],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(ui.url);
+    for (const [node, service] of [
+      [NODE_A, "ui-shop"],
+      [NODE_A, "ui-api"],
+      [NODE_B, "ui-batch"],
+      [NODE_B, "ui-docs"],
+    ] as const) {
+      const r = page.locator(row(node, service));
+      await r.waitFor({ timeout: SEEN_MS });
+      assert.equal(await r.getAttribute("data-tone"), "running", `${service} on ${node}`);
+    }
+    for (const node of [NODE_A, NODE_B]) {
+      const card = page.locator(`[data-node="${node}"]`);
+      await card.waitFor({ timeout: SEEN_MS });
+      assert.equal(await card.getAttribute("data-reachable"), "true");
+      // NodeStatus answered: the agent's version and the port pool are shown.
+      await card.locator("text=/\\d+ of 100/").waitFor({ timeout: SEEN_MS });
+    }
+    assert.equal(await page.locator("#connection").getAttribute("data-state"), "live");
+    // Loopback without a proxy: "No proxy on …", not an error.
+    await page
+      .locator("#routes", { hasText: `No proxy on ${NODE_A}, ${NODE_B}` })
+      .waitFor({ timeout: SEEN_MS });
+  });
+
+  test("podman rm -f shows as drift without a reload", async () => {
+    await page.evaluate(() => ((globalThis as unknown as { loaded: string }).loaded = "once"));
+    await runCommand(["podman", "rm", "-f", "ui-shop-web"]);
+    const drifted = page.locator(`${row(NODE_A, "ui-shop")}[data-drift="true"]`);
+    await drifted.waitFor({ timeout: SEEN_MS });
+    assert.equal(await drifted.getAttribute("data-tone"), "drift");
+    assert.match((await drifted.textContent()) ?? "", /DRIFT/);
+    assert.equal(
+      await page.evaluate(() => (globalThis as unknown as { loaded?: string }).loaded),
+      "once",
+      "the page was not reloaded",
+    );
+    // The others are untouched.
+    assert.equal(await page.locator(row(NODE_B, "ui-batch")).getAttribute("data-tone"), "running");
+  });
+
+  test("clicking a component shows its logs and events", async () => {
+    await page.locator(row(NODE_B, "ui-batch")).click();
+    const panel = page.locator("#detail");
+    await panel
+      .locator("pre.logs", { hasText: "serve-env: listening on" })
+      .waitFor({ timeout: SEEN_MS });
+    await panel.locator('tr[data-kind="deploy"]').first().waitFor({ timeout: SEEN_MS });
+    assert.match(
+      (await page.locator("#detail-title").textContent()) ?? "",
+      /ui-batch\/web on ui-node-b/,
+    );
+
+    // The removed one: its drift event, and no logs (the container is gone) said as such.
+    await page.locator(row(NODE_A, "ui-shop")).click();
+    await panel.locator('tr[data-kind="drift"]').first().waitFor({ timeout: SEEN_MS });
+    await panel.locator(".problem").first().waitFor({ timeout: SEEN_MS });
+    await page.locator("#detail-close").click();
+    await page.locator(row(NODE_B, "ui-batch")).click();
+    await panel.locator("pre.logs", { hasText: "serve-env" }).waitFor({ timeout: SEEN_MS });
+    // The drift event is in the page's own list too.
+    await page.locator('#events tr[data-kind="drift"]').first().waitFor({ timeout: SEEN_MS });
+    await page.screenshot({ path: path.join(ARTIFACTS, "ui.png"), fullPage: true });
+    await page.locator("#detail-close").click();
+  });
+
+  test("a stopped node shows as unreachable; the other's services stay", async () => {
+    await b.kill("SIGTERM");
+    const card = page.locator(`[data-node="${NODE_B}"][data-reachable="false"]`);
+    await card.waitFor({ timeout: SEEN_MS });
+    assert.match((await card.textContent()) ?? "", /connection refused/);
+    await page.locator(row(NODE_A, "ui-api")).waitFor({ timeout: SEEN_MS });
+    assert.equal(await page.locator(row(NODE_B, "ui-batch")).count(), 0, "node b's rows are gone");
+    assert.equal(
+      await page.locator(`[data-node="${NODE_A}"]`).getAttribute("data-reachable"),
+      "true",
+    );
+    await page.screenshot({ path: path.join(ARTIFACTS, "ui-unreachable.png"), fullPage: true });
+  });
+
+  test("the server refuses a foreign Host and anything but reads", async () => {
+    assert.ok(ui);
+    const snapshot = await request(`${ui.url}api/snapshot`);
+    assert.equal(snapshot.status, 200);
+    const nodes = (JSON.parse(snapshot.body) as { nodes: { name: string }[] }).nodes.map(
+      (n) => n.name,
+    );
+    assert.deepEqual(nodes, [NODE_A, NODE_B]);
+    const rebound = await request(`${ui.url}api/snapshot`, { host: "evil.example:80" });
+    assert.equal(rebound.status, 403);
+    assert.doesNotMatch(rebound.body, /ui-shop/);
+    assert.equal((await request(`${ui.url}api/snapshot`, { method: "POST" })).status, 405);
+  });
+
+  test("Ctrl-C stops it", async () => {
+    assert.ok(ui);
+    const child = ui.child;
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    child.kill("SIGINT");
+    assert.equal(await exited, 130);
+    assert.match(ui.output(), /mcp: mcp ui stopped/);
+  });
+});
