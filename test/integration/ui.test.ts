@@ -13,7 +13,7 @@
  * - the real server refuses a foreign Host and anything but reads; a bad
  *   --listen is a usage error; Ctrl-C stops it.
  *
- * Screenshots go to test-artifacts/ (ui.png, ui-unreachable.png). Names use
+ * Screenshots go to test-artifacts/ (ui.png, ui-panel.png, ui-unreachable.png). Names use
  * the prefix `ui-`; the agents' port pools are 23200–23399.
  */
 import assert from "node:assert/strict";
@@ -24,9 +24,11 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { runCommand } from "../../src/util/exec.js";
+import { freePort } from "../helpers/agent.js";
 import {
   LiveAgent,
   MCP_BIN,
+  l7Definition,
   ok,
   oneRouteDefinition,
   runMcp,
@@ -113,7 +115,12 @@ describe("mcp ui", { timeout: 240_000 }, () => {
   before(async () => {
     const monitor = { interval: "10m" };
     [a, b] = await Promise.all([
-      LiveAgent.start({ node: NODE_A, config: { monitor, ports: { range: [23200, 23300] } } }),
+      // Node a runs a proxy (its routes are listed), node b none ("no proxy").
+      LiveAgent.start({
+        node: NODE_A,
+        init: { proxy: true },
+        config: { monitor, ports: { range: [23200, 23300] }, proxy: { http_port: 0 } },
+      }),
       LiveAgent.start({ node: NODE_B, config: { monitor, ports: { range: [23300, 23400] } } }),
     ]);
     ok(
@@ -129,7 +136,7 @@ describe("mcp ui", { timeout: 240_000 }, () => {
       ),
       "node add",
     );
-    await a.addDefinition("ui-shop", oneRouteDefinition("ui-shop", NODE_A));
+    await a.addDefinition("ui-shop", l7Definition("ui-shop", NODE_A, await freePort()));
     await a.addDefinition("ui-api", webDefinition("ui-api", NODE_A, ['env = ["MODE=api"]']));
     await a.addDefinition("ui-batch", oneRouteDefinition("ui-batch", NODE_B));
     await a.addDefinition("ui-docs", webDefinition("ui-docs", NODE_B));
@@ -138,6 +145,8 @@ describe("mcp ui", { timeout: 240_000 }, () => {
     )) {
       ok(run, "deploy");
     }
+    // One stopped on purpose: desired stopped is no drift.
+    ok(await mcp("stop", "ui-docs"), "stop ui-docs");
     await mkdir(ARTIFACTS, { recursive: true });
   });
 
@@ -173,7 +182,9 @@ describe("mcp ui", { timeout: 240_000 }, () => {
     ] as const) {
       const r = page.locator(row(node, service));
       await r.waitFor({ timeout: SEEN_MS });
-      assert.equal(await r.getAttribute("data-tone"), "running", `${service} on ${node}`);
+      const tone = service === "ui-docs" ? "stopped" : "running";
+      assert.equal(await r.getAttribute("data-tone"), tone, `${service} on ${node}`);
+      assert.equal(await r.getAttribute("data-drift"), "false", `${service} on ${node}`);
     }
     for (const node of [NODE_A, NODE_B]) {
       const card = page.locator(`[data-node="${node}"]`);
@@ -183,9 +194,15 @@ describe("mcp ui", { timeout: 240_000 }, () => {
       await card.locator("text=/\\d+ of 100/").waitFor({ timeout: SEEN_MS });
     }
     assert.equal(await page.locator("#connection").getAttribute("data-state"), "live");
-    // Loopback without a proxy: "No proxy on …", not an error.
+    // Node a's proxy serves ui-shop's route with a certificate; node b has no proxy, which is no error.
+    const route = page.locator("#routes tr", { hasText: "ui-shop.svc.mcp.test" });
+    await route.waitFor({ timeout: SEEN_MS });
+    assert.match(
+      (await route.textContent()) ?? "",
+      /ui-node-a.*l7.*ui-shop\/web.*yes\d{4}-\d\d-\d\d/,
+    );
     await page
-      .locator("#routes", { hasText: `No proxy on ${NODE_A}, ${NODE_B}` })
+      .locator("#routes", { hasText: `No proxy on ${NODE_B}.` })
       .waitFor({ timeout: SEEN_MS });
   });
 
@@ -206,6 +223,9 @@ describe("mcp ui", { timeout: 240_000 }, () => {
   });
 
   test("clicking a component shows its logs and events", async () => {
+    // The drift event reaches the page's own list too.
+    await page.locator('#events tr[data-kind="drift"]').first().waitFor({ timeout: SEEN_MS });
+    await page.screenshot({ path: path.join(ARTIFACTS, "ui.png"), fullPage: true });
     await page.locator(row(NODE_B, "ui-batch")).click();
     const panel = page.locator("#detail");
     await panel
@@ -224,9 +244,7 @@ describe("mcp ui", { timeout: 240_000 }, () => {
     await page.locator("#detail-close").click();
     await page.locator(row(NODE_B, "ui-batch")).click();
     await panel.locator("pre.logs", { hasText: "serve-env" }).waitFor({ timeout: SEEN_MS });
-    // The drift event is in the page's own list too.
-    await page.locator('#events tr[data-kind="drift"]').first().waitFor({ timeout: SEEN_MS });
-    await page.screenshot({ path: path.join(ARTIFACTS, "ui.png"), fullPage: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, "ui-panel.png") });
     await page.locator("#detail-close").click();
   });
 

@@ -137,7 +137,7 @@ export function formatServed(routes: Pick<RouteStatus, "served">[]): string {
 }
 
 /** A check's output (a command's, say) on one table line. */
-export function oneLine(text: string): string {
+function oneLine(text: string): string {
   return text.trim().replace(/\s*\n\s*/g, " ⏎ ");
 }
 

@@ -31,9 +31,13 @@ export interface ChartFrame {
   height: number;
 }
 
-/** The top of a chart: the largest value seen, at least 1, so a line of zeros sits at the bottom. */
+/**
+ * The top of a chart: a quarter above the largest value seen (a line at
+ * the very top reads as "full"), at least 1 so a line of zeros sits at the
+ * bottom.
+ */
 export function chartMax(series: Sample[]): number {
-  return Math.max(1, ...series.map((s) => s.v));
+  return Math.max(1, Math.ceil(Math.max(0, ...series.map((s) => s.v)) * 1.25));
 }
 
 function round(n: number): number {

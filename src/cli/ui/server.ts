@@ -95,9 +95,11 @@ export function componentQuery(
 export async function startUiServer(opts: UiServerOptions): Promise<RunningUi> {
   const now = opts.now ?? (() => new Date());
   const streams = new Set<http.ServerResponse>();
-  let lastSent = "";
   const snapshotJson = (): string =>
     JSON.stringify(buildSnapshot(opts.source.observations(), now()));
+  // The source signals every change as it makes it, so outside a broadcast
+  // this is what every open stream last got (or the one it opens with).
+  let lastSent = snapshotJson();
 
   const broadcast = (): void => {
     const json = snapshotJson();

@@ -32,12 +32,16 @@ export function since(iso: string | undefined, now: number): HTMLElement {
 function clock(iso: string): HTMLElement {
   if (!iso) return h("span", {}, "-");
   const d = new Date(iso);
-  return h("time", { datetime: iso, title: d.toString() }, d.toLocaleTimeString());
+  return h(
+    "time",
+    { datetime: iso, title: d.toString() },
+    d.toLocaleTimeString(undefined, { hour12: false }),
+  );
 }
 
-function fact(label: string, value: Node | string | undefined): HTMLElement | null {
+function fact(label: string, value: Node | string | undefined, wide = false): HTMLElement | null {
   if (value === undefined) return null;
-  return h("div", { class: "fact" }, h("dt", {}, label), h("dd", {}, value));
+  return h("div", { class: wide ? "fact wide" : "fact" }, h("dt", {}, label), h("dd", {}, value));
 }
 
 const CHART = { width: 240, height: 36 };
@@ -62,6 +66,7 @@ function chart(
         preserveAspectRatio: "none",
         role: "img",
         "aria-label": `${title} since the page was opened, now ${value}`,
+        title: "since the page was opened",
       },
       s("path", { class: "area", d: stepArea(series, frame) }),
       s("path", {
@@ -115,12 +120,14 @@ export function nodeCard(
       {},
       fact("agent", n.agentVersion),
       fact("runtime", n.runtime),
-      fact("services", n.services),
-      fact("disk", n.disk),
-      fact("memory", n.memory),
-      fact("cpu", n.cpu),
-      fact("up", n.upSince ? since(n.upSince, now) : undefined),
+      // An agent that does not answer has no uptime to count.
+      fact("up", n.upSince && n.reachable ? since(n.upSince, now) : undefined),
       fact("proxy", n.proxy === "no" ? "none" : n.proxy === "yes" ? "yes" : undefined),
+      fact("services", n.services, true),
+      n.unmanaged ? fact("unmanaged", `${n.unmanaged} other containers`, true) : null,
+      fact("cpu", n.cpu, true),
+      fact("memory", n.memory, true),
+      fact("disk", n.disk, true),
     ),
     h(
       "div",
@@ -233,7 +240,7 @@ export function eventsTable(events: UiEvent[], withNode = true): HTMLElement {
       withNode ? h("td", {}, e.node) : null,
       h("td", {}, e.service || "-"),
       h("td", {}, e.component || "-"),
-      h("td", { class: "strong" }, e.kind),
+      h("td", { class: "strong kind" }, e.kind),
       h("td", { class: "detail" }, e.detail),
     ),
   );
