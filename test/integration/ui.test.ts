@@ -17,17 +17,16 @@
  * the prefix `ui-`; the agents' port pools are 23200–23399.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { runCommand } from "../../src/util/exec.js";
 import { freePort } from "../helpers/agent.js";
+import { launchChromium, startUi, stopUi, type RunningUiProcess } from "../helpers/mcp-ui.js";
 import {
   LiveAgent,
-  MCP_BIN,
   l7Definition,
   ok,
   oneRouteDefinition,
@@ -44,38 +43,6 @@ const SEEN_MS = 10_000;
 /** A row of the services table: `node/service/component`. */
 const row = (node: string, service: string, component = "web") =>
   `#services tr[data-key="${node}/${service}/${component}"]`;
-
-/** Starts `mcp ui` and resolves with its process and the URL it printed. */
-async function startUi(
-  config: string,
-  listen: string,
-): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, [MCP_BIN, "--config", config, "ui", "--listen", listen], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`mcp ui printed no URL in 15 s:\n${output}`)),
-      15_000,
-    );
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const m = /serving \d+ nodes? on (http:\/\/\S+)/.exec(output);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`mcp ui exited ${code}:\n${output}`));
-    });
-  });
-  return { child, url, output: () => output };
-}
 
 /** One raw request (fetch would not let the test set Host). */
 function request(
@@ -106,7 +73,7 @@ function request(
 describe("mcp ui", { timeout: 240_000 }, () => {
   let a: LiveAgent;
   let b: LiveAgent;
-  let ui: Awaited<ReturnType<typeof startUi>> | undefined;
+  let ui: RunningUiProcess | undefined;
   let browser: Browser | undefined;
   let page: Page;
 
@@ -152,9 +119,7 @@ describe("mcp ui", { timeout: 240_000 }, () => {
 
   after(async () => {
     await browser?.close();
-    if (ui && ui.child.exitCode === null) {
-      ui.child.kill("SIGKILL");
-    }
+    if (ui) await stopUi(ui);
     await Promise.all([a?.cleanup(), b?.cleanup()]);
   });
 
@@ -168,10 +133,7 @@ describe("mcp ui", { timeout: 240_000 }, () => {
   test("the page shows every service of both nodes", async () => {
     ui = await startUi(a.cliConfig, "127.0.0.1:0");
     assert.match(ui.url, /^http:\/\/127\.0\.0\.1:\d+\/$/, "loopback: no token in the URL");
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--no-sandbox"],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(ui.url);
     for (const [node, service] of [
@@ -278,10 +240,7 @@ describe("mcp ui", { timeout: 240_000 }, () => {
 
   test("Ctrl-C stops it", async () => {
     assert.ok(ui);
-    const child = ui.child;
-    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-    child.kill("SIGINT");
-    assert.equal(await exited, 130);
+    assert.equal(await stopUi(ui), 130);
     assert.match(ui.output(), /mcp: mcp ui stopped/);
   });
 });
