@@ -20,7 +20,17 @@ import { containerName } from "../src/runtime/names.js";
 import { runCommand } from "../src/util/exec.js";
 import { launchChromium, startUi, stopUi, type RunningUiProcess } from "../test/helpers/mcp-ui.js";
 import { LiveAgent, TEST_IMAGE, oneRouteDefinition } from "../test/helpers/live-agent.js";
-import { intArg, loadavg1, ms, namePrefix, roundStats, sleep, stats, withCleanup } from "./lib.js";
+import {
+  intArg,
+  judgeLatency,
+  loadavg1,
+  ms,
+  namePrefix,
+  reportLatency,
+  roundStats,
+  sleep,
+  withCleanup,
+} from "./lib.js";
 
 const prefix = namePrefix();
 const NODE = `${prefix}ui-bench`;
@@ -86,30 +96,16 @@ async function main(signal: AbortSignal): Promise<void> {
     await sleep(SETTLE_MS, signal);
   }
 
-  const shown = seen.flatMap((v) => (v === undefined ? [] : [v]));
-  const timeouts = seen.length - shown.length;
-  // A run not seen counts as the timeout itself: the median stays honest when some are missing.
-  const all = stats(seen.map((v) => v ?? Infinity));
-  const s = stats(shown);
-  const ratio = all.median / TARGET_MS;
-  const met = all.median <= TARGET_MS;
+  const verdict = judgeLatency(seen, TARGET_MS);
   const load = loadavg1();
-  const f = (v: number) => (Number.isFinite(v) ? `${v.toFixed(0)} ms` : "—");
-  const line = (label: string, value: string) => console.log(`  ${label.padEnd(40)} ${value}`);
   console.log(
     `\npodman rm -f → drift on mcp ui's page, ${runs} runs, monitor interval 10m (1-min load ${load})`,
   );
-  line(
-    "shown on the page (from rm's spawn):",
-    shown.length > 0
-      ? `median ${f(s.median)}   p90 ${f(s.p90)}   min ${f(s.min)}   max ${f(s.max)}`
-      : "never",
-  );
-  line("not shown within the timeout:", `${timeouts} of ${runs} (timeout ${timeoutMs / 1000} s)`);
-  line(
-    `median over all runs / ${TARGET_MS} ms target:`,
-    `${Number.isFinite(ratio) ? ratio.toFixed(2) : `> ${(timeoutMs / TARGET_MS).toFixed(0)}`}  (target ≤ 1: ${met ? "met" : "NOT met"})`,
-  );
+  reportLatency(verdict, {
+    seenLabel: "shown on the page (from rm's spawn):",
+    targetMs: TARGET_MS,
+    timeoutMs,
+  });
   console.log(
     JSON.stringify({
       bench: "ui",
@@ -117,12 +113,8 @@ async function main(signal: AbortSignal): Promise<void> {
       unit: "ms",
       timeoutMs,
       monitorInterval: "10m",
-      shown: roundStats(s),
-      timeouts,
-      medianAllMs: Number.isFinite(all.median) ? ms(all.median) : null,
-      ratioToTarget: Number.isFinite(ratio) ? Math.round(ratio * 100) / 100 : null,
-      target: TARGET_MS,
-      targetMet: met,
+      shown: roundStats(verdict.seen),
+      ...verdict.json,
       loadavg1: load,
     }),
   );
