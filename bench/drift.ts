@@ -19,8 +19,9 @@ import { performance } from "node:perf_hooks";
 import Database from "better-sqlite3";
 import { containerName } from "../src/runtime/names.js";
 import { runCommand } from "../src/util/exec.js";
-import { LiveAgent, TEST_IMAGE, oneRouteDefinition } from "../test/helpers/live-agent.js";
+import { LiveAgent } from "../test/helpers/live-agent.js";
 import {
+  deployUnchecked,
   intArg,
   judgeLatency,
   loadavg1,
@@ -132,16 +133,7 @@ async function oneRun(
 async function main(signal: AbortSignal): Promise<void> {
   agent = await LiveAgent.start({ node: NODE, config: { monitor: { interval } } });
   const live = agent;
-  // No health check: a tcp check would find the container gone too, at
-  // its interval × retries; this bench times the drift path alone.
-  await live.addDefinition(
-    SERVICE,
-    oneRouteDefinition(SERVICE, NODE, TEST_IMAGE, ["", "[components.health]", 'type = "none"']),
-  );
-  const deployed = await live.cli(["deploy", SERVICE]);
-  if (deployed.code !== 0) {
-    throw new Error(`mcp deploy exited ${deployed.code}:\n${deployed.stdout}${deployed.stderr}`);
-  }
+  await deployUnchecked(live, SERVICE, NODE);
   await waitRunning(signal);
   await sleep(SETTLE_MS, signal);
   db = new Database(path.join(live.dir, "mcp.db"), { readonly: true, fileMustExist: true });

@@ -10,7 +10,7 @@ import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { runCommand } from "../src/util/exec.js";
-import { TEST_IMAGE } from "../test/helpers/live-agent.js";
+import { TEST_IMAGE, oneRouteDefinition, type LiveAgent } from "../test/helpers/live-agent.js";
 
 export interface Stats {
   n: number;
@@ -330,4 +330,24 @@ export function reportLatency(
     `median over all runs / ${opts.targetMs} ms target:`,
     `${Number.isFinite(v.ratio) ? v.ratio.toFixed(2) : `> ${(opts.timeoutMs / opts.targetMs).toFixed(0)}`}  (target ≤ 1: ${v.met ? "met" : "NOT met"})`,
   );
+}
+
+/**
+ * Deploys a one-route service with no health check (a check would find a
+ * removed container too, at its own pace: the drift benches time the drift
+ * path alone); throws with the CLI's output when the deploy fails.
+ */
+export async function deployUnchecked(
+  live: LiveAgent,
+  service: string,
+  node: string,
+): Promise<void> {
+  await live.addDefinition(
+    service,
+    oneRouteDefinition(service, node, TEST_IMAGE, ["", "[components.health]", 'type = "none"']),
+  );
+  const deployed = await live.cli(["deploy", service]);
+  if (deployed.code !== 0) {
+    throw new Error(`mcp deploy exited ${deployed.code}:\n${deployed.stdout}${deployed.stderr}`);
+  }
 }

@@ -19,8 +19,9 @@ import type { Browser } from "playwright-core";
 import { containerName } from "../src/runtime/names.js";
 import { runCommand } from "../src/util/exec.js";
 import { launchChromium, startUi, stopUi, type RunningUiProcess } from "../test/helpers/mcp-ui.js";
-import { LiveAgent, TEST_IMAGE, oneRouteDefinition } from "../test/helpers/live-agent.js";
+import { LiveAgent } from "../test/helpers/live-agent.js";
 import {
+  deployUnchecked,
   intArg,
   judgeLatency,
   loadavg1,
@@ -54,15 +55,7 @@ async function main(signal: AbortSignal): Promise<void> {
     config: { monitor: { interval: "10m" }, ports: { range: [23380, 23400] } },
   });
   const live = agent;
-  // No health check: a failing check would find the container gone too; this times drift alone.
-  await live.addDefinition(
-    SERVICE,
-    oneRouteDefinition(SERVICE, NODE, TEST_IMAGE, ["", "[components.health]", 'type = "none"']),
-  );
-  const deployed = await live.cli(["deploy", SERVICE]);
-  if (deployed.code !== 0) {
-    throw new Error(`mcp deploy exited ${deployed.code}:\n${deployed.stdout}${deployed.stderr}`);
-  }
+  await deployUnchecked(live, SERVICE, NODE);
   ui = await startUi(live.cliConfig, "127.0.0.1:0");
   browser = await launchChromium();
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });

@@ -621,17 +621,23 @@ describe("the poller", () => {
     };
   }
 
-  test("LiveCheck every poll; the rest on a change, else every slowEveryMs", async () => {
+  /** A poller on a scripted client and a clock the test sets; counts dials and changes. */
+  function scriptedPoller(startAt: number) {
     const scripted = scriptedClient();
-    let now = 0;
+    const clock = { now: startAt };
     let dials = 0;
     let changes = 0;
     const poller = new NodePoller(
       resolved,
       settings,
-      { connect: () => (dials++, Promise.resolve(scripted.client)), now: () => now },
+      { connect: () => (dials++, Promise.resolve(scripted.client)), now: () => clock.now },
       () => changes++,
     );
+    return { scripted, clock, poller, dials: () => dials, changes: () => changes };
+  }
+
+  test("LiveCheck every poll; the rest on a change, else every slowEveryMs", async () => {
+    const { scripted, clock, poller, dials, changes } = scriptedPoller(0);
     await poller.pollOnce();
     assert.deepEqual(scripted.calls, [
       "liveCheck {} 2000",
@@ -639,64 +645,56 @@ describe("the poller", () => {
       "nodeStatus {} 2000",
       'getServiceStatus {"name":"","eventLimit":7} 2000',
     ]);
-    assert.equal(changes, 2, "after LiveCheck, and after the rest");
+    assert.equal(changes(), 2, "after LiveCheck, and after the rest");
     const obs = poller.observation;
     assert.deepEqual(obs.routes, { noProxy: true });
     assert.equal(obs.status?.agentVersion, "0.3.0");
     assert.deepEqual(obs.problems, ["GetServiceStatus: podman is not answering"]);
 
     scripted.calls.length = 0;
-    now = 1000;
+    clock.now = 1000;
     await poller.pollOnce();
     assert.deepEqual(scripted.calls, ["liveCheck {} 2000"], "nothing changed: LiveCheck only");
 
     scripted.setLive(() => Promise.resolve(live([service("shop", [component({})])])));
     scripted.calls.length = 0;
-    now = 2000;
+    clock.now = 2000;
     await poller.pollOnce();
     assert.equal(scripted.calls.length, 4, "LiveCheck changed: everything");
 
     scripted.calls.length = 0;
-    now = 7000;
+    clock.now = 7000;
     await poller.pollOnce();
     assert.equal(scripted.calls.length, 4, "5 s since: everything");
-    assert.equal(dials, 1, "one connection kept");
+    assert.equal(dials(), 1, "one connection kept");
   });
 
   test("a failed LiveCheck: unreachable since the first failure, the connection dropped and dialled again", async () => {
-    const scripted = scriptedClient();
-    let now = 10_000;
-    let dials = 0;
-    const poller = new NodePoller(
-      resolved,
-      settings,
-      { connect: () => (dials++, Promise.resolve(scripted.client)), now: () => now },
-      () => undefined,
-    );
+    const { scripted, clock, poller, dials } = scriptedPoller(10_000);
     await poller.pollOnce();
     scripted.setLive(() =>
       Promise.reject(new NodeNotAnsweringError("a", "127.0.0.1:1", "connection refused")),
     );
-    now = 11_000;
+    clock.now = 11_000;
     await poller.pollOnce();
-    now = 12_000;
+    clock.now = 12_000;
     await poller.pollOnce();
     assert.deepEqual(poller.observation.failure, {
       reason: "connection refused",
       since: new Date(11_000),
     });
     assert.equal(scripted.closed(), 2);
-    assert.equal(dials, 2, "dialled again after the failure");
+    assert.equal(dials(), 2, "dialled again after the failure");
     assert.ok(poller.observation.live, "the last answer is kept (the view leaves it out)");
 
     scripted.setLive(() => Promise.resolve(live([])));
     scripted.setRoutes(() => Promise.resolve({ routes: [] }));
     scripted.calls.length = 0;
-    now = 13_000;
+    clock.now = 13_000;
     await poller.pollOnce();
     assert.equal(poller.observation.failure, undefined);
     assert.equal(scripted.calls.length, 4, "back: everything asked again");
-    assert.equal(dials, 3);
+    assert.equal(dials(), 3);
     assert.deepEqual(poller.observation.routes, { routes: [] });
   });
 

@@ -231,27 +231,24 @@ export function routesTable(routes: UiRoute[], nodes: UiNode[]): HTMLElement {
 
 const ALARMING = new Set(["drift", "flap", "unhealthy"]);
 
-export function eventsTable(events: UiEvent[], withNode = true): HTMLElement {
+/** The events table: every node's (the page's list), or one component's (its panel: time, kind, detail). */
+export function eventsTable(events: UiEvent[], scope: "all" | "component" = "all"): HTMLElement {
+  const all = scope === "all";
   const rows = events.map((e) =>
     h(
       "tr",
       { class: ALARMING.has(e.kind) ? "row tone-drift" : "row", "data-kind": e.kind },
       h("td", { class: "num" }, clock(e.time)),
-      withNode ? h("td", {}, e.node) : null,
-      h("td", {}, e.service || "-"),
-      h("td", {}, e.component || "-"),
+      all ? h("td", {}, e.node) : null,
+      all ? h("td", {}, e.service || "-") : null,
+      all ? h("td", {}, e.component || "-") : null,
       h("td", { class: "strong kind" }, e.kind),
       h("td", { class: "detail" }, e.detail),
     ),
   );
-  const headers = [
-    "Time",
-    ...(withNode ? ["Node"] : []),
-    "Service",
-    "Component",
-    "Event",
-    "Detail",
-  ];
+  const headers = all
+    ? ["Time", "Node", "Service", "Component", "Event", "Detail"]
+    : ["Time", "Event", "Detail"];
   return table(headers, rows, "No events.");
 }
 
@@ -301,7 +298,7 @@ export function detailBody(
       "div",
       {},
       h("h3", {}, "Events"),
-      eventsTable(detail.events, false),
+      eventsTable(detail.events, "component"),
       h(
         "h3",
         {},
