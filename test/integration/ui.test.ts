@@ -8,7 +8,9 @@
  *   interval never runs: only the live path, podman's events → the agent's
  *   view → LiveCheck → SSE, can explain it);
  * - clicking a component shows its logs and events;
- * - a stopped agent's node shows as unreachable while the other's services
+ * - a hung agent (SIGSTOP) is unreachable after the call deadline while the
+ *   other node's changes still arrive, and is back once it resumes; a
+ *   stopped agent's node shows as unreachable while the other's services
  *   stay on the page;
  * - the real server refuses a foreign Host and anything but reads; a bad
  *   --listen is a usage error; Ctrl-C stops it.
@@ -118,6 +120,8 @@ describe("mcp ui", { timeout: 240_000 }, () => {
   });
 
   after(async () => {
+    // A failed hung-node test must not leave node b's agent stopped.
+    if (b?.pid) process.kill(b.pid, "SIGCONT");
     await browser?.close();
     if (ui) await stopUi(ui);
     await Promise.all([a?.cleanup(), b?.cleanup()]);
@@ -210,6 +214,28 @@ describe("mcp ui", { timeout: 240_000 }, () => {
     await page.locator("#detail-close").click();
   });
 
+  test("a hung node: unreachable after the call deadline, the other still live; back when it resumes", async () => {
+    const pid = b.pid;
+    assert.ok(pid);
+    process.kill(pid, "SIGSTOP");
+    try {
+      const hung = page.locator(`[data-node="${NODE_B}"][data-reachable="false"]`);
+      // Meanwhile node a's changes still arrive at once.
+      await runCommand(["podman", "rm", "-f", "ui-api-web"]);
+      await page
+        .locator(`${row(NODE_A, "ui-api")}[data-drift="true"]`)
+        .waitFor({ timeout: SEEN_MS });
+      await hung.waitFor({ timeout: SEEN_MS });
+      assert.match((await hung.textContent()) ?? "", /did not answer within 5 s/);
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    await page
+      .locator(`[data-node="${NODE_B}"][data-reachable="true"]`)
+      .waitFor({ timeout: SEEN_MS });
+    await page.locator(row(NODE_B, "ui-batch")).waitFor({ timeout: SEEN_MS });
+  });
+
   test("a stopped node shows as unreachable; the other's services stay", async () => {
     await b.kill("SIGTERM");
     const card = page.locator(`[data-node="${NODE_B}"][data-reachable="false"]`);
@@ -241,6 +267,6 @@ describe("mcp ui", { timeout: 240_000 }, () => {
   test("Ctrl-C stops it", async () => {
     assert.ok(ui);
     assert.equal(await stopUi(ui), 130);
-    assert.match(ui.output(), /mcp: mcp ui stopped/);
+    assert.match(ui.output(), /mcp: stopped serving the page/);
   });
 });

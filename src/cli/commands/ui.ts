@@ -98,7 +98,7 @@ export async function uiCommand(
   const ui = running;
   const offInterrupt = onInterrupt(() => {
     void ui.close();
-    return "mcp ui stopped";
+    return "stopped serving the page";
   });
   ctx.io.out(
     `mcp ui: serving ${nodes.length} node${nodes.length === 1 ? "" : "s"} on ${pageUrl({ host: listen.host, port: ui.port }, token)}\n` +
