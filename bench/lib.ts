@@ -10,7 +10,7 @@ import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { runCommand } from "../src/util/exec.js";
-import { TEST_IMAGE } from "../test/helpers/live-agent.js";
+import { TEST_IMAGE, oneRouteDefinition, type LiveAgent } from "../test/helpers/live-agent.js";
 
 export interface Stats {
   n: number;
@@ -254,5 +254,100 @@ export async function withCleanup(
     await runCleanup();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+  }
+}
+
+/**
+ * Latencies judged against a target on the median over all runs, where a
+ * run not seen within the timeout counts as longer than any seen (the
+ * median stays honest when some are missing).
+ */
+export interface LatencyVerdict {
+  /** The runs that were seen. */
+  seen: Stats;
+  timeouts: number;
+  /** Median over all runs / target (Infinity when most were not seen). */
+  ratio: number;
+  met: boolean;
+  /** The JSON line's fields. */
+  json: {
+    timeouts: number;
+    medianAllMs: number | null;
+    ratioToTarget: number | null;
+    target: number;
+    targetMet: boolean;
+  };
+}
+
+export function judgeLatency(runs: (number | undefined)[], targetMs: number): LatencyVerdict {
+  const seen = runs.flatMap((v) => (v === undefined ? [] : [v]));
+  const timeouts = runs.length - seen.length;
+  const all = stats(runs.map((v) => v ?? Infinity));
+  const ratio = all.median / targetMs;
+  const met = all.median <= targetMs;
+  return {
+    seen: stats(seen),
+    timeouts,
+    ratio,
+    met,
+    json: {
+      timeouts,
+      medianAllMs: Number.isFinite(all.median) ? ms(all.median) : null,
+      ratioToTarget: Number.isFinite(ratio) ? Math.round(ratio * 100) / 100 : null,
+      target: targetMs,
+      targetMet: met,
+    },
+  };
+}
+
+/** `812 ms`, `—` for no figure. */
+export function msText(v: number): string {
+  return Number.isFinite(v) ? `${v.toFixed(0)} ms` : "—";
+}
+
+/** One aligned line of a report. */
+export function reportRow(label: string, value: string): void {
+  console.log(`  ${label.padEnd(40)} ${value}`);
+}
+
+/** The report's lines for a verdict: the seen runs, the timeouts, the ratio to the target. */
+export function reportLatency(
+  v: LatencyVerdict,
+  opts: { seenLabel: string; targetMs: number; timeoutMs: number },
+): void {
+  const s = v.seen;
+  reportRow(
+    opts.seenLabel,
+    s.n > 0
+      ? `median ${msText(s.median)}   p90 ${msText(s.p90)}   min ${msText(s.min)}   max ${msText(s.max)}`
+      : "never",
+  );
+  reportRow(
+    "not seen within the timeout:",
+    `${v.timeouts} of ${s.n + v.timeouts} (timeout ${opts.timeoutMs / 1000} s)`,
+  );
+  reportRow(
+    `median over all runs / ${opts.targetMs} ms target:`,
+    `${Number.isFinite(v.ratio) ? v.ratio.toFixed(2) : `> ${(opts.timeoutMs / opts.targetMs).toFixed(0)}`}  (target ≤ 1: ${v.met ? "met" : "NOT met"})`,
+  );
+}
+
+/**
+ * Deploys a one-route service with no health check (a check would find a
+ * removed container too, at its own pace: the drift benches time the drift
+ * path alone); throws with the CLI's output when the deploy fails.
+ */
+export async function deployUnchecked(
+  live: LiveAgent,
+  service: string,
+  node: string,
+): Promise<void> {
+  await live.addDefinition(
+    service,
+    oneRouteDefinition(service, node, TEST_IMAGE, ["", "[components.health]", 'type = "none"']),
+  );
+  const deployed = await live.cli(["deploy", service]);
+  if (deployed.code !== 0) {
+    throw new Error(`mcp deploy exited ${deployed.code}:\n${deployed.stdout}${deployed.stderr}`);
   }
 }

@@ -59,3 +59,16 @@ await build({
   outfile: "dist/mcp.mjs",
   format: "esm",
 });
+
+// `mcp ui`'s page (src/cli/ui/web/): its script and style sheet, served by the
+// CLI from dist/ui/ (src/cli/commands/ui.ts finds them next to dist/mcp.mjs).
+await build({
+  entryPoints: ["src/cli/ui/web/app.ts", "src/cli/ui/web/app.css"],
+  outdir: "dist/ui",
+  bundle: true,
+  platform: "browser",
+  format: "iife",
+  target: ["chrome110", "firefox110", "safari16"],
+  minify: true,
+  logLevel: "warning",
+});

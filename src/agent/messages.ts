@@ -22,7 +22,8 @@ import {
 import { containerName } from "../runtime/names.js";
 import type { ContainerStatus } from "../runtime/types.js";
 import { imageVersion } from "../servicedef/image.js";
-import { componentKey, isDrift, observedStateOf } from "./observed/refresh.js";
+import { isDrift } from "../protocol/drift.js";
+import { componentKey, observedStateOf } from "./observed/refresh.js";
 
 /** Whether the proxy serves a route now; undefined: not a proxy route (edge/listing.ts). */
 export type RouteServing = (route: RouteRow) => boolean | undefined;

@@ -16,7 +16,7 @@ import {
   type AgentClient,
   type CallOpts,
 } from "./client.js";
-import { nodeReason, waitConnected, withNodeDeadline } from "./deadline.js";
+import { failureReason, waitConnected, withNodeDeadline } from "./deadline.js";
 import { DEFAULT_CONNECT_TIMEOUT_MS, fanOutLimits } from "./limits.js";
 import { processIO, type CliIO } from "./io.js";
 import { asOutcome, type StateChange } from "./outcome.js";
@@ -188,11 +188,7 @@ export class CliContext {
         try {
           return { node, result: await withNodeDeadline(node, limits, fn) };
         } catch (err) {
-          const error =
-            err instanceof NodeNotAnsweringError
-              ? err.why
-              : nodeReason(errorMessage(err), node.name);
-          return { node, error, failure: err };
+          return { node, error: failureReason(err, node.name), failure: err };
         }
       }),
     );

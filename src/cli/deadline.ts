@@ -22,8 +22,8 @@
  */
 import { connectivityState } from "@grpc/grpc-js";
 import type { ResolvedNode } from "../config/cli.js";
-import { McpError } from "../util/errors.js";
-import { connectNode, type AgentClient, type CallOpts } from "./client.js";
+import { McpError, errorMessage } from "../util/errors.js";
+import { NodeNotAnsweringError, connectNode, type AgentClient, type CallOpts } from "./client.js";
 import { DEFAULT_CALL_TIMEOUT_MS, formatLimit } from "./limits.js";
 
 export { formatLimit };
@@ -60,6 +60,15 @@ export function nodeReason(message: string, node: string): string {
     .replace(new RegExp(`^node ${escaped}(?: \\([^)]*\\))?:? `), "")
     .replace(/^unreachable: /, "");
   return reason || message;
+}
+
+/**
+ * Why a node did not answer, without its name: what the connection ran into
+ * for an agent that is not there ("connection refused"), else the error's
+ * reason (nodeReason). What fan-out commands and `mcp ui` show per node.
+ */
+export function failureReason(err: unknown, node: string): string {
+  return err instanceof NodeNotAnsweringError ? err.why : nodeReason(errorMessage(err), node);
 }
 
 export function notAnsweredError(client: { name: string; address: string }, ms: number): McpError {

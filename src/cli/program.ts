@@ -15,6 +15,7 @@ import { EXPORT_FORMATS } from "./export/formats.js";
 import { processIO, type CliIO } from "./io.js";
 import { STATE_CHANGE_DEADLINE_MS, formatLimit, type StateChangeVerb } from "./limits.js";
 import { hintLine } from "./hints.js";
+import { DEFAULT_LISTEN, parseListen, type Listen } from "./ui/listen.js";
 import { EXIT, changeExitCodeFor, exitCodeFor } from "./outcome.js";
 
 async function readStdin(): Promise<string> {
@@ -33,6 +34,15 @@ export function parseDurationOption(text: string): number {
   }
   if (ms <= 0) throw new InvalidArgumentError("expected a duration above zero");
   return ms;
+}
+
+/** A `--listen` value: `host:port` (IPv6 as `[::1]:7700`). */
+export function parseListenOption(text: string): Listen {
+  try {
+    return parseListen(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 const DEADLINE_HELP = (verb: StateChangeVerb) =>
@@ -473,6 +483,18 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .action(
       run(async (ctx, opts) => (await import("./commands/edge.js")).certCaCommand(ctx, opts)),
     );
+
+  program
+    .command("ui")
+    .description(
+      "serve a live web page of every node: services, drift, routes, events, logs (Ctrl-C stops it)",
+    )
+    .option(
+      "--listen <host:port>",
+      `where to serve it (default ${DEFAULT_LISTEN}); beyond loopback, the printed URL carries a token the page needs`,
+      parseListenOption,
+    )
+    .action(run(async (ctx, opts) => (await import("./commands/ui.js")).uiCommand(ctx, opts)));
 
   program
     .command("dns")

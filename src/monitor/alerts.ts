@@ -32,7 +32,7 @@
  *   whether the earlier alert reached anyone).
  */
 import { formatDuration } from "../config/duration.js";
-import { isDrift } from "../agent/observed/refresh.js";
+import { isDrift } from "../protocol/drift.js";
 
 export type AlertKind = "drift" | "flap" | "unhealthy";
 

@@ -28,7 +28,8 @@ import {
   undeployService,
 } from "../../src/agent/operations/lifecycle.js";
 import { nodeStatus } from "../../src/agent/server/node-status.js";
-import { isDrift, matchContainers, refreshObserved } from "../../src/agent/observed/refresh.js";
+import { matchContainers, refreshObserved } from "../../src/agent/observed/refresh.js";
+import { isDrift } from "../../src/protocol/drift.js";
 import { defaultPolicy } from "../../src/agent/policy/rules.js";
 import { RegistryPortBook } from "../../src/agent/ports/book.js";
 import { PortAllocator, describePool, type PortRange } from "../../src/agent/ports/allocator.js";

@@ -77,14 +77,6 @@ export function matchContainers(
   return { byKey, unmanaged };
 }
 
-/** Whether observed state disagrees with desired state (`ignore` never drifts). */
-export function isDrift(desired: string, observed: string): boolean {
-  if (desired === "ignore") return false;
-  if (desired === "running") return observed !== "running";
-  // desired stopped: anything but a live container is fine
-  return observed === "running" || observed === "paused";
-}
-
 /** Whether what podman shows for a component differs from what its row records. */
 function disagrees(row: ComponentRow, container: ContainerStatus | undefined): boolean {
   const startedAt = container?.startedAt ? container.startedAt.toISOString() : null;

@@ -28,7 +28,7 @@ export interface NodeRoute extends ProxyRouteInfo {
 }
 
 /** `2026-12-01` (UTC): a certificate's expiry in a table. */
-function day(d: Date | undefined): string {
+export function day(d: Date | undefined): string {
   return d ? d.toISOString().slice(0, 10) : "-";
 }
 
@@ -105,8 +105,12 @@ export async function edgeNode(ctx: CliContext, name: string | undefined): Promi
 }
 
 /** A node without [proxy] (or [dns]) answers FAILED_PRECONDITION to the edge calls. */
+export function isNoEdge(err: unknown): boolean {
+  return err instanceof McpError && err.code === "failed_precondition";
+}
+
 function lacksEdge(a: NodeAnswer<unknown>): boolean {
-  return a.failure instanceof McpError && a.failure.code === "failed_precondition";
+  return isNoEdge(a.failure);
 }
 
 export async function routeListCommand(

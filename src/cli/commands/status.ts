@@ -141,7 +141,8 @@ function oneLine(text: string): string {
   return text.trim().replace(/\s*\n\s*/g, " ⏎ ");
 }
 
-function eventDetail(e: EventInfo): string {
+/** An event's `prev → new  message` cell. */
+export function eventDetail(e: EventInfo): string {
   const transition =
     e.prevState || e.newState ? `${e.prevState || "-"} → ${e.newState || "-"}` : "";
   return [transition, oneLine(e.message)].filter(Boolean).join("  ");
