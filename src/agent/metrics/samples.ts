@@ -8,7 +8,7 @@
 import { status } from "@grpc/grpc-js";
 import type { ComponentRow } from "../../registry/index.js";
 import { healthShown } from "../messages.js";
-import { isDrift } from "../observed/refresh.js";
+import { isDrift } from "../../protocol/drift.js";
 
 export type Labels = Record<string, string>;
 
