@@ -154,3 +154,4 @@ else
 fi
 
 say "done: try mcp ps, mcp list, mcp status, mcp route list, mcp cert ca, mcp stop hello, mcp start hello"
+echo "see it live: mcp ui (a page on http://127.0.0.1:7700/); leave: mcp export multi --format kube|compose"
