@@ -27,6 +27,7 @@ import {
   type Limits,
 } from "./limits.js";
 import { parsePortMapping } from "./ports.js";
+import { splitVolume } from "./volumes.js";
 import type {
   BuildDef,
   ComponentDef,
@@ -322,7 +323,7 @@ class Checker extends TableChecker {
   volume: Parse<string> = (v, p) => {
     const s = this.string(v, p);
     if (s === undefined) return undefined;
-    const [host = "", container = "", options, ...extra] = s.split(":");
+    const { source: host, destination: container, options, extra } = splitVolume(s);
     const abs = (x: string) => x.startsWith("/");
     if (
       !abs(host) ||

@@ -51,6 +51,7 @@ import {
 } from "../../config/protected-dirs.js";
 import { isInside } from "../../protocol/file-paths.js";
 import { parsePortMapping } from "../../servicedef/ports.js";
+import { splitVolume } from "../../servicedef/volumes.js";
 import { at } from "../../util/checker.js";
 import type { Problem } from "../../util/errors.js";
 
@@ -503,7 +504,7 @@ export function checkVolumes(
 
   component.volumes.forEach((volume, i) => {
     const p = at(at(base, "volumes"), i);
-    const [host = "", container = "", options, ...extra] = volume.split(":");
+    const { source: host, destination: container, options, extra } = splitVolume(volume);
     const lexical = normalizeAbsolute(host);
     if (lexical === undefined || !container.startsWith("/") || extra.length > 0) {
       fail(

@@ -28,7 +28,7 @@ export interface NodeRoute extends ProxyRouteInfo {
 }
 
 /** `2026-12-01` (UTC): a certificate's expiry in a table. */
-export function day(d: Date | undefined): string {
+function day(d: Date | undefined): string {
   return d ? d.toISOString().slice(0, 10) : "-";
 }
 
@@ -36,6 +36,16 @@ export function day(d: Date | undefined): string {
 export function routeOwner(r: Pick<ProxyRouteInfo, "service" | "component" | "route">): string {
   if (!r.service) return "-";
   return `${r.service}/${r.component}${r.route ? `/${r.route}` : ""}`;
+}
+
+/** A route's MODE column: `l4`, `l7`, `+pp` when it sends a PROXY v2 header. */
+export function routeMode(r: Pick<ProxyRouteInfo, "mode" | "proxyProtocol">): string {
+  return r.proxyProtocol ? `${r.mode}+pp` : r.mode;
+}
+
+/** A route's CERT-EXPIRES column: the day its certificate expires, `-` for L4 (the container's own TLS). */
+export function routeCertExpiry(r: Pick<ProxyRouteInfo, "mode" | "certNotAfter">): string {
+  return r.mode === "l7" ? day(r.certNotAfter) : "-";
 }
 
 /** The `mcp route list` table (pure). */
@@ -47,11 +57,11 @@ export function formatRouteList(routes: NodeRoute[]): string {
       r.node,
       String(r.listener),
       r.hostname,
-      r.proxyProtocol ? `${r.mode}+pp` : r.mode,
+      routeMode(r),
       r.backend,
       routeOwner(r),
       r.served ? "yes" : "no",
-      r.mode === "l7" ? day(r.certNotAfter) : "-",
+      routeCertExpiry(r),
     ]),
   );
 }

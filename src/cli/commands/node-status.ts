@@ -55,7 +55,7 @@ function plural(n: number, word: string): string {
 }
 
 /** `free X of Y (Z% used)`, or `unknown` when the agent could not read it. */
-export function freeOf(free: number, total: number): string {
+function freeOf(free: number, total: number): string {
   if (total <= 0) return "unknown";
   const used = Math.round(((total - free) / total) * 100);
   return `${formatBytes(free)} free of ${formatBytes(total)} (${used}% used)`;

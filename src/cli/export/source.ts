@@ -11,6 +11,7 @@ import type { ComponentSpec, ServiceInfo, ServiceSpec } from "../../gen/mcp/v1/m
 import { healthPlan, type HealthPlan } from "../../health/plan.js";
 import { envMap } from "../../servicedef/env.js";
 import { parsePortMapping, type PortMapping } from "../../servicedef/ports.js";
+import { splitVolume } from "../../servicedef/volumes.js";
 import {
   containerEnv,
   publishedPorts,
@@ -60,11 +61,6 @@ export interface ExportedComponent {
   health: HealthPlan;
 }
 
-/**
- * The source of an export from what the agent answered. Refuses a service
- * whose spec did not come (an older agent) or one of whose routes has no
- * host port (never deployed): the file would lack its port variables.
- */
 /** The spec the agent sent with `include_spec`; refused when it sent none. */
 export function heldSpec(info: ServiceInfo): ServiceSpec {
   if (!info.spec) {
@@ -76,6 +72,11 @@ export function heldSpec(info: ServiceInfo): ServiceSpec {
   return info.spec;
 }
 
+/**
+ * The source of an export from what the agent answered. Refuses a service
+ * whose spec did not come (an older agent) or one of whose routes has no
+ * host port (never deployed): the file would lack its port variables.
+ */
 export function exportSource(node: string, info: ServiceInfo): ExportSource {
   const spec = heldSpec(info);
   const hostPorts = new Map<string, Map<string, number>>();
@@ -106,7 +107,7 @@ export function exportSource(node: string, info: ServiceInfo): ExportSource {
 }
 
 function exportedVolume(text: string): ExportedVolume {
-  const [source = "", destination = "", options] = text.split(":");
+  const { source, destination, options } = splitVolume(text);
   return { text, source, destination, options: options ? options.split(",") : [] };
 }
 

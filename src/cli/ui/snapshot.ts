@@ -12,7 +12,7 @@ import type {
   ProxyRouteInfo,
 } from "../../gen/mcp/v1/mcp.js";
 import { isDrift } from "../../protocol/drift.js";
-import { day, routeOwner } from "../commands/edge.js";
+import { routeCertExpiry, routeMode, routeOwner } from "../commands/edge.js";
 import { nodeStatusLines, poolSize } from "../commands/node-status.js";
 import { eventDetail, formatServed } from "../commands/status.js";
 import { componentRows, formatRoutes } from "../service-rows.js";
@@ -165,11 +165,11 @@ function uiRoutes(nodes: NodeObservation[]): UiRoute[] {
           node: n.name,
           listener: r.listener,
           hostname: r.hostname,
-          mode: r.proxyProtocol ? `${r.mode}+pp` : r.mode,
+          mode: routeMode(r),
           backend: r.backend,
           owner: routeOwner(r),
           served: r.served,
-          certExpires: r.mode === "l7" ? day(r.certNotAfter) : "-",
+          certExpires: routeCertExpiry(r),
         }))
       : [],
   );

@@ -11,6 +11,7 @@
 import { envMap } from "../../servicedef/env.js";
 import { parsePortMapping } from "../../servicedef/ports.js";
 import { NETWORK_MODES } from "../../servicedef/publish.js";
+import { splitVolume } from "../../servicedef/volumes.js";
 import { McpError } from "../../util/errors.js";
 import type { ContainerSpec, LogOptions } from "../types.js";
 
@@ -166,7 +167,7 @@ export function portMapping(p: string): ApiPortMapping {
  * MCP asks for it, so it is refused.
  */
 export function volume(v: string): ApiMount | ApiNamedVolume {
-  const [source = "", destination = "", opts, ...extra] = v.split(":");
+  const { source, destination, options: opts, extra } = splitVolume(v);
   if (!source || !destination.startsWith("/") || extra.length > 0) {
     throw invalid("volume", v, "expected source:/container/path[:options]");
   }
